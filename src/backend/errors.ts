@@ -1,0 +1,24 @@
+// The typed error catalog of the backend contract. Cores raise EtcdError with one of these codes;
+// each edge (gRPC, v3 gateway, v2) maps them through one total table of its own.
+
+export const errorCodes = [
+  'emptyKey', 'keyNotFound', 'valueProvided', 'leaseProvided', 'tooManyOps', 'duplicateKey',
+  'compacted', 'futureRev', 'noSpace', 'leaseNotFound', 'leaseExist', 'leaseTTLTooLarge',
+  'requestTooLarge', 'watchCanceled', 'memberNotFound', 'memberExist', 'peerURLExist',
+  'invalidPeerURLs', 'notLearner', 'learnerNotReady', 'tooManyLearners', 'authNotEnabled',
+  'badLeaderTransferee', 'notLeader', 'noLeader', 'stopped', 'timeout', 'corrupt',
+  'electionNoLeader', 'electionNotLeader', 'electionNoLeaderField', 'failed',
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+export class EtcdError extends Error {
+  override readonly name = 'EtcdError';
+  constructor(readonly code: ErrorCode, detail?: string) {
+    super(detail ?? code);
+  }
+}
+
+export function isEtcdError(e: unknown): e is EtcdError {
+  return e instanceof EtcdError;
+}

@@ -1,0 +1,48 @@
+// The V3Backend contract: what every edge (gRPC, v3 JSON gateway, v2 emulation) calls, and what
+// the embedded core and (later) the upstream client implement. Messages are etcd's own wire types.
+import type * as pb from '../gen/etcdserverpb/rpc.js';
+
+export { EtcdError, isEtcdError, type ErrorCode } from './errors.js';
+
+/** One watch stream (a gRPC Watch call, a gateway /v3/watch request, ...). */
+export interface WatchSession {
+  request(req: pb.WatchRequest): void;
+  close(): void;
+}
+
+export interface WatchOutput {
+  /** Sends one response; returns false when the consumer is congested (buffering). */
+  send(resp: pb.WatchResponse): void;
+  /** Bytes queued towards the consumer and not yet flushed. */
+  backlogBytes(): number;
+}
+
+export interface V3Backend {
+  range(req: pb.RangeRequest): Promise<pb.RangeResponse>;
+  put(req: pb.PutRequest): Promise<pb.PutResponse>;
+  deleteRange(req: pb.DeleteRangeRequest): Promise<pb.DeleteRangeResponse>;
+  txn(req: pb.TxnRequest): Promise<pb.TxnResponse>;
+  compact(req: pb.CompactionRequest): Promise<pb.CompactionResponse>;
+
+  watch(out: WatchOutput): WatchSession;
+
+  leaseGrant(req: pb.LeaseGrantRequest): Promise<pb.LeaseGrantResponse>;
+  leaseRevoke(req: pb.LeaseRevokeRequest): Promise<pb.LeaseRevokeResponse>;
+  leaseKeepAlive(req: pb.LeaseKeepAliveRequest): Promise<pb.LeaseKeepAliveResponse>;
+  leaseTimeToLive(req: pb.LeaseTimeToLiveRequest): Promise<pb.LeaseTimeToLiveResponse>;
+  leaseLeases(req: pb.LeaseLeasesRequest): Promise<pb.LeaseLeasesResponse>;
+
+  memberList(req: pb.MemberListRequest): Promise<pb.MemberListResponse>;
+
+  status(req: pb.StatusRequest): Promise<pb.StatusResponse>;
+  alarm(req: pb.AlarmRequest): Promise<pb.AlarmResponse>;
+  defragment(req: pb.DefragmentRequest): Promise<pb.DefragmentResponse>;
+  hash(req: pb.HashRequest): Promise<pb.HashResponse>;
+  hashKV(req: pb.HashKVRequest): Promise<pb.HashKVResponse>;
+  snapshot(req: pb.SnapshotRequest): AsyncIterable<pb.SnapshotResponse>;
+  moveLeader(req: pb.MoveLeaderRequest): Promise<pb.MoveLeaderResponse>;
+
+  /** Whether the backend can serve: has a leader, storage healthy. */
+  health(): { ok: boolean; reason: string };
+  close(): Promise<void>;
+}

@@ -1,0 +1,116 @@
+// Command-line flags with etcd's names, each also settable as ETCD_<NAME> in the environment
+// (flags win). One table: parsing, --help and validation all read it.
+
+export type FlagKind = 'string' | 'urls' | 'int' | 'bool' | 'duration';
+
+export interface FlagSpec {
+  readonly kind: FlagKind;
+  readonly default: string;
+  readonly help: string;
+}
+
+export const flagSpecs = {
+  'name': { kind: 'string', default: 'default', help: 'Human-readable name for this member.' },
+  'data-dir': { kind: 'string', default: '', help: 'Path to the data directory (default "${name}.etcd").' },
+  'listen-client-urls': { kind: 'urls', default: 'http://localhost:2379', help: 'List of URLs to listen on for client traffic (gRPC, v3 JSON gateway and HTTP on each).' },
+  'advertise-client-urls': { kind: 'urls', default: 'http://localhost:2379', help: 'List of this member\'s client URLs to advertise to the rest of the cluster.' },
+  'initial-advertise-peer-urls': { kind: 'urls', default: 'http://localhost:2380', help: 'List of this member\'s peer URLs to advertise (also derives the member ID, as etcd).' },
+  'initial-cluster-token': { kind: 'string', default: 'etcd-cluster', help: 'Initial cluster token (derives the member and cluster IDs, as etcd).' },
+  'election-timeout': { kind: 'int', default: '1000', help: 'Time (in milliseconds) for an election to timeout; the minimum lease TTL is 1.5x this.' },
+  'max-txn-ops': { kind: 'int', default: '128', help: 'Maximum number of operations permitted in a transaction.' },
+  'max-request-bytes': { kind: 'int', default: '1572864', help: 'Maximum client request size in bytes the server will accept.' },
+  'experimental-watch-progress-notify-interval': { kind: 'duration', default: '10m', help: 'Duration of periodic watch progress notifications.' },
+  'watch-backlog-bytes-max': { kind: 'int', default: '67108864', help: 'Unread watch response bytes a stream may buffer before its watchers are canceled (not an etcd flag).' },
+  'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
+} as const satisfies Record<string, FlagSpec>;
+
+export type FlagName = keyof typeof flagSpecs;
+
+export class FlagError extends Error {}
+
+export function envName(flag: string): string {
+  return 'ETCD_' + flag.toUpperCase().replaceAll('-', '_');
+}
+
+export interface ParsedFlags {
+  readonly values: Record<FlagName, string>;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+function isFlag(name: string): name is FlagName {
+  return Object.hasOwn(flagSpecs, name);
+}
+
+/** Parses argv (without node and script) and the environment into raw flag strings. */
+export function parseFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedFlags {
+  const values = {} as Record<FlagName, string>;
+  for (const name of Object.keys(flagSpecs) as FlagName[]) {
+    values[name] = env[envName(name)] ?? flagSpecs[name].default;
+  }
+  let help = false;
+  let version = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') { help = true; continue; }
+    if (arg === '--version') { version = true; continue; }
+    const m = /^--?([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
+    if (m === null) throw new FlagError(`unexpected argument "${arg}"`);
+    const name = m[1]!;
+    if (!isFlag(name)) throw new FlagError(`unknown flag: --${name}`);
+    let value = m[2];
+    if (value === undefined) {
+      if ((flagSpecs[name] as FlagSpec).kind === 'bool') value = 'true';
+      else {
+        value = argv[++i];
+        if (value === undefined) throw new FlagError(`flag needs an argument: --${name}`);
+      }
+    }
+    values[name] = value;
+  }
+  return { values, help, version };
+}
+
+export function parseIntFlag(name: FlagName, v: string, min = 0): number {
+  if (!/^-?\d+$/.test(v)) throw new FlagError(`invalid value "${v}" for flag --${name}: not an integer`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new FlagError(`invalid value "${v}" for flag --${name}: must be >= ${min}`);
+  return n;
+}
+
+/** Go-style durations: "10m", "1.5s", "100ms", "1h30m". */
+export function parseDurationMs(name: FlagName, v: string): number {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(v); m !== null; m = re.exec(v)) {
+    total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    matched = re.lastIndex;
+  }
+  if (v.length === 0 || matched !== v.length) throw new FlagError(`invalid value "${v}" for flag --${name}: not a duration`);
+  return total;
+}
+
+export function parseUrls(name: FlagName, v: string): URL[] {
+  return v.split(',').map((s) => {
+    let u: URL;
+    try {
+      u = new URL(s.trim());
+    } catch {
+      throw new FlagError(`invalid value "${v}" for flag --${name}: "${s}" is not a URL`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new FlagError(`invalid value "${v}" for flag --${name}: URL scheme must be http or https`);
+    }
+    return u;
+  });
+}
+
+export function helpText(): string {
+  const lines = ['Usage: etcd-gateway [flags]', '', 'Flags (each also settable as ETCD_<FLAG_NAME>):'];
+  for (const [name, spec] of Object.entries(flagSpecs) as [string, FlagSpec][]) {
+    lines.push(`  --${name}${spec.default !== '' ? ` (default "${spec.default}")` : ''}`, `      ${spec.help}`);
+  }
+  lines.push('  --help', '      Show this help.', '  --version', '      Print the version and exit.');
+  return lines.join('\n');
+}

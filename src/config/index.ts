@@ -1,0 +1,60 @@
+// Flags and environment -> one validated, typed Config.
+import { FlagError, helpText, parseDurationMs, parseFlags, parseIntFlag, parseUrls } from './flags.js';
+
+export { FlagError, helpText };
+
+export interface Config {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly listenClientUrls: readonly URL[];
+  readonly advertiseClientUrls: readonly string[];
+  readonly advertisePeerUrls: readonly string[];
+  readonly initialClusterToken: string;
+  readonly electionTimeoutMs: number;
+  readonly maxTxnOps: number;
+  readonly maxRequestBytes: number;
+  readonly watchProgressNotifyIntervalMs: number;
+  readonly watchBacklogBytesMax: number;
+  readonly logLevel: string;
+}
+
+export type ConfigResult = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: Config };
+
+const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error', 'fatal']);
+
+export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ConfigResult {
+  const { values: v, help, version } = parseFlags(argv, env);
+  if (help) return { kind: 'help' };
+  if (version) return { kind: 'version' };
+  const listen = parseUrls('listen-client-urls', v['listen-client-urls']);
+  for (const u of listen) {
+    if (u.protocol !== 'http:') throw new FlagError(`--listen-client-urls: ${u.href}: TLS listeners are not supported yet`);
+    if (u.port === '') throw new FlagError(`--listen-client-urls: ${u.href}: a port is required`);
+  }
+  const progress = parseDurationMs('experimental-watch-progress-notify-interval', v['experimental-watch-progress-notify-interval']);
+  if (progress < 100) throw new FlagError('--experimental-watch-progress-notify-interval must be at least 100ms');
+  if (!LOG_LEVELS.has(v['log-level'])) throw new FlagError(`--log-level: unknown level "${v['log-level']}"`);
+  return {
+    kind: 'run',
+    config: {
+      name: v.name,
+      dataDir: v['data-dir'] !== '' ? v['data-dir'] : `${v.name}.etcd`,
+      listenClientUrls: listen,
+      advertiseClientUrls: parseUrls('advertise-client-urls', v['advertise-client-urls']).map(urlString),
+      advertisePeerUrls: parseUrls('initial-advertise-peer-urls', v['initial-advertise-peer-urls']).map(urlString),
+      initialClusterToken: v['initial-cluster-token'],
+      electionTimeoutMs: parseIntFlag('election-timeout', v['election-timeout'], 1),
+      maxTxnOps: parseIntFlag('max-txn-ops', v['max-txn-ops'], 1),
+      maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
+      watchProgressNotifyIntervalMs: progress,
+      watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),
+      logLevel: v['log-level'],
+    },
+  };
+}
+
+/** etcd prints URLs without a trailing slash: http://127.0.0.1:2379 */
+function urlString(u: URL): string {
+  return u.href.replace(/\/$/, '');
+}
+

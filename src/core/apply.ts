@@ -1,0 +1,138 @@
+// The one deterministic apply(request, index) of the embedded core: every mutating request,
+// once ordered (today: by arrival; with Raft: by the log), goes through here and nowhere else.
+import { EtcdError } from '../backend/errors.js';
+import type { AlarmMember, AlarmRequest, AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, TxnResponse } from '../gen/etcdserverpb/rpc.js';
+import type { InternalRequest } from '../gen/serverpb/internal.js';
+import { AlarmRequest_AlarmAction as AlarmAction, AlarmType } from '../gen/etcdserverpb/rpc.js';
+import { keyRange, toBin } from '../util/bytes.js';
+import { deleteOp, putOp, revHeader, txnOp } from './kv.js';
+import type { Lessor } from './lease/lessor.js';
+import type { Change, MvccStore, WriteTxn } from './mvcc/store.js';
+import type { MvccStorage } from './mvcc/storage.js';
+
+export type ApplyResponse =
+  | { readonly $case: 'put'; readonly value: PutResponse }
+  | { readonly $case: 'deleteRange'; readonly value: DeleteRangeResponse }
+  | { readonly $case: 'txn'; readonly value: TxnResponse }
+  | { readonly $case: 'compaction'; readonly value: CompactionResponse }
+  | { readonly $case: 'leaseGrant'; readonly value: LeaseGrantResponse }
+  | { readonly $case: 'leaseRevoke'; readonly value: LeaseRevokeResponse }
+  | { readonly $case: 'alarm'; readonly value: AlarmResponse };
+
+export interface ApplyResult {
+  readonly response: ApplyResponse | undefined;
+  readonly error: EtcdError | undefined;
+  /** Revision after the request (unchanged when nothing was written). */
+  readonly rev: number;
+  readonly changes: readonly Change[];
+}
+
+const META_INDEX = 'consistentIndex';
+const META_ALARMS = 'alarms';
+
+export function leaseRecord(ttl: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeDoubleBE(ttl);
+  return b;
+}
+
+export class Applier {
+  private index: number;
+  readonly alarms: AlarmMember[];
+
+  constructor(private readonly store: MvccStore, private readonly lessor: Lessor, private readonly storage: MvccStorage) {
+    const b = storage.getMeta(META_INDEX);
+    this.index = b === undefined ? 0 : b.readDoubleBE(0);
+    const a = storage.getMeta(META_ALARMS);
+    this.alarms = a === undefined ? [] : (JSON.parse(a.toString()) as { m: string; a: number }[]).map((x) => ({ memberID: BigInt(x.m), alarm: x.a }));
+  }
+
+  /** Index of the last applied request (persisted with the data it produced). */
+  get appliedIndex(): number {
+    return this.index;
+  }
+
+  apply(req: InternalRequest, index: number): ApplyResult {
+    const txn = this.store.beginWrite();
+    let response: ApplyResponse | undefined;
+    let error: EtcdError | undefined;
+    try {
+      response = this.dispatch(req, txn);
+    } catch (e) {
+      // Every request is fully checked before it writes; an error after a write is a bug, and
+      // answering it would leave a half-applied request behind: stop instead.
+      if (!(e instanceof EtcdError) || txn.changes.length > 0) throw e;
+      error = e;
+    }
+    this.syncLeases(txn.changes);
+    txn.end();
+    this.index = index;
+    const b = Buffer.allocUnsafe(8);
+    b.writeDoubleBE(index);
+    this.storage.stage({ t: 'meta', name: META_INDEX, value: b });
+    return { response, error, rev: this.store.currentRev, changes: txn.changes };
+  }
+
+  private dispatch(req: InternalRequest, txn: WriteTxn): ApplyResponse {
+    const r = req.request;
+    switch (r?.$case) {
+      case 'put': {
+        if (r.value.lease !== 0n && !this.lessor.has(r.value.lease)) throw new EtcdError('leaseNotFound');
+        const value = putOp(this.store, txn, r.value);
+        value.header = revHeader(txn.readRev);
+        return { $case: 'put', value };
+      }
+      case 'deleteRange':
+        return { $case: 'deleteRange', value: deleteOp(txn, r.value) };
+      case 'txn':
+        return { $case: 'txn', value: txnOp(this.store, this.lessor, txn, r.value) };
+      case 'compaction':
+        this.store.compact(Number(r.value.revision));
+        return { $case: 'compaction', value: { header: revHeader(this.store.currentRev) } };
+      case 'leaseGrant': {
+        const { ID, TTL } = r.value;
+        if (this.lessor.has(ID)) throw new EtcdError('leaseExist');
+        const ttl = this.lessor.effectiveTTL(Number(TTL));
+        this.lessor.grant(ID, ttl);
+        this.storage.stage({ t: 'lease', id: ID, value: leaseRecord(ttl) });
+        return { $case: 'leaseGrant', value: { header: revHeader(this.store.currentRev), ID, TTL: BigInt(ttl), error: '' } };
+      }
+      case 'leaseRevoke': {
+        const id = r.value.ID;
+        if (!this.lessor.has(id)) throw new EtcdError('leaseNotFound');
+        for (const k of this.lessor.revoke(id)) txn.deleteRange(keyRange(Buffer.from(k, 'latin1'), Buffer.alloc(0)));
+        this.storage.stage({ t: 'lease', id, value: null });
+        return { $case: 'leaseRevoke', value: { header: revHeader(txn.readRev) } };
+      }
+      case 'alarm':
+        return { $case: 'alarm', value: this.alarm(r.value) };
+      case undefined:
+        throw new EtcdError('failed', 'empty internal request');
+    }
+  }
+
+  private alarm(a: AlarmRequest): AlarmResponse {
+    const i = this.alarms.findIndex((x) => x.memberID === a.memberID && x.alarm === a.alarm);
+    let changed: AlarmMember | undefined;
+    if (a.action === AlarmAction.ACTIVATE && a.alarm !== AlarmType.NONE && i < 0) {
+      changed = { memberID: a.memberID, alarm: a.alarm };
+      this.alarms.push(changed);
+    } else if (a.action === AlarmAction.DEACTIVATE && i >= 0) {
+      changed = this.alarms.splice(i, 1)[0];
+    }
+    if (changed !== undefined) {
+      const json = JSON.stringify(this.alarms.map((x) => ({ m: x.memberID.toString(), a: x.alarm })));
+      this.storage.stage({ t: 'meta', name: META_ALARMS, value: Buffer.from(json) });
+    }
+    return { header: undefined, alarms: changed === undefined ? [] : [changed] };
+  }
+
+  /** Keeps each lease's key set in step with the keys the txn wrote or deleted. */
+  private syncLeases(changes: readonly Change[]): void {
+    for (const c of changes) {
+      const k = toBin(c.kv.key);
+      if (c.prev !== undefined && c.prev.lease !== 0n) this.lessor.detach(c.prev.lease, k);
+      if (c.type === 'put' && c.kv.lease !== 0n) this.lessor.attach(c.kv.lease, k);
+    }
+  }
+}

@@ -1,0 +1,119 @@
+// The only lmdb import: MVCC records by revision key, metadata and lease records in one LMDB
+// environment. Commits are durable when their promise resolves (overlappingSync off: LMDB
+// fsyncs before the commit is reported). Staged writes are visible to reads through an overlay
+// until their commit lands.
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseRevKey, revKey } from '../mvcc/record.js';
+import type { MvccStorage, StorageOp } from '../mvcc/storage.js';
+
+export class LmdbStorage implements MvccStorage {
+  private readonly root: RootDatabase<Buffer, Buffer>;
+  private readonly records: Database<Buffer, Buffer>;
+  private readonly meta: Database<Buffer, string>;
+  private readonly leases: Database<Buffer, Buffer>;
+  /** Staged and not yet committed records, by latin1 revision key; null = deleted. */
+  private readonly overlay = new Map<string, { op: StorageOp; value: Buffer | null }>();
+  private staged: StorageOp[] = [];
+  readonly path: string;
+
+  constructor(dir: string) {
+    mkdirSync(dir, { recursive: true });
+    this.path = join(dir, 'member', 'snap');
+    mkdirSync(this.path, { recursive: true });
+    this.root = open<Buffer, Buffer>({
+      path: join(this.path, 'db'),
+      noSubdir: true,
+      overlappingSync: false,
+      maxDbs: 8,
+      mapSize: 64 * 2 ** 30,
+      keyEncoding: 'binary',
+      encoding: 'binary',
+    });
+    this.records = this.root.openDB<Buffer, Buffer>({ name: 'key', keyEncoding: 'binary', encoding: 'binary' });
+    this.meta = this.root.openDB<Buffer, string>({ name: 'meta', keyEncoding: 'ordered-binary', encoding: 'binary' });
+    this.leases = this.root.openDB<Buffer, Buffer>({ name: 'lease', keyEncoding: 'binary', encoding: 'binary' });
+  }
+
+  getRecord(main: number, sub: number): Buffer | undefined {
+    const k = revKey(main, sub);
+    const staged = this.overlay.get(k.toString('latin1'));
+    if (staged !== undefined) return staged.value ?? undefined;
+    return this.records.getBinary(k) ?? undefined;
+  }
+
+  *scanRecords(fromMain: number, toMain: number): Iterable<{ main: number; sub: number; value: Buffer }> {
+    for (const { key, value } of this.records.getRange({ start: revKey(fromMain, 0), end: revKey(toMain, 0) })) {
+      const { main, sub } = parseRevKey(key);
+      yield { main, sub, value: Buffer.from(value) };
+    }
+  }
+
+  getMeta(name: string): Buffer | undefined {
+    return this.meta.getBinary(name) ?? undefined;
+  }
+
+  *scanLeases(): Iterable<{ id: bigint; value: Buffer }> {
+    for (const { key, value } of this.leases.getRange({})) {
+      yield { id: key.readBigInt64BE(0), value: Buffer.from(value) };
+    }
+  }
+
+  stage(op: StorageOp): void {
+    this.staged.push(op);
+    if (op.t === 'rec') this.overlay.set(revKey(op.main, op.sub).toString('latin1'), { op, value: op.value });
+  }
+
+  commit(): Promise<void> {
+    const ops = this.staged;
+    this.staged = [];
+    const done = this.root.transaction(() => {
+      for (const op of ops) {
+        switch (op.t) {
+          case 'rec': {
+            const k = revKey(op.main, op.sub);
+            if (op.value === null) this.records.removeSync(k);
+            else this.records.putSync(k, op.value);
+            break;
+          }
+          case 'meta':
+            if (op.value === null) this.meta.removeSync(op.name);
+            else this.meta.putSync(op.name, op.value);
+            break;
+          case 'lease': {
+            const k = Buffer.allocUnsafe(8);
+            k.writeBigInt64BE(op.id);
+            if (op.value === null) this.leases.removeSync(k);
+            else this.leases.putSync(k, op.value);
+            break;
+          }
+        }
+      }
+    });
+    return done.then(() => {
+      for (const op of ops) {
+        if (op.t !== 'rec') continue;
+        const k = revKey(op.main, op.sub).toString('latin1');
+        if (this.overlay.get(k)?.op === op) this.overlay.delete(k);
+      }
+    });
+  }
+
+  /** A consistent copy of the whole environment, written to `file`. */
+  backup(file: string): Promise<void> {
+    return this.root.backup(file, true);
+  }
+
+  /** Allocated size of the data file and the bytes its pages hold. */
+  sizes(): { dbSize: number; inUse: number } {
+    const dbSize = statSync(join(this.path, 'db')).size;
+    const stats = this.root.getStats() as { pageSize?: number; lastPageNumber?: number };
+    const used = ((stats.lastPageNumber ?? 0) + 1) * (stats.pageSize ?? 4096);
+    return { dbSize, inUse: Math.min(dbSize, used) };
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+}

@@ -1,0 +1,123 @@
+// etcdserverpb services over grpc-js: each handler decodes (done by the generated service
+// definition), calls the backend, and maps errors through status.ts. Nothing else lives here.
+import type * as grpc from '@grpc/grpc-js';
+import type { V3Backend } from '../backend/index.js';
+import {
+  ClusterService, KVService, LeaseService, MaintenanceService, WatchService,
+  type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
+} from '../gen/etcdserverpb/rpc.js';
+import { toServiceError, type Logger } from './status.js';
+
+type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
+
+function unary<Req, Res>(fn: (req: Req) => Promise<Res>, log: Logger): Unary<Req, Res> {
+  return (call, callback) => {
+    let p: Promise<Res>;
+    try {
+      p = fn(call.request);
+    } catch (e) {
+      callback(toServiceError(e, log));
+      return;
+    }
+    p.then((res) => callback(null, res), (e: unknown) => callback(toServiceError(e, log)));
+  };
+}
+
+function approxSize(resp: WatchResponse): number {
+  let n = 64;
+  for (const ev of resp.events) {
+    n += 48 + (ev.kv?.key.length ?? 0) + (ev.kv?.value.length ?? 0);
+    if (ev.prevKv !== undefined) n += 48 + ev.prevKv.key.length + ev.prevKv.value.length;
+  }
+  return n;
+}
+
+export function addServices(server: grpc.Server, backend: V3Backend, log: Logger): void {
+  const kv: KVServer = {
+    range: unary((r) => backend.range(r), log),
+    put: unary((r) => backend.put(r), log),
+    deleteRange: unary((r) => backend.deleteRange(r), log),
+    txn: unary((r) => backend.txn(r), log),
+    compact: unary((r) => backend.compact(r), log),
+  };
+  server.addService(KVService, kv);
+
+  const watch: WatchServer = {
+    watch(call) {
+      let backlog = 0;
+      let congested = false;
+      call.on('drain', () => {
+        congested = false;
+        backlog = 0;
+      });
+      const session = backend.watch({
+        send(resp) {
+          if (call.destroyed || call.writableEnded) return;
+          const ok = call.write(resp);
+          if (!ok || congested) {
+            congested = true;
+            backlog += approxSize(resp);
+          }
+        },
+        backlogBytes: () => backlog,
+      });
+      call.on('data', (req) => session.request(req));
+      // A client half-close does not end an etcd watch stream: events keep flowing until cancel.
+      const end = (): void => session.close();
+      call.on('cancelled', end);
+      call.on('close', end);
+      call.on('error', end);
+    },
+  };
+  server.addService(WatchService, watch);
+
+  const lease: LeaseServer = {
+    leaseGrant: unary((r) => backend.leaseGrant(r), log),
+    leaseRevoke: unary((r) => backend.leaseRevoke(r), log),
+    leaseTimeToLive: unary((r) => backend.leaseTimeToLive(r), log),
+    leaseLeases: unary((r) => backend.leaseLeases(r), log),
+    leaseKeepAlive(call) {
+      // One response per request, in order; the stream ends when the client half-closes.
+      let chain = Promise.resolve();
+      call.on('data', (req) => {
+        chain = chain.then(() => backend.leaseKeepAlive(req)).then(
+          (resp) => { if (!call.destroyed && !call.writableEnded) call.write(resp); },
+          (e: unknown) => { call.destroy(Object.assign(new Error('keepalive failed'), toServiceError(e, log))); },
+        );
+      });
+      call.on('end', () => { void chain.then(() => { if (!call.writableEnded) call.end(); }); });
+      call.on('error', () => undefined);
+    },
+  };
+  server.addService(LeaseService, lease);
+
+  // Membership changes (MemberAdd/Remove/Update/Promote) come with Raft (issue 5); until then
+  // grpc-js answers them UNIMPLEMENTED.
+  const cluster: Pick<ClusterServer, 'memberList'> = {
+    memberList: unary((r) => backend.memberList(r), log),
+  };
+  server.addService(ClusterService, cluster as ClusterServer);
+
+  const maintenance: MaintenanceServer = {
+    alarm: unary((r) => backend.alarm(r), log),
+    status: unary((r) => backend.status(r), log),
+    defragment: unary((r) => backend.defragment(r), log),
+    hash: unary((r) => backend.hash(r), log),
+    hashKv: unary((r) => backend.hashKV(r), log),
+    moveLeader: unary((r) => backend.moveLeader(r), log),
+    snapshot(call) {
+      void (async () => {
+        try {
+          for await (const chunk of backend.snapshot(call.request)) {
+            if (call.destroyed) return;
+            if (!call.write(chunk)) await new Promise((res) => call.once('drain', res));
+          }
+          call.end();
+        } catch (e) {
+          call.destroy(Object.assign(new Error('snapshot failed'), toServiceError(e, log)));
+        }
+      })();
+    },
+  };
+  server.addService(MaintenanceService, maintenance);
+}

@@ -1,0 +1,60 @@
+// The gRPC edge's one error table: each backend error code to etcd's gRPC status code and its
+// exact message text (clients match on the text: it must be byte for byte etcd's).
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
+import { EtcdError, type ErrorCode } from '../backend/errors.js';
+
+export const grpcErrors = {
+  emptyKey: [status.INVALID_ARGUMENT, 'etcdserver: key is not provided'],
+  keyNotFound: [status.INVALID_ARGUMENT, 'etcdserver: key not found'],
+  valueProvided: [status.INVALID_ARGUMENT, 'etcdserver: value is provided'],
+  leaseProvided: [status.INVALID_ARGUMENT, 'etcdserver: lease is provided'],
+  tooManyOps: [status.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'],
+  duplicateKey: [status.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'],
+  compacted: [status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'],
+  futureRev: [status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'],
+  noSpace: [status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded'],
+  leaseNotFound: [status.NOT_FOUND, 'etcdserver: requested lease not found'],
+  leaseExist: [status.FAILED_PRECONDITION, 'etcdserver: lease already exists'],
+  leaseTTLTooLarge: [status.OUT_OF_RANGE, 'etcdserver: too large lease TTL'],
+  requestTooLarge: [status.INVALID_ARGUMENT, 'etcdserver: request is too large'],
+  watchCanceled: [status.CANCELLED, 'etcdserver: watch canceled'],
+  memberNotFound: [status.NOT_FOUND, 'etcdserver: member not found'],
+  memberExist: [status.FAILED_PRECONDITION, 'etcdserver: member ID already exist'],
+  peerURLExist: [status.FAILED_PRECONDITION, 'etcdserver: Peer URLs already exists'],
+  invalidPeerURLs: [status.INVALID_ARGUMENT, 'etcdserver: given member URLs are invalid'],
+  notLearner: [status.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member'],
+  learnerNotReady: [status.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member which is in sync with leader'],
+  tooManyLearners: [status.FAILED_PRECONDITION, 'etcdserver: too many learner members in cluster'],
+  authNotEnabled: [status.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'],
+  badLeaderTransferee: [status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'],
+  notLeader: [status.FAILED_PRECONDITION, 'etcdserver: not leader'],
+  noLeader: [status.UNAVAILABLE, 'etcdserver: no leader'],
+  stopped: [status.UNAVAILABLE, 'etcdserver: server stopped'],
+  timeout: [status.UNAVAILABLE, 'etcdserver: request timed out'],
+  corrupt: [status.DATA_LOSS, 'etcdserver: corrupt cluster'],
+  electionNoLeader: [status.UNKNOWN, 'election: no leader'],
+  electionNotLeader: [status.UNKNOWN, 'election: not leader'],
+  electionNoLeaderField: [status.UNKNOWN, '"leader" field must be provided'],
+  failed: [status.UNAVAILABLE, 'etcdserver: storage failed'],
+} as const satisfies Record<ErrorCode, readonly [status, string]>;
+
+export type Logger = { error(obj: object, msg: string): void };
+
+/** The status a client sees for any error thrown by a handler. */
+export function toServiceError(e: unknown, log: Logger): Partial<ServiceError> {
+  if (e instanceof EtcdError) {
+    const [code, message] = grpcErrors[e.code];
+    // 'failed' carries the storage error text; every other code uses etcd's fixed text.
+    const details = e.code === 'failed' && e.message !== e.code ? e.message : message;
+    return { code, details, metadata: new Metadata() };
+  }
+  log.error({ err: e }, 'unexpected error in a gRPC handler');
+  return { code: status.INTERNAL, details: 'etcdserver: internal error', metadata: new Metadata() };
+}
+
+/** Lock and Election answer every failure as UNKNOWN with the plain message, as etcd does. */
+export function toUnknownError(e: unknown, log: Logger): Partial<ServiceError> {
+  const s = toServiceError(e, log);
+  return s.code === status.INTERNAL ? s : { ...s, code: status.UNKNOWN };
+}
