@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import { FlagError, helpText, loadConfig, type Config } from './config/index.js';
 import { EmbeddedBackend, SERVER_VERSION } from './core/server.js';
+import { addRecipeServices } from './grpc/recipes.js';
 import { addServices } from './grpc/services.js';
 import { opsRoutes } from './http/ops.js';
 import { listenClient, type ClientListener } from './listener/index.js';
@@ -34,6 +35,7 @@ async function run(cfg: Config): Promise<void> {
     'grpc-node.max_session_memory': 2 ** 30,
   });
   addServices(grpcServer, backend, log);
+  addRecipeServices(grpcServer, backend, log);
 
   const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger });
   opsRoutes(app, backend);
