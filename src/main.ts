@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
+import { snapshotCommand } from './cli/snapshot.js';
 import { FlagError, helpText, loadConfig, type Config } from './config/index.js';
 import { EmbeddedBackend, SERVER_VERSION } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
@@ -66,7 +67,12 @@ async function run(cfg: Config): Promise<void> {
 }
 
 try {
-  const r = loadConfig(process.argv.slice(2), process.env);
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'snapshot') {
+    process.stdout.write(snapshotCommand(argv.slice(1)) + '\n');
+    process.exit(0);
+  }
+  const r = loadConfig(argv, process.env);
   if (r.kind === 'help') {
     process.stdout.write(helpText() + '\n');
   } else if (r.kind === 'version') {
