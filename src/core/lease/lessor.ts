@@ -67,8 +67,9 @@ export class Lessor {
     return Math.max(0, Math.trunc((lease.expiryMs - this.clock.nowMs()) / 1000));
   }
 
+  /** Lease IDs by expiry time, soonest first, as etcd lists them. */
   ids(): bigint[] {
-    return [...this.leases.keys()];
+    return [...this.leases.values()].sort((a, b) => a.expiryMs - b.expiryMs).map((l) => l.id);
   }
 
   /** Leases whose time is up, at most `max` of them, oldest expiry first. */

@@ -38,7 +38,8 @@ export class MvccStore {
   private readonly entries = new Map<string, Entry>();
   private readonly keys = new SortedKeys();
   private rev = 1;
-  private compacted = 0;
+  /** etcd's compactMainRev: -1 until the first compaction. */
+  private compacted = -1;
 
   constructor(private readonly storage: MvccStorage) {
     this.restore();
@@ -72,7 +73,7 @@ export class MvccStore {
       }
       maxRev = main;
     }
-    this.compacted = num(this.storage.getMeta(META_COMPACT), 0);
+    this.compacted = num(this.storage.getMeta(META_COMPACT), -1);
     this.rev = Math.max(maxRev, this.compacted, num(this.storage.getMeta(META_REV), 1));
   }
 
