@@ -7,7 +7,7 @@ import { snapshotCommand } from './cli/snapshot.js';
 import { FlagError, helpText, loadConfig, type Config } from './config/index.js';
 import { EmbeddedBackend, SERVER_VERSION } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
-import { addServices } from './grpc/services.js';
+import { addHealthService, addServices } from './grpc/services.js';
 import { opsRoutes } from './http/ops.js';
 import { listenClient, type ClientListener } from './listener/index.js';
 import { systemClock } from './util/clock.js';
@@ -37,6 +37,7 @@ async function run(cfg: Config): Promise<void> {
   });
   addServices(grpcServer, backend, log);
   addRecipeServices(grpcServer, backend, log);
+  addHealthService(grpcServer, backend);
 
   const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger });
   opsRoutes(app, backend);

@@ -1,11 +1,13 @@
 // etcdserverpb services over grpc-js: each handler decodes (done by the generated service
 // definition), calls the backend, and maps errors through status.ts. Nothing else lives here.
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import type { V3Backend } from '../backend/index.js';
 import {
   ClusterService, KVService, LeaseService, MaintenanceService, WatchService,
   type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
 } from '../gen/etcdserverpb/rpc.js';
+import { HealthCheckResponse_ServingStatus, HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
 import { toServiceError, type Logger } from './status.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
@@ -120,4 +122,26 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
     },
   };
   server.addService(MaintenanceService, maintenance);
+}
+
+/**
+ * grpc.health.v1.Health, registered as etcd does (grpc-go's health server): the server ("")
+ * is SERVING while the backend is healthy, NOT_SERVING otherwise; other names are unknown.
+ */
+export function addHealthService(server: grpc.Server, backend: V3Backend): void {
+  const statusOf = (service: string): HealthCheckResponse_ServingStatus => {
+    if (service !== '') return HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN;
+    return backend.health().ok ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING;
+  };
+  const health: HealthServer = {
+    check: (call, callback) => {
+      const status = statusOf(call.request.service);
+      if (status === HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN) callback({ code: grpcStatus.NOT_FOUND, details: 'unknown service' });
+      else callback(null, { status });
+    },
+    watch: (call) => {
+      call.write({ status: statusOf(call.request.service) });
+    },
+  };
+  server.addService(HealthService, health);
 }
