@@ -7,7 +7,7 @@ export const errorCodes = [
   'requestTooLarge', 'watchCanceled', 'memberNotFound', 'memberExist', 'peerURLExist',
   'invalidPeerURLs', 'notLearner', 'learnerNotReady', 'tooManyLearners', 'authNotEnabled',
   'badLeaderTransferee', 'notLeader', 'noLeader', 'stopped', 'timeout', 'corrupt',
-  'electionNoLeader', 'electionNotLeader', 'electionNoLeaderField', 'failed',
+  'electionNoLeader', 'electionNotLeader', 'electionNoLeaderField', 'invalidAuthToken', 'failed',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];

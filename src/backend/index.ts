@@ -4,6 +4,12 @@ import type * as pb from '../gen/etcdserverpb/rpc.js';
 
 export { EtcdError, isEtcdError, type ErrorCode } from './errors.js';
 
+/** What a request carries besides its message: the auth token (gRPC metadata `token` or
+ * `authorization`, the gateway's Authorization header). */
+export interface CallContext {
+  readonly token?: string | undefined;
+}
+
 /** One watch stream (a gRPC Watch call, a gateway /v3/watch request, ...). */
 export interface WatchSession {
   request(req: pb.WatchRequest): void;
@@ -18,16 +24,16 @@ export interface WatchOutput {
 }
 
 export interface V3Backend {
-  range(req: pb.RangeRequest): Promise<pb.RangeResponse>;
-  put(req: pb.PutRequest): Promise<pb.PutResponse>;
-  deleteRange(req: pb.DeleteRangeRequest): Promise<pb.DeleteRangeResponse>;
-  txn(req: pb.TxnRequest): Promise<pb.TxnResponse>;
-  compact(req: pb.CompactionRequest): Promise<pb.CompactionResponse>;
+  range(req: pb.RangeRequest, ctx?: CallContext): Promise<pb.RangeResponse>;
+  put(req: pb.PutRequest, ctx?: CallContext): Promise<pb.PutResponse>;
+  deleteRange(req: pb.DeleteRangeRequest, ctx?: CallContext): Promise<pb.DeleteRangeResponse>;
+  txn(req: pb.TxnRequest, ctx?: CallContext): Promise<pb.TxnResponse>;
+  compact(req: pb.CompactionRequest, ctx?: CallContext): Promise<pb.CompactionResponse>;
 
-  watch(out: WatchOutput): WatchSession;
+  watch(out: WatchOutput, ctx?: CallContext): WatchSession;
 
-  leaseGrant(req: pb.LeaseGrantRequest): Promise<pb.LeaseGrantResponse>;
-  leaseRevoke(req: pb.LeaseRevokeRequest): Promise<pb.LeaseRevokeResponse>;
+  leaseGrant(req: pb.LeaseGrantRequest, ctx?: CallContext): Promise<pb.LeaseGrantResponse>;
+  leaseRevoke(req: pb.LeaseRevokeRequest, ctx?: CallContext): Promise<pb.LeaseRevokeResponse>;
   leaseKeepAlive(req: pb.LeaseKeepAliveRequest): Promise<pb.LeaseKeepAliveResponse>;
   leaseTimeToLive(req: pb.LeaseTimeToLiveRequest): Promise<pb.LeaseTimeToLiveResponse>;
   leaseLeases(req: pb.LeaseLeasesRequest): Promise<pb.LeaseLeasesResponse>;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { EtcdError } from '../backend/errors.js';
-import type { V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
+import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../backend/validate.js';
 import type * as pb from '../gen/etcdserverpb/rpc.js';
 import { AlarmRequest_AlarmAction as AlarmAction, AlarmType } from '../gen/etcdserverpb/rpc.js';
@@ -20,6 +20,7 @@ import { clusterId, memberId } from './cluster/ids.js';
 import { rangeOp, txnOp } from './kv.js';
 import { Lessor, MAX_LEASE_TTL } from './lease/lessor.js';
 import { MvccStore } from './mvcc/store.js';
+import { RequestIdGenerator } from './request-id.js';
 import { LmdbStorage } from './storage/lmdb.js';
 import { WatchHub } from './watch/hub.js';
 import { CoreWatchSession } from './watch/session.js';
@@ -57,7 +58,7 @@ export class EmbeddedBackend implements V3Backend {
   readonly memberId: bigint;
   readonly clusterId: bigint;
   readonly term: bigint;
-  private nextRequestId = 1n;
+  private readonly requestIds: RequestIdGenerator;
   /** Resolves when everything applied so far is durable. */
   private lastCommit: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
@@ -77,6 +78,7 @@ export class EmbeddedBackend implements V3Backend {
     this.hub = new WatchHub(this.store, this.storage);
     this.memberId = memberId(cfg.advertisePeerUrls, cfg.initialClusterToken);
     this.clusterId = clusterId([this.memberId]);
+    this.requestIds = new RequestIdGenerator(this.memberId, cfg.clock.nowMs());
     // A restarted member starts a new term, as etcd's single member does with its election.
     const t = this.storage.getMeta(META_TERM);
     this.term = (t === undefined ? 1n : t.readBigUInt64BE(0)) + 1n;
@@ -116,7 +118,7 @@ export class EmbeddedBackend implements V3Backend {
   private async propose(request: InternalRequest['request']): Promise<ApplyResult> {
     if (this.closed) throw new EtcdError('stopped');
     if (this.failure !== undefined) throw new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`);
-    const req: InternalRequest = { id: this.nextRequestId++, request };
+    const req: InternalRequest = { header: { ID: this.requestIds.next() }, request };
     const size = InternalRequest.encode(req).finish().length;
     if (size > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
     const result = this.applier.apply(req, this.applier.appliedIndex + 1);
@@ -139,24 +141,36 @@ export class EmbeddedBackend implements V3Backend {
 
   // --- KV ---
 
-  async range(req: pb.RangeRequest): Promise<pb.RangeResponse> {
+  /**
+   * Auth is not implemented yet (issue 7), so auth is off and, as in etcd with auth off, any
+   * token a request carries is invalid.
+   */
+  private authenticate(ctx: CallContext | undefined): void {
+    if (ctx?.token !== undefined) throw new EtcdError('invalidAuthToken');
+  }
+
+  async range(req: pb.RangeRequest, ctx?: CallContext): Promise<pb.RangeResponse> {
     checkRange(req);
+    this.authenticate(ctx);
     return this.withHeader(rangeOp(this.store, req, this.store.currentRev));
   }
 
-  async put(req: pb.PutRequest): Promise<pb.PutResponse> {
+  async put(req: pb.PutRequest, ctx?: CallContext): Promise<pb.PutResponse> {
     checkPut(req);
+    this.authenticate(ctx);
     this.checkNoSpace();
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'put', value: req }), 'put'));
   }
 
-  async deleteRange(req: pb.DeleteRangeRequest): Promise<pb.DeleteRangeResponse> {
+  async deleteRange(req: pb.DeleteRangeRequest, ctx?: CallContext): Promise<pb.DeleteRangeResponse> {
     checkDelete(req);
+    this.authenticate(ctx);
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'deleteRange', value: req }), 'deleteRange'));
   }
 
-  async txn(req: pb.TxnRequest): Promise<pb.TxnResponse> {
+  async txn(req: pb.TxnRequest, ctx?: CallContext): Promise<pb.TxnResponse> {
     checkTxn(req, this.cfg.maxTxnOps);
+    this.authenticate(ctx);
     if (isReadOnlyTxn(req)) {
       // Read-only txns need no write: run them against the current state.
       const txn = this.store.beginWrite();
@@ -166,7 +180,8 @@ export class EmbeddedBackend implements V3Backend {
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'txn', value: req }), 'txn'));
   }
 
-  async compact(req: pb.CompactionRequest): Promise<pb.CompactionResponse> {
+  async compact(req: pb.CompactionRequest, ctx?: CallContext): Promise<pb.CompactionResponse> {
+    this.authenticate(ctx);
     const rev = Number(req.revision);
     if (rev <= this.store.compactRev) throw new EtcdError('compacted');
     if (rev > this.store.currentRev) throw new EtcdError('futureRev');
@@ -179,8 +194,8 @@ export class EmbeddedBackend implements V3Backend {
 
   // --- Watch ---
 
-  watch(out: WatchOutput): WatchSession {
-    return new CoreWatchSession(this.hub, (rev) => this.header(rev), out, {
+  watch(out: WatchOutput, ctx?: CallContext): WatchSession {
+    return new CoreWatchSession(this.hub, (rev) => this.header(rev), out, ctx?.token !== undefined, {
       fragmentBytes: this.cfg.maxRequestBytes + 512 * 1024,
       backlogBytesMax: this.cfg.watchBacklogBytesMax,
     });
@@ -188,7 +203,8 @@ export class EmbeddedBackend implements V3Backend {
 
   // --- Lease ---
 
-  async leaseGrant(req: pb.LeaseGrantRequest): Promise<pb.LeaseGrantResponse> {
+  async leaseGrant(req: pb.LeaseGrantRequest, ctx?: CallContext): Promise<pb.LeaseGrantResponse> {
+    this.authenticate(ctx);
     if (req.TTL > BigInt(MAX_LEASE_TTL)) throw new EtcdError('leaseTTLTooLarge');
     this.checkNoSpace();
     let id = req.ID;
@@ -199,7 +215,8 @@ export class EmbeddedBackend implements V3Backend {
     return this.withHeader(this.expectResponse(r, 'leaseGrant'));
   }
 
-  async leaseRevoke(req: pb.LeaseRevokeRequest): Promise<pb.LeaseRevokeResponse> {
+  async leaseRevoke(req: pb.LeaseRevokeRequest, ctx?: CallContext): Promise<pb.LeaseRevokeResponse> {
+    this.authenticate(ctx);
     if (!this.lessor.has(req.ID)) throw new EtcdError('leaseNotFound');
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'leaseRevoke', value: req }), 'leaseRevoke'));
   }

@@ -2,7 +2,7 @@
 // definition), calls the backend, and maps errors through status.ts. Nothing else lives here.
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
-import type { V3Backend } from '../backend/index.js';
+import type { CallContext, V3Backend } from '../backend/index.js';
 import {
   ClusterService, KVService, LeaseService, MaintenanceService, WatchService,
   type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
@@ -12,11 +12,17 @@ import { toServiceError, type Logger } from './status.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
-function unary<Req, Res>(fn: (req: Req) => Promise<Res>, log: Logger): Unary<Req, Res> {
+/** The auth token of a call: metadata `token`, else `authorization` (as etcd reads them). */
+export function callContext(md: grpc.Metadata): CallContext {
+  const v = md.get('token')[0] ?? md.get('authorization')[0];
+  return { token: v === undefined ? undefined : String(v) };
+}
+
+function unary<Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>, log: Logger): Unary<Req, Res> {
   return (call, callback) => {
     let p: Promise<Res>;
     try {
-      p = fn(call.request);
+      p = fn(call.request, callContext(call.metadata));
     } catch (e) {
       callback(toServiceError(e, log));
       return;
@@ -36,11 +42,11 @@ function approxSize(resp: WatchResponse): number {
 
 export function addServices(server: grpc.Server, backend: V3Backend, log: Logger): void {
   const kv: KVServer = {
-    range: unary((r) => backend.range(r), log),
-    put: unary((r) => backend.put(r), log),
-    deleteRange: unary((r) => backend.deleteRange(r), log),
-    txn: unary((r) => backend.txn(r), log),
-    compact: unary((r) => backend.compact(r), log),
+    range: unary((r, ctx) => backend.range(r, ctx), log),
+    put: unary((r, ctx) => backend.put(r, ctx), log),
+    deleteRange: unary((r, ctx) => backend.deleteRange(r, ctx), log),
+    txn: unary((r, ctx) => backend.txn(r, ctx), log),
+    compact: unary((r, ctx) => backend.compact(r, ctx), log),
   };
   server.addService(KVService, kv);
 
@@ -62,7 +68,7 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
           }
         },
         backlogBytes: () => backlog,
-      });
+      }, callContext(call.metadata));
       call.on('data', (req) => session.request(req));
       // A client half-close does not end an etcd watch stream: events keep flowing until cancel.
       const end = (): void => session.close();
@@ -74,8 +80,8 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
   server.addService(WatchService, watch);
 
   const lease: LeaseServer = {
-    leaseGrant: unary((r) => backend.leaseGrant(r), log),
-    leaseRevoke: unary((r) => backend.leaseRevoke(r), log),
+    leaseGrant: unary((r, ctx) => backend.leaseGrant(r, ctx), log),
+    leaseRevoke: unary((r, ctx) => backend.leaseRevoke(r, ctx), log),
     leaseTimeToLive: unary((r) => backend.leaseTimeToLive(r), log),
     leaseLeases: unary((r) => backend.leaseLeases(r), log),
     leaseKeepAlive(call) {

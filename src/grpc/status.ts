@@ -36,6 +36,7 @@ export const grpcErrors = {
   electionNoLeader: [status.UNKNOWN, 'election: no leader'],
   electionNotLeader: [status.UNKNOWN, 'election: not leader'],
   electionNoLeaderField: [status.UNKNOWN, '"leader" field must be provided'],
+  invalidAuthToken: [status.UNAUTHENTICATED, 'etcdserver: invalid auth token'],
   failed: [status.UNAVAILABLE, 'etcdserver: storage failed'],
 } as const satisfies Record<ErrorCode, readonly [status, string]>;
 

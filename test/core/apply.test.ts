@@ -22,7 +22,7 @@ function core() {
   const lessor = new Lessor(clock, 2);
   const applier = new Applier(store, lessor, storage);
   let index = 0;
-  const apply = (request: InternalRequest['request']) => applier.apply({ id: 0n, request }, ++index);
+  const apply = (request: InternalRequest['request']) => applier.apply({ header: { ID: 0n }, request }, ++index);
   const put = (key: string, value: string, lease = 0n) =>
     apply({ $case: 'put', value: { key: b(key), value: b(value), lease, prevKv: false, ignoreValue: false, ignoreLease: false } });
   const range = (over: Partial<RangeRequest>) => rangeOp(store, RangeRequest.fromPartial(over), store.currentRev);

@@ -25,6 +25,8 @@ interface Entry {
 }
 
 const EMPTY_KEY = Buffer.from([0]);
+/** etcd puts the whole gRPC error text of a failed auth check into cancel_reason. */
+const INVALID_TOKEN_REASON = 'rpc error: code = Unauthenticated desc = etcdserver: invalid auth token';
 
 export class CoreWatchSession implements WatchSession, WatchSink {
   private readonly byId = new Map<bigint, Entry>();
@@ -36,6 +38,8 @@ export class CoreWatchSession implements WatchSession, WatchSink {
     private readonly hub: WatchHub,
     private readonly header: (rev: number) => ResponseHeader,
     private readonly out: WatchOutput,
+    /** The stream carries an auth token, and (auth being off) no token is valid. */
+    private readonly badToken: boolean,
     private readonly limits: SessionLimits,
   ) {}
 
@@ -66,6 +70,7 @@ export class CoreWatchSession implements WatchSession, WatchSink {
     const fail = (reason: string): void => {
       this.send({ ...blank(this.header(rev)), watchId: -1n, created: true, canceled: true, cancelReason: reason });
     };
+    if (this.badToken) return fail(INVALID_TOKEN_REASON);
     if (c.rangeEnd.length !== 0 && !(c.rangeEnd.length === 1 && c.rangeEnd[0] === 0) && Buffer.compare(key, c.rangeEnd) >= 0) {
       return fail('mvcc: watcher range is empty');
     }

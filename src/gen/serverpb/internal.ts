@@ -21,13 +21,19 @@ export const protobufPackage = "serverpb";
 export const protobufFileName = "serverpb/internal.proto";
 
 /**
- * Our write-path contract (the sibling of etcd's InternalRaftRequest): every mutating request is
- * one of these, serialized, and applied by the core's single apply(request, index) function.
+ * Our write-path contract, shaped like etcd's InternalRaftRequest (same field numbers): every
+ * mutating request is one of these, serialized, and applied by the core's single
+ * apply(request, index) function. The header carries the proposer's request ID, so the encoded
+ * size etcd checks against --max-request-bytes is the same here.
  */
 
+export interface RequestHeader {
+  /** Proposer-chosen ID (etcd's idutil scheme) that pairs the applied result with its caller. */
+  ID: bigint;
+}
+
 export interface InternalRequest {
-  /** Proposer-chosen id that pairs the applied result with the waiting caller. */
-  id: bigint;
+  header: RequestHeader | undefined;
   request:
     | { $case: "put"; value: PutRequest }
     | { $case: "deleteRange"; value: DeleteRangeRequest }
@@ -39,39 +45,94 @@ export interface InternalRequest {
     | undefined;
 }
 
+function createBaseRequestHeader(): RequestHeader {
+  return { ID: 0n };
+}
+
+export const RequestHeader: MessageFns<RequestHeader> = {
+  encode(message: RequestHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ID !== 0n) {
+      if (BigInt.asUintN(64, message.ID) !== message.ID) {
+        throw new globalThis.Error("value provided for field message.ID of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.ID);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequestHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 512) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequestHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ID = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RequestHeader>, I>>(base?: I): RequestHeader {
+    return RequestHeader.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RequestHeader>, I>>(object: I): RequestHeader {
+    const message = createBaseRequestHeader();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    return message;
+  },
+};
+
 function createBaseInternalRequest(): InternalRequest {
-  return { id: 0n, request: undefined };
+  return { header: undefined, request: undefined };
 }
 
 export const InternalRequest: MessageFns<InternalRequest> = {
   encode(message: InternalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.id !== 0n) {
-      if (BigInt.asUintN(64, message.id) !== message.id) {
-        throw new globalThis.Error("value provided for field message.id of type uint64 too large");
-      }
-      writer.uint32(8).uint64(message.id);
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(802).fork()).join();
     }
     switch (message.request?.$case) {
       case "put":
-        PutRequest.encode(message.request.value, writer.uint32(18).fork()).join();
+        PutRequest.encode(message.request.value, writer.uint32(34).fork()).join();
         break;
       case "deleteRange":
-        DeleteRangeRequest.encode(message.request.value, writer.uint32(26).fork()).join();
+        DeleteRangeRequest.encode(message.request.value, writer.uint32(42).fork()).join();
         break;
       case "txn":
-        TxnRequest.encode(message.request.value, writer.uint32(34).fork()).join();
+        TxnRequest.encode(message.request.value, writer.uint32(50).fork()).join();
         break;
       case "compaction":
-        CompactionRequest.encode(message.request.value, writer.uint32(42).fork()).join();
+        CompactionRequest.encode(message.request.value, writer.uint32(58).fork()).join();
         break;
       case "leaseGrant":
-        LeaseGrantRequest.encode(message.request.value, writer.uint32(50).fork()).join();
+        LeaseGrantRequest.encode(message.request.value, writer.uint32(66).fork()).join();
         break;
       case "leaseRevoke":
-        LeaseRevokeRequest.encode(message.request.value, writer.uint32(58).fork()).join();
+        LeaseRevokeRequest.encode(message.request.value, writer.uint32(74).fork()).join();
         break;
       case "alarm":
-        AlarmRequest.encode(message.request.value, writer.uint32(66).fork()).join();
+        AlarmRequest.encode(message.request.value, writer.uint32(82).fork()).join();
         break;
     }
     return writer;
@@ -80,7 +141,7 @@ export const InternalRequest: MessageFns<InternalRequest> = {
   decode(input: BinaryReader | Uint8Array, length?: number): InternalRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
+    if (previousRecursionDepth >= 512) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
     }
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
@@ -90,28 +151,12 @@ export const InternalRequest: MessageFns<InternalRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
+          case 100: {
+            if (tag !== 802) {
               break;
             }
 
-            message.id = reader.uint64() as bigint;
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.request = { $case: "put", value: PutRequest.decode(reader, reader.uint32()) };
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.request = { $case: "deleteRange", value: DeleteRangeRequest.decode(reader, reader.uint32()) };
+            message.header = RequestHeader.decode(reader, reader.uint32());
             continue;
           }
           case 4: {
@@ -119,7 +164,7 @@ export const InternalRequest: MessageFns<InternalRequest> = {
               break;
             }
 
-            message.request = { $case: "txn", value: TxnRequest.decode(reader, reader.uint32()) };
+            message.request = { $case: "put", value: PutRequest.decode(reader, reader.uint32()) };
             continue;
           }
           case 5: {
@@ -127,7 +172,7 @@ export const InternalRequest: MessageFns<InternalRequest> = {
               break;
             }
 
-            message.request = { $case: "compaction", value: CompactionRequest.decode(reader, reader.uint32()) };
+            message.request = { $case: "deleteRange", value: DeleteRangeRequest.decode(reader, reader.uint32()) };
             continue;
           }
           case 6: {
@@ -135,7 +180,7 @@ export const InternalRequest: MessageFns<InternalRequest> = {
               break;
             }
 
-            message.request = { $case: "leaseGrant", value: LeaseGrantRequest.decode(reader, reader.uint32()) };
+            message.request = { $case: "txn", value: TxnRequest.decode(reader, reader.uint32()) };
             continue;
           }
           case 7: {
@@ -143,11 +188,27 @@ export const InternalRequest: MessageFns<InternalRequest> = {
               break;
             }
 
-            message.request = { $case: "leaseRevoke", value: LeaseRevokeRequest.decode(reader, reader.uint32()) };
+            message.request = { $case: "compaction", value: CompactionRequest.decode(reader, reader.uint32()) };
             continue;
           }
           case 8: {
             if (tag !== 66) {
+              break;
+            }
+
+            message.request = { $case: "leaseGrant", value: LeaseGrantRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.request = { $case: "leaseRevoke", value: LeaseRevokeRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
               break;
             }
 
@@ -171,7 +232,9 @@ export const InternalRequest: MessageFns<InternalRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<InternalRequest>, I>>(object: I): InternalRequest {
     const message = createBaseInternalRequest();
-    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
+    message.header = (object.header !== undefined && object.header !== null)
+      ? RequestHeader.fromPartial(object.header)
+      : undefined;
     switch (object.request?.$case) {
       case "put": {
         if (object.request?.value !== undefined && object.request?.value !== null) {
