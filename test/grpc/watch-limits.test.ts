@@ -1,0 +1,67 @@
+// Watch behaviour that depends on server settings: progress_notify at the configured interval,
+// and the bound on what a consumer that stops reading may leave buffered.
+import * as grpc from '@grpc/grpc-js';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { KVClient, PutRequest, WatchClient, WatchCreateRequest, type PutResponse, type WatchResponse } from '../../src/gen/etcdserverpb/rpc.js';
+import { startOurServer } from '../helpers/procs.js';
+
+const b = (s: string) => Buffer.from(s);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function put(kv: KVClient, key: string, value: Buffer): Promise<PutResponse> {
+  return new Promise((resolve, reject) => kv.put(PutRequest.fromPartial({ key: b(key), value }), (e: grpc.ServiceError | null, r: PutResponse) => (e ? reject(e) : resolve(r))));
+}
+
+test('progress_notify watchers get an empty response per idle interval; others do not', async () => {
+  const server = await startOurServer({ extraArgs: ['--experimental-watch-progress-notify-interval=200ms'] });
+  const watch = new WatchClient(server.endpoint, grpc.credentials.createInsecure());
+  try {
+    const stream = watch.watch();
+    const got: WatchResponse[] = [];
+    stream.on('data', (r: WatchResponse) => got.push(r));
+    stream.on('error', () => undefined);
+    stream.write({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: b('a'), progressNotify: true }) } });
+    stream.write({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: b('b') }) } });
+    await sleep(1100);
+    stream.cancel();
+    const progress = got.filter((r) => !r.created && r.events.length === 0);
+    assert.ok(progress.length >= 3 && progress.length <= 6, `progress responses: ${progress.length}`);
+    assert.ok(progress.every((r) => r.watchId === 0n && r.header!.revision === 1n));
+  } finally {
+    watch.close();
+    await server.stop();
+  }
+});
+
+test('a consumer that stops reading has its watchers canceled with a reason, and the server stays bounded', async () => {
+  const backlogMax = 1 << 20;
+  const server = await startOurServer({ extraArgs: [`--watch-backlog-bytes-max=${backlogMax}`] });
+  const watch = new WatchClient(server.endpoint, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
+  const kv = new KVClient(server.endpoint, grpc.credentials.createInsecure());
+  try {
+    const stream = watch.watch();
+    const got: WatchResponse[] = [];
+    stream.on('data', (r: WatchResponse) => got.push(r));
+    stream.on('error', () => undefined);
+    stream.write({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: b('k'), rangeEnd: b('l') }) } });
+    await sleep(200);
+    stream.pause(); // stop reading: HTTP/2 flow control makes the server buffer
+    const value = Buffer.alloc(64 * 1024, 'v');
+    for (let i = 0; i < 200; i++) await put(kv, `k${i}`, value); // 12.8 MB of events
+    stream.resume();
+    await sleep(1000);
+    const canceled = got.find((r) => r.canceled);
+    assert.ok(canceled, 'the watcher was canceled');
+    assert.match(canceled.cancelReason, /watch stream too slow/);
+    const delivered = got.reduce((n, r) => n + r.events.length, 0);
+    assert.ok(delivered < 200, `only part of the events were buffered (${delivered})`);
+    // The server is still fine for others.
+    assert.equal((await put(kv, 'after', b('x'))).header!.revision, 202n);
+    stream.cancel();
+  } finally {
+    watch.close();
+    kv.close();
+    await server.stop();
+  }
+});
