@@ -1,0 +1,62 @@
+// Which backend call serves each unary gateway method. Methods missing here (membership changes,
+// auth) are answered UNIMPLEMENTED, as our gRPC server answers them.
+import type { V3Backend } from '../../backend/index.js';
+import type { Message } from '../../gateway/index.js';
+import * as pb from '../../gen/etcdserverpb/rpc.js';
+import * as electionpb from '../../gen/v3electionpb/v3election.js';
+import * as lockpb from '../../gen/v3lockpb/v3lock.js';
+import { campaign, leader, proclaim, resign } from '../../recipes/election.js';
+import { lock, unlock } from '../../recipes/lock.js';
+
+export interface CallContext {
+  readonly backend: V3Backend;
+  /** Fires when the HTTP client goes away (blocking Lock and Campaign stop waiting). */
+  readonly signal: AbortSignal;
+}
+
+/** A ts-proto message namespace: the binary encoder gives the size the gRPC limit is checked on. */
+interface MessageFns<T> {
+  encode(message: T): { finish(): Uint8Array };
+}
+
+export interface UnaryCall {
+  /** Backend errors reach the client as etcd services map them, or all as UNKNOWN (Lock, Election). */
+  readonly errors: 'etcd' | 'recipe';
+  encodedBytes(req: Message): number;
+  invoke(req: Message, ctx: CallContext): Promise<unknown>;
+}
+
+function call<Req>(fns: MessageFns<Req>, fn: (req: Req, ctx: CallContext) => Promise<unknown>, errors: 'etcd' | 'recipe' = 'etcd'): UnaryCall {
+  // The gateway decoder builds req from the same .proto schema ts-proto generated Req from
+  // (test/gateway/codec.test.ts checks both agree on every type).
+  const typed = (req: Message): Req => req as unknown as Req;
+  return {
+    errors,
+    encodedBytes: (req) => fns.encode(typed(req)).finish().length,
+    invoke: (req, ctx) => fn(typed(req), ctx),
+  };
+}
+
+export const unaryCalls: Readonly<Record<string, UnaryCall>> = {
+  'etcdserverpb.KV.Range': call(pb.RangeRequest, (r, c) => c.backend.range(r)),
+  'etcdserverpb.KV.Put': call(pb.PutRequest, (r, c) => c.backend.put(r)),
+  'etcdserverpb.KV.DeleteRange': call(pb.DeleteRangeRequest, (r, c) => c.backend.deleteRange(r)),
+  'etcdserverpb.KV.Txn': call(pb.TxnRequest, (r, c) => c.backend.txn(r)),
+  'etcdserverpb.KV.Compact': call(pb.CompactionRequest, (r, c) => c.backend.compact(r)),
+  'etcdserverpb.Lease.LeaseGrant': call(pb.LeaseGrantRequest, (r, c) => c.backend.leaseGrant(r)),
+  'etcdserverpb.Lease.LeaseRevoke': call(pb.LeaseRevokeRequest, (r, c) => c.backend.leaseRevoke(r)),
+  'etcdserverpb.Lease.LeaseTimeToLive': call(pb.LeaseTimeToLiveRequest, (r, c) => c.backend.leaseTimeToLive(r)),
+  'etcdserverpb.Lease.LeaseLeases': call(pb.LeaseLeasesRequest, (r, c) => c.backend.leaseLeases(r)),
+  'etcdserverpb.Cluster.MemberList': call(pb.MemberListRequest, (r, c) => c.backend.memberList(r)),
+  'etcdserverpb.Maintenance.Alarm': call(pb.AlarmRequest, (r, c) => c.backend.alarm(r)),
+  'etcdserverpb.Maintenance.Status': call(pb.StatusRequest, (r, c) => c.backend.status(r)),
+  'etcdserverpb.Maintenance.Defragment': call(pb.DefragmentRequest, (r, c) => c.backend.defragment(r)),
+  'etcdserverpb.Maintenance.Hash': call(pb.HashRequest, (r, c) => c.backend.hash(r)),
+  'etcdserverpb.Maintenance.MoveLeader': call(pb.MoveLeaderRequest, (r, c) => c.backend.moveLeader(r)),
+  'v3lockpb.Lock.Lock': call(lockpb.LockRequest, (r, c) => lock(c.backend, r, c.signal), 'recipe'),
+  'v3lockpb.Lock.Unlock': call(lockpb.UnlockRequest, (r, c) => unlock(c.backend, r), 'recipe'),
+  'v3electionpb.Election.Campaign': call(electionpb.CampaignRequest, (r, c) => campaign(c.backend, r, c.signal), 'recipe'),
+  'v3electionpb.Election.Proclaim': call(electionpb.ProclaimRequest, (r, c) => proclaim(c.backend, r), 'recipe'),
+  'v3electionpb.Election.Leader': call(electionpb.LeaderRequest, (r, c) => leader(c.backend, r), 'recipe'),
+  'v3electionpb.Election.Resign': call(electionpb.ResignRequest, (r, c) => resign(c.backend, r), 'recipe'),
+};

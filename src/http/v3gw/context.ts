@@ -1,0 +1,19 @@
+// What every gateway handler needs, built once by the plugin.
+import type { V3Backend } from '../../backend/index.js';
+import type { GatewayCodec } from '../../gateway/index.js';
+import type { Logger } from '../../grpc/status.js';
+
+export interface GatewayContext {
+  readonly backend: V3Backend;
+  readonly codec: GatewayCodec;
+  readonly log: Logger;
+  /** etcd's gRPC receive limit: --max-request-bytes + 512 KiB. */
+  readonly grpcMaxBytes: number;
+  /** Request bodies past this are not buffered (base64 and JSON inflate a message ~4/3 and more). */
+  readonly bodyMaxBytes: number;
+}
+
+export function makeLimits(maxRequestBytes: number): { grpcMaxBytes: number; bodyMaxBytes: number } {
+  const grpcMaxBytes = maxRequestBytes + 512 * 1024;
+  return { grpcMaxBytes, bodyMaxBytes: 4 * grpcMaxBytes };
+}

@@ -1,0 +1,59 @@
+// Gateway behaviour the differential test cannot show: size limits, and that a client going away
+// closes its backend watch session at once.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, test } from 'node:test';
+import { startGateway, type GatewayServer } from './harness.js';
+
+let s: GatewayServer;
+before(async () => { s = await startGateway(); });
+after(async () => { await s.close(); });
+
+const post = async (path: string, body: string): Promise<{ status: number; text: string }> => {
+  const r = await fetch(s.url + path, { method: 'POST', body });
+  return { status: r.status, text: await r.text() };
+};
+
+test('a put over the gRPC receive limit is refused as etcd refuses it', async () => {
+  const value = Buffer.alloc(2_100_000, 1).toString('base64');
+  const r = await post('/v3/kv/put', `{"key":"YQ==","value":"${value}"}`);
+  assert.equal(r.status, 429);
+  assert.match(r.text, /^\{"error":"grpc: received message larger than max \(2100008 vs\. 2097152\)","message":".*","code":8\}$/);
+});
+
+test('a put over max-request-bytes reaches the backend check', async () => {
+  const value = Buffer.alloc(1_600_000, 1).toString('base64');
+  const r = await post('/v3/kv/put', `{"key":"YQ==","value":"${value}"}`);
+  assert.deepEqual(r, { status: 400, text: '{"error":"etcdserver: request is too large","message":"etcdserver: request is too large","code":3}' });
+});
+
+test('a body far past every limit is drained, counted and refused', async () => {
+  const r = await post('/v3/kv/range', 'x'.repeat(9 * 1024 * 1024));
+  assert.equal(r.status, 429);
+  assert.match(r.text, /"code":8/);
+});
+
+test('closing the HTTP request closes the watch session', async () => {
+  const backend = s.backend;
+  const original = backend.watch.bind(backend);
+  let closed = 0;
+  backend.watch = (out) => {
+    const session = original(out);
+    return { request: (r) => session.request(r), close: () => { closed++; session.close(); } };
+  };
+  try {
+    const port = new URL(s.url).port;
+    await new Promise<void>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/v3/watch', method: 'POST' }, (res) => {
+        res.once('data', () => req.destroy());
+        res.on('close', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.write('{"create_request":{"key":"YQ=="}}');
+    });
+    for (let i = 0; i < 50 && closed === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(closed >= 1, true);
+  } finally {
+    backend.watch = original;
+  }
+});
