@@ -1,0 +1,56 @@
+// `npm run bench -- <name>`: benchmark dispatcher. Add a benchmark by adding an entry below; each
+// module is imported only when chosen, and its main() returns the exit status.
+import { readFileSync } from 'node:fs';
+
+interface Bench {
+  describe: string;
+  main: (args: string[]) => Promise<number>;
+}
+
+const BENCHES: Record<string, Bench> = {
+  grpc: {
+    describe: 'v3 gRPC KV (put, range 1, range 100) against real etcd 3.4 and ours',
+    main: async (args) => (await import('./grpc.js')).main(args),
+  },
+  // gateway: v3 HTTP/JSON gateway; v2: v2 keys API; cluster: 3-member cluster (not written yet)
+  profile: {
+    describe: 'summarise a .cpuprofile file: profile FILE [TOP]',
+    main: async (args) => {
+      const { formatProfileSummary, summarizeProfile } = await import('./lib/profiler.js');
+      const file = args[0];
+      if (file === undefined) {
+        process.stderr.write('usage: npm run bench -- profile FILE.cpuprofile [TOP]\n');
+        return 2;
+      }
+      process.stdout.write(formatProfileSummary(file, summarizeProfile(JSON.parse(readFileSync(file, 'utf8'))), Number(args[1] ?? 25)) + '\n');
+      return 0;
+    },
+  },
+};
+
+function usage(): string {
+  const names = Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(8)} ${b.describe}`);
+  return [
+    'usage: npm run bench -- <benchmark> [args]',
+    '',
+    'benchmarks:',
+    ...names,
+    '',
+    'environment: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (1), BENCH_INFLIGHT (64), BENCH_CLIENTS (4),',
+    '  BENCH_GEN_THREADS (2; 0 = main thread), BENCH_PIN (off | on | SERVERCPUS/BENCHCPUS), BENCH_SERVERS (etcd,ours),',
+    '  BENCH_WORKLOADS (put,range1,range100), BENCH_REPEAT (1; median run is reported), BENCH_PROFILE (1 = CPU-profile ours)',
+  ].join('\n');
+}
+
+const [name, ...rest] = process.argv.slice(2);
+const bench = name === undefined ? undefined : BENCHES[name];
+if (bench === undefined) {
+  process.stderr.write((name === undefined ? '' : `unknown benchmark "${name}"\n\n`) + usage() + '\n');
+  process.exit(2);
+}
+try {
+  process.exitCode = await bench.main(rest);
+} catch (e) {
+  process.stderr.write(`bench ${name}: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exitCode = 1;
+}
