@@ -41,6 +41,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     'grpc.max_concurrent_streams': 2 ** 31 - 1,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc-node.max_session_memory': 2 ** 30,
+    'grpc.enable_channelz': 0,
   });
   addServices(grpcServer, backend, log);
   addRecipeServices(grpcServer, backend, log);
