@@ -15,6 +15,7 @@ export interface Config {
   readonly maxRequestBytes: number;
   readonly watchProgressNotifyIntervalMs: number;
   readonly watchBacklogBytesMax: number;
+  readonly v2Prefix: string;
   readonly logLevel: string;
 }
 
@@ -33,6 +34,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   }
   const progress = parseDurationMs('experimental-watch-progress-notify-interval', v['experimental-watch-progress-notify-interval']);
   if (progress < 100) throw new FlagError('--experimental-watch-progress-notify-interval must be at least 100ms');
+  if (!v['v2-prefix'].startsWith('/') || v['v2-prefix'].length < 2) throw new FlagError(`--v2-prefix: "${v['v2-prefix']}" must start with "/" and name a prefix`);
   if (!LOG_LEVELS.has(v['log-level'])) throw new FlagError(`--log-level: unknown level "${v['log-level']}"`);
   return {
     kind: 'run',
@@ -48,6 +50,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
       watchProgressNotifyIntervalMs: progress,
       watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),
+      v2Prefix: v['v2-prefix'],
       logLevel: v['log-level'],
     },
   };

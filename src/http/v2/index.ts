@@ -1,0 +1,149 @@
+// The etcd v2 keys API (/v2/keys) as a Fastify plugin: parses and validates (form.ts, params.ts),
+// calls the v2 store (src/v2/), renders events (render.ts) and maps V2Error once (errors.ts), with
+// etcd's headers. Form bodies are parsed here (application/x-www-form-urlencoded, PUT/POST only);
+// any other body is ignored, as etcd does.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { V3Backend } from '../../backend/index.js';
+import { cleanPath, DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2Error, V2Store, type V2Header } from '../../v2/index.js';
+import { errorBody, httpStatusOf, internalError } from './errors.js';
+import { parseForm } from './form.js';
+import { parseKeysRequest, type KeysMethod } from './params.js';
+import { eventJson } from './render.js';
+
+export interface V2KeysOptions {
+  readonly backend: V3Backend;
+  /**
+   * Where v2 nodes live in the v3 keyspace (see src/v2/keys.ts). Default "/v2". Not named `prefix`:
+   * Fastify's register() reserves that option for URL prefixes.
+   */
+  readonly v2Prefix?: string;
+}
+
+/** etcd's form size limit (Go's 10 MiB for POST forms). */
+export const FORM_BYTES_MAX = 10 * 1024 * 1024;
+
+const KEYS_PATH = '/v2/keys';
+const METHODS: readonly KeysMethod[] = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'];
+
+interface Ctx {
+  readonly store: V2Store;
+  clusterId?: bigint;
+}
+
+function hex(id: bigint): string {
+  return id.toString(16);
+}
+
+async function clusterIdOf(ctx: Ctx, h?: V2Header): Promise<bigint> {
+  if (h && h.clusterId !== 0n) ctx.clusterId = h.clusterId;
+  ctx.clusterId ??= (await ctx.store.header()).clusterId;
+  return ctx.clusterId;
+}
+
+async function sendError(ctx: Ctx, reply: FastifyReply, e: V2Error): Promise<void> {
+  const id = await clusterIdOf(ctx).catch(() => 0n);
+  const body = errorBody(e);
+  await reply.code(httpStatusOf(e.code)).headers({
+    'content-type': 'application/json',
+    'x-etcd-cluster-id': hex(id),
+    'x-etcd-index': String(e.index),
+  }).send(Buffer.from(body));
+}
+
+function successHeaders(h: V2Header, clusterId: bigint): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'x-etcd-cluster-id': hex(clusterId),
+    'x-etcd-index': String(h.index),
+    // Synthesised: the embedded core's raft index is not exposed per answer; the revision stands in.
+    'x-raft-index': String(h.index),
+    'x-raft-term': String(h.raftTerm),
+  };
+}
+
+function splitUrl(url: string): { path: string; query: string } {
+  const q = url.indexOf('?');
+  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+}
+
+/** Go's ServeMux cleaning: a clean path keeps its trailing slash; anything else is redirected. */
+function muxClean(p: string): string {
+  const c = cleanPath(p);
+  return p.endsWith('/') && c !== '/' ? c + '/' : c;
+}
+
+async function redirect(reply: FastifyReply, method: string, target: string): Promise<void> {
+  void reply.code(301).header('location', target);
+  if (method === 'GET' || method === 'HEAD') {
+    await reply.header('content-type', 'text/html; charset=utf-8').send(`<a href="${target}">Moved Permanently</a>.\n\n`);
+  } else await reply.send('');
+}
+
+async function handle(ctx: Ctx, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const method = req.method as KeysMethod;
+  const { path: rawPath, query } = splitUrl(req.raw.url ?? '/');
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    await reply.code(400).header('content-type', 'text/plain; charset=utf-8').send('400 Bad Request');
+    return;
+  }
+  const clean = muxClean(decoded);
+  if (clean !== decoded) return redirect(reply, method, encodeURI(clean) + (query === '' ? '' : `?${query}`));
+  const keyPath = normalizeKey(decoded.slice(KEYS_PATH.length));
+
+  const form = new Map<string, string>();
+  if ((method === 'PUT' || method === 'POST') && typeof req.body === 'string') {
+    const fromBody = parseForm(req.body, form);
+    if (!fromBody.ok) return sendError(ctx, reply, new V2Error(210, fromBody.cause, 0));
+  }
+  const fromQuery = parseForm(query, form);
+  if (!fromQuery.ok) return sendError(ctx, reply, new V2Error(210, fromQuery.cause, 0));
+
+  try {
+    const op = parseKeysRequest(method, keyPath, form);
+    switch (op.kind) {
+      case 'watch':
+        throw new V2Error(300, 'v2 watches (wait=true) are not implemented yet', 0);
+      case 'get': {
+        const r = await ctx.store.get({ path: op.path, recursive: op.recursive, sorted: op.sorted });
+        await reply.code(r.status).headers(successHeaders(r.header, await clusterIdOf(ctx, r.header))).send(Buffer.from(eventJson(r.event)));
+        return;
+      }
+      case 'write': {
+        const r = await ctx.store.write(op.request);
+        await reply.code(r.status).headers(successHeaders(r.header, await clusterIdOf(ctx, r.header))).send(Buffer.from(eventJson(r.event, op.noValueOnSuccess)));
+        return;
+      }
+    }
+  } catch (e) {
+    return sendError(ctx, reply, isV2Error(e) ? e : internalError(e));
+  }
+}
+
+async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<void> {
+  const ctx: Ctx = { store: new V2Store(opts.backend, opts.v2Prefix ?? DEFAULT_V2_PREFIX) };
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BYTES_MAX }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+  app.setErrorHandler(async (err, _req, reply) => {
+    const tooLarge = typeof err === 'object' && err !== null && 'statusCode' in err && err.statusCode === 413;
+    await sendError(ctx, reply, tooLarge ? new V2Error(210, 'http: POST too large', 0) : internalError(err));
+  });
+  const handler = (req: FastifyRequest, reply: FastifyReply): Promise<void> => handle(ctx, req, reply);
+  const methodNotAllowed = async (_req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    await reply.code(405).headers({
+      allow: 'HEAD,GET,PUT,POST,DELETE',
+      'content-type': 'text/plain; charset=utf-8',
+      'x-content-type-options': 'nosniff',
+    }).send('Method Not Allowed\n');
+  };
+  for (const url of [KEYS_PATH, `${KEYS_PATH}/`, `${KEYS_PATH}/*`]) {
+    app.route({ method: [...METHODS], url, handler, exposeHeadRoute: false });
+    app.route({ method: ['PATCH'], url, handler: methodNotAllowed });
+  }
+}
+
+/** `await app.register(v2Keys, { backend, v2Prefix })`: routes under /v2/keys, in their own scope. */
+export const v2Keys = v2KeysPlugin;

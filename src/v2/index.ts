@@ -1,0 +1,7 @@
+// The v2 keys API as v3 operations: see keys.ts for the key schema, write.ts for the txns.
+export { V2Error, isV2Error, v2ErrorCodes, type V2ErrorCode } from './errors.js';
+export { DEFAULT_V2_PREFIX, KeySchema } from './keys.js';
+export type { V2Action, V2Event, V2Header, V2Node, V2Result } from './node.js';
+export { cleanPath, isRoot, normalizeKey } from './path.js';
+export { V2Store, type GetRequest } from './store.js';
+export { inOrderName, planWrite, type WriteRequest } from './write.js';

@@ -1,0 +1,58 @@
+// v2 key paths: etcd's key normalisation (path.Clean of "/" + key) and the component helpers
+// everything else uses. A path is a cleaned string: "/" for the root, else "/a/b" (no trailing /).
+
+/** POSIX path.Clean, as Go's path package does it. */
+export function cleanPath(p: string): string {
+  if (p === '') return '.';
+  const rooted = p.startsWith('/');
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
+      else if (!rooted) out.push('..');
+      continue;
+    }
+    out.push(part);
+  }
+  const joined = out.join('/');
+  if (rooted) return '/' + joined;
+  return joined === '' ? '.' : joined;
+}
+
+/** The v2 key for a decoded request path below /v2/keys. */
+export function normalizeKey(raw: string): string {
+  return cleanPath('/' + raw);
+}
+
+export function isRoot(p: string): boolean {
+  return p === '/';
+}
+
+/** Path components: "/" -> [], "/a/b" -> ["a", "b"]. */
+export function components(p: string): string[] {
+  return p === '/' ? [] : p.slice(1).split('/');
+}
+
+/** Number of components: the root is 0, "/a" is 1. */
+export function depthOf(p: string): number {
+  return components(p).length;
+}
+
+/** Proper ancestors, outermost first, without the root: "/a/b/c" -> ["/a", "/a/b"]. */
+export function ancestors(p: string): string[] {
+  const parts = components(p);
+  const out: string[] = [];
+  for (let i = 1; i < parts.length; i++) out.push('/' + parts.slice(0, i).join('/'));
+  return out;
+}
+
+export function joinPath(dir: string, name: string): string {
+  return dir === '/' ? '/' + name : dir + '/' + name;
+}
+
+/** A hidden node: its last component starts with "_". */
+export function isHidden(p: string): boolean {
+  const i = p.lastIndexOf('/');
+  return p.charAt(i + 1) === '_';
+}

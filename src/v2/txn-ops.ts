@@ -1,0 +1,34 @@
+// Small builders of v3 txn compares and ops for the v2 translation.
+import {
+  Compare_CompareResult, Compare_CompareTarget, RangeRequest, type Compare, type RequestOp,
+} from '../gen/etcdserverpb/rpc.js';
+
+const NONE = Buffer.alloc(0);
+
+export function getOp(key: Buffer, rangeEnd: Buffer = NONE, opts: { countOnly?: boolean; revision?: number } = {}): RequestOp {
+  return {
+    request: {
+      $case: 'requestRange',
+      value: RangeRequest.fromPartial({ key, rangeEnd, countOnly: opts.countOnly ?? false, revision: BigInt(opts.revision ?? 0) }),
+    },
+  };
+}
+
+export function putOp(key: Buffer, value: Buffer | string): RequestOp {
+  const v = typeof value === 'string' ? Buffer.from(value) : value;
+  return { request: { $case: 'requestPut', value: { key, value: v, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } } };
+}
+
+export function deleteOp(key: Buffer, rangeEnd: Buffer = NONE): RequestOp {
+  return { request: { $case: 'requestDeleteRange', value: { key, rangeEnd, prevKv: false } } };
+}
+
+/** mod_revision(key) == rev (0 = the key does not exist). */
+export function modIs(key: Buffer, rev: bigint): Compare {
+  return { key, rangeEnd: NONE, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.EQUAL, targetUnion: { $case: 'modRevision', value: rev } };
+}
+
+/** Every key in [key, rangeEnd) was last modified at or before rev (no key was added since). */
+export function unchangedSince(key: Buffer, rangeEnd: Buffer, rev: number): Compare {
+  return { key, rangeEnd, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.LESS, targetUnion: { $case: 'modRevision', value: BigInt(rev + 1) } };
+}

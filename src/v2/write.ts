@@ -1,0 +1,175 @@
+// v2 writes as ONE v3 txn each. A write reads the path's state (read.ts), decides purely from it
+// (planWrite: a typed V2Error, or compares + ops + the resulting event), and commits a txn guarded by
+// mod_revision compares on every key it looked at, so a concurrent change makes the txn fail and
+// the write is re-planned on the new state (optimistic concurrency, bounded retries).
+import type { Compare, RequestOp } from '../gen/etcdserverpb/rpc.js';
+import { V2Error } from './errors.js';
+import type { KeySchema } from './keys.js';
+import { kindOf, nodeOf, type StoredNode, type V2Action, type V2Event, type V2Node } from './node.js';
+import { fileAncestor, walkError, type PathState } from './read.js';
+import { isRoot, joinPath } from './path.js';
+import { deleteOp, modIs, putOp, unchangedSince } from './txn-ops.js';
+
+export type WriteRequest =
+  | { readonly kind: 'set'; readonly path: string; readonly value: string; readonly dir: boolean }
+  | { readonly kind: 'create'; readonly path: string; readonly value: string; readonly dir: boolean }
+  | { readonly kind: 'update'; readonly path: string; readonly value: string }
+  | { readonly kind: 'compareAndSwap'; readonly path: string; readonly value: string; readonly prevValue?: string; readonly prevIndex: number }
+  | { readonly kind: 'delete'; readonly path: string; readonly dir: boolean; readonly recursive: boolean }
+  | { readonly kind: 'compareAndDelete'; readonly path: string; readonly prevValue?: string; readonly prevIndex: number }
+  | { readonly kind: 'post'; readonly path: string; readonly value: string; readonly dir: boolean };
+
+/** A decided write: the txn to commit and how to describe it once its revision is known. */
+export interface WritePlan {
+  readonly compares: readonly Compare[];
+  readonly ops: readonly RequestOp[];
+  readonly status: 200 | 201;
+  event(rev: number): V2Event;
+}
+
+/** Extra state a directory delete needs: the deepest non-empty level below the target. */
+export interface SubtreeInfo {
+  readonly depth: number;
+}
+
+function guardsOf(keys: KeySchema, s: PathState): Compare[] {
+  const out: Compare[] = [];
+  for (const a of s.ancestors) out.push(modIs(keys.fileKey(a.path), a.file?.modRevision ?? 0n), modIs(keys.dirKey(a.path), a.dir?.modRevision ?? 0n));
+  const t = s.target;
+  if (!isRoot(t.path)) {
+    out.push(modIs(keys.fileKey(t.path), t.file?.modRevision ?? 0n), modIs(keys.dirKey(t.path), t.dir?.modRevision ?? 0n), modIs(keys.birthKey(t.path), t.birth?.modRevision ?? 0n));
+  }
+  return out;
+}
+
+function eventPut(keys: KeySchema, action: V2Action, path: string, dir: boolean): RequestOp {
+  return putOp(keys.eventKey(), JSON.stringify({ action, key: path, dir }));
+}
+
+/** Puts the markers of missing ancestors (writes that create their parents). */
+function parentPuts(keys: KeySchema, s: PathState): RequestOp[] {
+  return s.ancestors.filter((a) => !a.dir).map((a) => putOp(keys.dirKey(a.path), ''));
+}
+
+function compareCause(n: V2Node, prevValue: string | undefined, prevIndex: number): string | undefined {
+  const parts: string[] = [];
+  if (prevValue !== undefined && prevValue !== n.value) parts.push(`[${prevValue} != ${n.value ?? ''}]`);
+  if (prevIndex !== 0 && prevIndex !== n.modifiedIndex) parts.push(`[${prevIndex} != ${n.modifiedIndex}]`);
+  return parts.length === 0 ? undefined : parts.join(' ');
+}
+
+function fresh(path: string, value: string, dir: boolean, rev: number): V2Node {
+  return dir ? { key: path, dir: true, createdIndex: rev, modifiedIndex: rev } : { key: path, dir: false, value, createdIndex: rev, modifiedIndex: rev };
+}
+
+function deleted(prev: V2Node, rev: number): V2Node {
+  return { key: prev.key, dir: prev.dir, createdIndex: prev.createdIndex, modifiedIndex: rev };
+}
+
+/** The in-order child name: the new index, zero-padded to 20 digits. */
+export function inOrderName(index: number): string {
+  return String(index).padStart(20, '0');
+}
+
+/** Decides a write from the state it read: a plan, or the v2 error it fails with. */
+export function planWrite(keys: KeySchema, req: WriteRequest, s: PathState, subtree: SubtreeInfo): WritePlan | V2Error {
+  const idx = s.header.index;
+  const t = s.target;
+  const prev = nodeOf(t);
+  const guards = guardsOf(keys, s);
+  const fileKeyOps = (p: string): RequestOp[] => [deleteOp(keys.fileKey(p)), deleteOp(keys.birthKey(p))];
+  switch (req.kind) {
+    case 'set':
+    case 'create': {
+      if (isRoot(req.path)) return new V2Error(107, '/', idx);
+      const fa = fileAncestor(s);
+      if (fa) return new V2Error(104, fa.path, idx);
+      const kind = kindOf(t);
+      if (req.kind === 'create' && kind !== 'none') return new V2Error(105, req.path, idx);
+      if (kind === 'dir') return new V2Error(102, req.path, idx);
+      const ops = parentPuts(keys, s);
+      if (req.dir) ops.push(...(kind === 'file' ? fileKeyOps(req.path) : []), putOp(keys.dirKey(req.path), ''));
+      else ops.push(putOp(keys.fileKey(req.path), req.value), ...(kind === 'file' ? [putOp(keys.birthKey(req.path), '')] : []));
+      ops.push(eventPut(keys, req.kind, req.path, req.dir));
+      const action = req.kind;
+      return {
+        compares: guards, ops, status: prev && action === 'set' ? 200 : 201,
+        event: (rev) => ({ action, node: fresh(req.path, req.value, req.dir, rev), ...(prev ? { prevNode: prev } : {}) }),
+      };
+    }
+    case 'update': {
+      if (isRoot(req.path)) return new V2Error(107, '/', idx);
+      const we = walkError(s);
+      if (we || !prev) return we ?? new V2Error(100, req.path, idx);
+      if (prev.dir && req.value !== '') return new V2Error(102, req.path, idx);
+      const ops = prev.dir ? [] : [putOp(keys.fileKey(req.path), req.value)];
+      ops.push(eventPut(keys, 'update', req.path, prev.dir));
+      return {
+        compares: guards, ops, status: 200,
+        event: (rev) => ({ action: 'update', node: prev.dir ? { ...prev, modifiedIndex: rev } : { ...prev, value: req.value, modifiedIndex: rev }, prevNode: prev }),
+      };
+    }
+    case 'compareAndSwap': {
+      if (isRoot(req.path)) return new V2Error(107, '/', idx);
+      const we = walkError(s);
+      if (we || !prev) return we ?? new V2Error(100, req.path, idx);
+      if (prev.dir) return new V2Error(102, req.path, idx);
+      const cause = compareCause(prev, req.prevValue, req.prevIndex);
+      if (cause !== undefined) return new V2Error(101, cause, idx);
+      return {
+        compares: guards, ops: [putOp(keys.fileKey(req.path), req.value), eventPut(keys, 'compareAndSwap', req.path, false)], status: 200,
+        event: (rev) => ({ action: 'compareAndSwap', node: { ...prev, value: req.value, modifiedIndex: rev }, prevNode: prev }),
+      };
+    }
+    case 'delete': {
+      if (isRoot(req.path)) return new V2Error(107, '/', idx);
+      const we = walkError(s);
+      if (we || !prev) return we ?? new V2Error(100, req.path, idx);
+      const dirOk = req.dir || req.recursive;
+      let ops: RequestOp[];
+      const compares = [...guards];
+      if (!prev.dir) ops = fileKeyOps(req.path);
+      else {
+        if (!dirOk) return new V2Error(102, req.path, idx);
+        if (!req.recursive && s.childCount > 0) return new V2Error(108, req.path, idx);
+        ops = [deleteOp(keys.dirKey(req.path))];
+        for (let level = 1; level <= subtree.depth + 1; level++) {
+          const r = keys.levelRange(req.path, level);
+          compares.push(unchangedSince(r.key, r.rangeEnd, idx));
+          if (level <= subtree.depth) ops.push(deleteOp(r.key, r.rangeEnd));
+        }
+      }
+      ops.push(eventPut(keys, 'delete', req.path, prev.dir));
+      return { compares, ops, status: 200, event: (rev) => ({ action: 'delete', node: deleted(prev, rev), prevNode: prev }) };
+    }
+    case 'compareAndDelete': {
+      if (isRoot(req.path)) return new V2Error(102, '', idx);
+      const we = walkError(s);
+      if (we || !prev) return we ?? new V2Error(100, req.path, idx);
+      if (prev.dir) return new V2Error(102, req.path, idx);
+      const cause = compareCause(prev, req.prevValue, req.prevIndex);
+      if (cause !== undefined) return new V2Error(101, cause, idx);
+      return {
+        compares: guards, ops: [...fileKeyOps(req.path), eventPut(keys, 'compareAndDelete', req.path, false)], status: 200,
+        event: (rev) => ({ action: 'compareAndDelete', node: deleted(prev, rev), prevNode: prev }),
+      };
+    }
+    case 'post': {
+      const fa = fileAncestor(s);
+      if (fa) return new V2Error(104, fa.path, idx);
+      if (kindOf(t) === 'file') return new V2Error(104, req.path, idx);
+      const child = joinPath(req.path, inOrderName(idx + 1));
+      const ops = parentPuts(keys, s);
+      if (!isRoot(req.path) && !t.dir) ops.push(putOp(keys.dirKey(req.path), ''));
+      ops.push(putOp(req.dir ? keys.dirKey(child) : keys.fileKey(child), req.dir ? '' : req.value));
+      ops.push(eventPut(keys, 'create', child, req.dir));
+      const compares = [...guards, modIs(keys.fileKey(child), 0n), modIs(keys.dirKey(child), 0n)];
+      return { compares, ops, status: 201, event: (rev) => ({ action: 'create', node: fresh(child, req.value, req.dir, rev) }) };
+    }
+  }
+}
+
+/** True when a write needs the subtree depth (a directory delete). */
+export function needsSubtree(req: WriteRequest, target: StoredNode): boolean {
+  return req.kind === 'delete' && req.recursive && target.dir !== undefined;
+}

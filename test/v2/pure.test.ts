@@ -1,0 +1,78 @@
+// Unit tests of the pure parts: path cleaning, the key schema, form parsing and request dispatch.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { errorBody } from '../../src/http/v2/errors.js';
+import { parseForm } from '../../src/http/v2/form.js';
+import { parseKeysRequest } from '../../src/http/v2/params.js';
+import { eventJson } from '../../src/http/v2/render.js';
+import { cleanPath, inOrderName, KeySchema, normalizeKey, V2Error } from '../../src/v2/index.js';
+
+test('cleanPath and normalizeKey follow Go path.Clean', () => {
+  assert.equal(cleanPath('/a//b/./c/../d/'), '/a/b/d');
+  assert.equal(normalizeKey(''), '/');
+  assert.equal(normalizeKey('/'), '/');
+  assert.equal(normalizeKey('a/b/'), '/a/b');
+  assert.equal(cleanPath('/../x'), '/x');
+});
+
+test('key schema: depth-encoded keys, one range per directory level', () => {
+  const k = new KeySchema('/v2');
+  assert.equal(k.fileKey('/a/b').toString(), '/v2/002/a/b');
+  assert.equal(k.dirKey('/a').toString(), '/v2/001/a/');
+  assert.equal(k.birthKey('/a').toString(), '/v2/001/a\x01');
+  assert.equal(k.levelRange('/', 1).key.toString(), '/v2/001/');
+  assert.equal(k.levelRange('/a', 2).key.toString(), '/v2/003/a/');
+  assert.deepEqual(k.parse(Buffer.from('/v2/002/a/b/')), { path: '/a/b', kind: 'dir' });
+  assert.deepEqual(k.parse(Buffer.from('/v2/001/a')), { path: '/a', kind: 'file' });
+  assert.equal(k.parse(Buffer.from('/v2/event')), undefined);
+  assert.equal(new KeySchema('/custom/').fileKey('/x').toString(), '/custom/001/x');
+});
+
+test('parseForm: first value wins, + and escapes, Go errors', () => {
+  const r = parseForm('value=a+b%21&value=c&x');
+  assert.ok(r.ok);
+  assert.equal(r.values.get('value'), 'a b!');
+  assert.equal(r.values.get('x'), '');
+  assert.deepEqual(parseForm('a=%zz'), { ok: false, cause: 'invalid URL escape "%zz"' });
+  assert.deepEqual(parseForm('a=1;b=2'), { ok: false, cause: 'invalid semicolon separator in query' });
+});
+
+function form(q: string): Map<string, string> {
+  const r = parseForm(q);
+  assert.ok(r.ok);
+  return r.values;
+}
+
+function v2err(f: () => unknown): V2Error {
+  try { f(); } catch (e) { if (e instanceof V2Error) return e; throw e; }
+  assert.fail('expected a V2Error');
+}
+
+test('parseKeysRequest: validation order and dispatch', () => {
+  assert.equal(v2err(() => parseKeysRequest('GET', '/a', form('prevIndex=x&recursive=x'))).code, 203);
+  assert.equal(v2err(() => parseKeysRequest('GET', '/a', form('recursive='))).cause, 'invalid value for "recursive"');
+  assert.equal(v2err(() => parseKeysRequest('PUT', '/a', form('prevExist=x'))).cause, 'invalid value for prevExist');
+  assert.equal(v2err(() => parseKeysRequest('HEAD', '/a', form('wait=true'))).code, 209);
+  assert.equal(v2err(() => parseKeysRequest('PUT', '/a', form('refresh=true'))).code, 212);
+  const kindOf = (m: 'PUT' | 'DELETE' | 'POST', q: string): string => {
+    const op = parseKeysRequest(m, '/a', form(q));
+    return op.kind === 'write' ? op.request.kind : op.kind;
+  };
+  assert.equal(kindOf('PUT', 'value=1'), 'set');
+  assert.equal(kindOf('PUT', 'prevExist=false&prevValue=x'), 'create');
+  assert.equal(kindOf('PUT', 'prevExist=true'), 'update');
+  assert.equal(kindOf('PUT', 'prevExist=true&prevIndex=3'), 'compareAndSwap');
+  assert.equal(kindOf('PUT', 'prevValue=x'), 'compareAndSwap');
+  assert.equal(kindOf('DELETE', 'prevIndex=2'), 'compareAndDelete');
+  assert.equal(kindOf('DELETE', 'recursive=true'), 'delete');
+  assert.equal(kindOf('POST', ''), 'post');
+});
+
+test('rendering: Go field order, omitempty, escaping, noValueOnSuccess', () => {
+  const node = { key: '/a', dir: false, value: '<&>', modifiedIndex: 5, createdIndex: 4 };
+  assert.equal(eventJson({ action: 'set', node }), '{"action":"set","node":{"key":"/a","value":"\\u003c\\u0026\\u003e","modifiedIndex":5,"createdIndex":4}}\n');
+  assert.equal(eventJson({ action: 'get', node: { key: '/', dir: true, modifiedIndex: 0, createdIndex: 0 } }), '{"action":"get","node":{"dir":true}}\n');
+  assert.equal(eventJson({ action: 'create', node }, true), '{"action":"create"}\n');
+  assert.equal(errorBody(new V2Error(102, '', 7)), '{"errorCode":102,"message":"Not a file","index":7}\n');
+  assert.equal(inOrderName(6), '00000000000000000006');
+});
