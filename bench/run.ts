@@ -12,7 +12,11 @@ const BENCHES: Record<string, Bench> = {
     describe: 'v3 gRPC KV (put, range 1, range 100) against real etcd 3.4 and ours',
     main: async (args) => (await import('./grpc.js')).main(args),
   },
-  // gateway: v3 HTTP/JSON gateway; v2: v2 keys API; cluster: 3-member cluster (not written yet)
+  gateway: {
+    describe: 'v3 HTTP/JSON gateway KV (put, range 1, range 100) and 1 MiB put memory, real etcd 3.4 and ours',
+    main: async (args) => (await import('./gateway.js')).main(args),
+  },
+  // v2: v2 keys API; cluster: 3-member cluster (not written yet)
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',
     main: async (args) => {

@@ -1,0 +1,280 @@
+// `npm run bench -- gateway`: KV load through the v3 HTTP/JSON gateway (POST /v3/kv/put and
+// /v3/kv/range, JSON bodies with base64 keys and values) against real etcd 3.4's gateway and ours,
+// one server at a time, plus the memory cost of 1 MiB puts. See bench/README.md.
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { ETCD_BIN, startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
+import { formatBigPut, measureBigPuts, type BigPutResult } from './lib/bigput.js';
+import { runHttpGenerator } from './lib/httpload.js';
+import { preload, type KvWorkload } from './lib/kvload.js';
+import { summarize, type LatencySummary } from './lib/latency.js';
+import { cpuSeconds, currentRss, mib, peakRss, systemBusySeconds } from './lib/procstat.js';
+
+type ServerName = 'etcd' | 'ours';
+
+const KEYS = 10_000;
+const VALUE_SIZE = 256;
+
+const WORKLOADS: KvWorkload[] = [
+  { name: 'put', op: 'put', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 0, serializable: false },
+  { name: 'range1', op: 'range', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 1, serializable: false },
+  { name: 'range100', op: 'range', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 100, serializable: false },
+];
+
+const DESCRIPTION: Record<string, string> = {
+  put: `POST /v3/kv/put, ${VALUE_SIZE} B value, random key of ${KEYS / 1000}k`,
+  range1: `POST /v3/kv/range, 1 key (linearizable)`,
+  range100: `POST /v3/kv/range, 100 keys of ${KEYS / 1000}k (linearizable)`,
+};
+
+interface Settings {
+  seconds: number;
+  warmupSeconds: number;
+  inflight: number;
+  genThreads: number;
+  servers: ServerName[];
+  workloads: KvWorkload[];
+  repeat: number;
+  memory: boolean;
+  memSequential: number;
+  memConcurrency: number;
+}
+
+function envNum(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: not a non-negative number`);
+  return n;
+}
+
+function envList(name: string, all: readonly string[]): string[] {
+  const v = process.env[name];
+  if (v === undefined || v === '') return [...all];
+  const out = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const s of out) if (!all.includes(s)) throw new Error(`${name}: unknown "${s}" (known: ${all.join(', ')})`);
+  return out;
+}
+
+function settings(): Settings {
+  const names = WORKLOADS.map((w) => w.name);
+  return {
+    seconds: envNum('BENCH_SECONDS', 10),
+    warmupSeconds: envNum('BENCH_WARMUP_SECONDS', 1),
+    inflight: Math.max(1, envNum('BENCH_INFLIGHT', 64)),
+    genThreads: envNum('BENCH_GEN_THREADS', 2),
+    servers: envList('BENCH_SERVERS', ['etcd', 'ours']) as ServerName[],
+    workloads: envList('BENCH_WORKLOADS', names).map((n) => WORKLOADS.find((w) => w.name === n)!),
+    repeat: Math.max(1, Math.floor(envNum('BENCH_REPEAT', 1))),
+    memory: process.env.BENCH_MEMORY !== '0',
+    memSequential: Math.max(1, envNum('BENCH_MEM_SEQUENTIAL', 8)),
+    memConcurrency: Math.max(1, envNum('BENCH_MEM_CONCURRENCY', 8)),
+  };
+}
+
+interface Row {
+  server: ServerName;
+  workload: string;
+  opsPerSec: number;
+  lat: LatencySummary;
+  errors: number;
+  firstError?: string;
+  serverCpu: number;
+  benchCpu: number;
+  otherCpu: number;
+  genElu: number[];
+  runs?: number[];
+}
+
+interface ServerStats {
+  server: ServerName;
+  peakRss: number | undefined;
+  endRss: ReturnType<typeof currentRss>;
+}
+
+const f0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : 'n/a');
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
+const ms = (n: number): string => (!Number.isFinite(n) ? 'n/a' : n < 10 ? n.toFixed(2) : n.toFixed(1));
+const mib1 = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
+
+function startServer(name: ServerName): Promise<Server> {
+  return name === 'etcd' ? startRealEtcd({ enableV2: false }) : startOurServer();
+}
+
+async function measure(name: ServerName, srv: Server, w: KvWorkload, s: Settings): Promise<Row> {
+  let cpu0 = process.cpuUsage();
+  let srv0 = 0;
+  let sys0 = 0;
+  let wall0 = 0n;
+  let otherCpu = NaN;
+  let benchCpu = NaN;
+  let serverCpu = NaN;
+  const r = await runHttpGenerator({
+    url: srv.clientUrl,
+    workload: w,
+    inflight: s.inflight,
+    threads: s.genThreads,
+    warmupMs: s.warmupSeconds * 1000,
+    measureMs: s.seconds * 1000,
+    onWindowStart: () => {
+      cpu0 = process.cpuUsage();
+      srv0 = cpuSeconds(srv.pid);
+      sys0 = systemBusySeconds();
+      wall0 = process.hrtime.bigint();
+    },
+    onWindowEnd: () => {
+      const wall = Number(process.hrtime.bigint() - wall0) / 1e9;
+      const c = process.cpuUsage(cpu0);
+      benchCpu = (c.user + c.system) / 1e6 / wall;
+      serverCpu = (cpuSeconds(srv.pid) - srv0) / wall;
+      otherCpu = Math.max(0, (systemBusySeconds() - sys0) / wall - serverCpu - benchCpu);
+    },
+  });
+  const row: Row = {
+    server: name, workload: w.name, opsPerSec: r.ops / r.seconds, lat: summarize(r.latencies), errors: r.errors,
+    serverCpu, benchCpu, otherCpu, genElu: r.elu,
+  };
+  if (r.firstError !== undefined) row.firstError = r.firstError;
+  return row;
+}
+
+function printRow(row: Row, tag: string): void {
+  const { lat } = row;
+  process.stdout.write(
+    `${(row.workload + tag).padEnd(12)} ${f0(row.opsPerSec).padStart(7)} ops/s  p50 ${ms(lat.p50)} ms  p99 ${ms(lat.p99)} ms  max ${ms(lat.max)} ms  ` +
+      `| server CPU ${f2(row.serverCpu)} cores (${f0((row.serverCpu * 1e6) / row.opsPerSec)} µs/op), generator ${f2(row.benchCpu)} cores ` +
+      `(event loop ${row.genElu.map(f2).join('/')}), others ${f2(row.otherCpu)} cores` +
+      (row.errors > 0 ? `  | ${row.errors} errors, first: ${row.firstError}` : '') + '\n',
+  );
+  if (row.otherCpu > 0.2) process.stdout.write(`  ! other processes used ${f2(row.otherCpu)} cores during this run: the numbers are disturbed\n`);
+  if (row.genElu.some((e) => e > 0.9)) process.stdout.write(`  ! generator event loop above 90% busy: this run may be generator-bound\n`);
+}
+
+async function benchThroughput(name: ServerName, s: Settings): Promise<{ rows: Row[]; stats: ServerStats }> {
+  const srv = await startServer(name);
+  try {
+    process.stdout.write(`\n== ${name} (pid ${srv.pid}, ${srv.clientUrl})\n`);
+    const t = process.hrtime.bigint();
+    await preload(srv.endpoint, KEYS, VALUE_SIZE, s.inflight);
+    process.stdout.write(`preloaded ${KEYS} keys of ${VALUE_SIZE} B (over gRPC) in ${(Number(process.hrtime.bigint() - t) / 1e9).toFixed(2)} s\n`);
+    const rows: Row[] = [];
+    for (const w of s.workloads) {
+      const runs: Row[] = [];
+      for (let rep = 0; rep < s.repeat; rep++) {
+        const row = await measure(name, srv, w, s);
+        runs.push(row);
+        printRow(row, s.repeat > 1 ? ` #${rep + 1}` : '');
+      }
+      const sorted = [...runs].sort((x, y) => x.opsPerSec - y.opsPerSec);
+      const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+      if (s.repeat > 1) median.runs = runs.map((r) => r.opsPerSec);
+      rows.push(median);
+    }
+    return { rows, stats: { server: name, peakRss: peakRss(srv.pid), endRss: currentRss(srv.pid) } };
+  } finally {
+    await srv.stop();
+  }
+}
+
+/** On a fresh server of its own (no preload, no earlier load): the heap starts small. */
+async function benchMemory(name: ServerName, s: Settings): Promise<BigPutResult> {
+  const srv = await startServer(name);
+  try {
+    const r = await measureBigPuts({ url: srv.clientUrl, pid: srv.pid, sequential: s.memSequential, concurrency: s.memConcurrency });
+    process.stdout.write(formatBigPut(`${name} (pid ${srv.pid}), 1 MiB puts`, r) + '\n');
+    return r;
+  } finally {
+    await srv.stop();
+  }
+}
+
+function etcdVersion(): string {
+  const r = spawnSync(ETCD_BIN, ['--version'], { encoding: 'utf8' });
+  return /etcd Version: (\S+)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
+}
+
+function report(s: Settings, rows: Row[], stats: ServerStats[], mem: Map<ServerName, BigPutResult>): string {
+  const get = (srv: ServerName, w: string): Row | undefined => rows.find((r) => r.server === srv && r.workload === w);
+  const out: string[] = [];
+  out.push(
+    `v3 JSON gateway over HTTP/1.1, ${s.inflight} keep-alive connections with one request each (undici, pipelining 1), ` +
+      `generator in ${s.genThreads === 0 ? 'the main thread' : `${s.genThreads} worker thread(s)`}, ${s.warmupSeconds} s warmup + ${s.seconds} s measured per row` +
+      `${s.repeat > 1 ? ` (median of ${s.repeat} runs by ops/s)` : ''}; ${cpus().length}× ${cpus()[0]?.model.trim() ?? '?'}; etcd ${etcdVersion()}, node ${process.version}`,
+  );
+  if (rows.length > 0) {
+    out.push('');
+    out.push('| workload | etcd ops/s | ours ops/s | ratio | etcd p50/p99 ms | ours p50/p99 ms | p50/p99 ratio |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const w of s.workloads) {
+      const e = get('etcd', w.name);
+      const o = get('ours', w.name);
+      const pair = (r: Row | undefined): string => (r === undefined ? '–' : `${ms(r.lat.p50)} / ${ms(r.lat.p99)}`);
+      const ratio = e !== undefined && o !== undefined ? f2(o.opsPerSec / e.opsPerSec) : '–';
+      const latRatio = e !== undefined && o !== undefined ? `${f2(o.lat.p50 / e.lat.p50)} / ${f2(o.lat.p99 / e.lat.p99)}` : '–';
+      out.push(`| ${DESCRIPTION[w.name] ?? w.name} | ${e === undefined ? '–' : f0(e.opsPerSec)} | ${o === undefined ? '–' : f0(o.opsPerSec)} | ${ratio} | ${pair(e)} | ${pair(o)} | ${latRatio} |`);
+    }
+    out.push('');
+    out.push('| server | peak RSS (VmHWM) | RSS at the end: anon + file | server CPU µs/op: ' + s.workloads.map((w) => w.name).join(' / ') + ' |');
+    out.push('| --- | ---: | ---: | ---: |');
+    for (const st of stats) {
+      const cpu = s.workloads.map((w) => {
+        const r = get(st.server, w.name);
+        return r === undefined ? '–' : f0((r.serverCpu * 1e6) / r.opsPerSec);
+      });
+      out.push(`| ${st.server} | ${mib(st.peakRss)} | ${mib(st.endRss.anon)} + ${mib(st.endRss.file)} | ${cpu.join(' / ')} |`);
+    }
+    out.push('');
+    out.push('| server | workload | server CPU (cores) | generator CPU (cores) | generator event loop busy | other processes CPU | errors | ops/s of each repetition |');
+    out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |');
+    for (const r of rows) {
+      out.push(`| ${r.server} | ${r.workload} | ${f2(r.serverCpu)} | ${f2(r.benchCpu)} | ${r.genElu.map(f2).join(' / ')} | ${f2(r.otherCpu)} | ${r.errors} | ${(r.runs ?? [r.opsPerSec]).map(f0).join(', ')} |`);
+    }
+  }
+  if (mem.size > 0) {
+    const any = [...mem.values()][0]!;
+    out.push('');
+    out.push(
+      `1 MiB puts (${(any.bodyBytes / 1e6).toFixed(2)} MB JSON body each) on a fresh server: growth = VmHWM after the phase − VmRSS before it` +
+        `${any.hwmReset ? ' (VmHWM reset before each phase)' : ''}; amplification = growth / (bodies in flight × body bytes); anon = polled RssAnon peak growth.`,
+    );
+    out.push('');
+    out.push('| server | idle RSS (anon) | sequential: peak growth after N puts, per put body | concurrent: in flight, peak growth, amplification (anon) | concurrent peak over idle RSS, per body in flight | ratio ours/etcd (concurrent amplification) |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+    const etcdAmp = mem.get('etcd')?.concurrent.amplification;
+    for (const [name, r] of mem) {
+      const ratio = name === 'ours' && etcdAmp !== undefined ? f2(r.concurrent.amplification / etcdAmp) : '–';
+      const seq = r.sequential;
+      const overIdle = r.concurrent.after.hwm - r.idle.rss;
+      out.push(
+        `| ${name} | ${mib1(r.idle.rss)} (${mib1(r.idle.anon)}) | ${mib1(seq.peakGrowth)} after ${seq.requests}, ${f2(seq.peakGrowth / (seq.requests * r.bodyBytes))}x | ` +
+          `${r.concurrent.concurrency}, ${mib1(r.concurrent.peakGrowth)}, **${f2(r.concurrent.amplification)}x** (${f2(r.concurrent.anonAmplification)}x) | ` +
+          `${mib1(overIdle)}, ${f2(overIdle / (r.concurrent.concurrency * r.bodyBytes))}x | ${ratio} |`,
+      );
+    }
+  }
+  return out.join('\n');
+}
+
+export async function main(_args: string[]): Promise<number> {
+  const s = settings();
+  process.stdout.write(
+    `settings: ${s.warmupSeconds}+${s.seconds} s per workload, ${s.inflight} connections/requests in flight, ` +
+      `generator ${s.genThreads === 0 ? 'in the main thread' : `in ${s.genThreads} worker thread(s)`}` +
+      `${s.memory ? `, memory: ${s.memSequential} sequential + ${s.memConcurrency}×2 concurrent 1 MiB puts` : ''}\n`,
+  );
+  const rows: Row[] = [];
+  const stats: ServerStats[] = [];
+  const mem = new Map<ServerName, BigPutResult>();
+  let failed = false;
+  for (const name of s.servers) {
+    if (s.workloads.length > 0) {
+      const r = await benchThroughput(name, s);
+      rows.push(...r.rows);
+      stats.push(r.stats);
+      if (r.rows.some((x) => x.errors > 0)) failed = true;
+    }
+    if (s.memory) mem.set(name, await benchMemory(name, s));
+  }
+  process.stdout.write('\n' + report(s, rows, stats, mem) + '\n');
+  return failed ? 1 : 0;
+}
