@@ -21,6 +21,7 @@ import { rangeOp, txnOp } from './kv.js';
 import { Lessor, MAX_LEASE_TTL } from './lease/lessor.js';
 import { MvccStore } from './mvcc/store.js';
 import { RequestIdGenerator } from './request-id.js';
+import { internalRequestSize } from './request-size.js';
 import { LmdbStorage } from './storage/lmdb.js';
 import { WatchHub } from './watch/hub.js';
 import { CoreWatchSession } from './watch/session.js';
@@ -119,8 +120,7 @@ export class EmbeddedBackend implements V3Backend {
     if (this.closed) throw new EtcdError('stopped');
     if (this.failure !== undefined) throw new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`);
     const req: InternalRequest = { header: { ID: this.requestIds.next() }, request };
-    const size = InternalRequest.encode(req).finish().length;
-    if (size > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
+    if (internalRequestSize(req) > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
     const result = this.applier.apply(req, this.applier.appliedIndex + 1);
     const durable = this.storage.commit();
     this.lastCommit = durable;

@@ -130,7 +130,8 @@ function scalar(kind: ScalarKind, v: JsonValue): unknown {
     case 'bytes':
       if (v.kind !== 'string') throw typeError(goKind(v), '[]uint8');
       try {
-        return decodeStdBase64(Buffer.from(v.value, 'utf8'));
+        // Without escapes the raw bytes are the text: decode them in place.
+        return decodeStdBase64(v.raw.includes(0x5c) ? Buffer.from(v.value, 'utf8') : v.raw);
       } catch (e) {
         if (e instanceof Base64Error) throw new DecodeError(e.message);
         throw e;

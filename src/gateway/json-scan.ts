@@ -6,10 +6,24 @@
 export type JsonValue =
   | { readonly kind: 'object'; readonly fields: ReadonlyMap<string, JsonValue> }
   | { readonly kind: 'array'; readonly items: readonly JsonValue[] }
-  | { readonly kind: 'string'; readonly value: string; readonly raw: Buffer }
+  | JsonString
   | { readonly kind: 'number'; readonly raw: string }
   | { readonly kind: 'bool'; readonly value: boolean }
   | { readonly kind: 'null' };
+
+/**
+ * A string value: its raw bytes (between the quotes, escapes included) and, computed only when
+ * asked for, its unescaped text — a large base64 value is decoded from the raw bytes and never
+ * becomes a JS string.
+ */
+export class JsonString {
+  readonly kind = 'string' as const;
+  private text: string | undefined;
+  constructor(readonly raw: Buffer) {}
+  get value(): string {
+    return (this.text ??= unescape(this.raw));
+  }
+}
 
 /** A malformed body: the message is Go's text for the same input. */
 export class JsonSyntaxError extends Error {
@@ -62,8 +76,7 @@ class Reader {
       case 0x7b: return this.object();
       case 0x5b: return this.array();
       case 0x22: {
-        const raw = this.stringRaw();
-        return { kind: 'string', value: unescape(raw), raw };
+        return new JsonString(this.stringRaw());
       }
       case 0x74: this.literal('true'); return { kind: 'bool', value: true };
       case 0x66: this.literal('false'); return { kind: 'bool', value: false };

@@ -1,6 +1,7 @@
 // Which backend call serves each unary gateway method. Methods missing here (membership changes,
 // auth) are answered UNIMPLEMENTED, as our gRPC server answers them.
 import type { V3Backend } from '../../backend/index.js';
+import { putRequestSize } from '../../backend/wire-size.js';
 import type { Message } from '../../gateway/index.js';
 import * as pb from '../../gen/etcdserverpb/rpc.js';
 import * as electionpb from '../../gen/v3electionpb/v3election.js';
@@ -26,20 +27,24 @@ export interface UnaryCall {
   invoke(req: Message, ctx: CallContext): Promise<unknown>;
 }
 
-function call<Req>(fns: MessageFns<Req>, fn: (req: Req, ctx: CallContext) => Promise<unknown>, errors: 'etcd' | 'recipe' = 'etcd'): UnaryCall {
+function call<Req>(
+  fns: MessageFns<Req>, fn: (req: Req, ctx: CallContext) => Promise<unknown>, errors: 'etcd' | 'recipe' = 'etcd',
+  size: (req: Req) => number = (req) => fns.encode(req).finish().length,
+): UnaryCall {
   // The gateway decoder builds req from the same .proto schema ts-proto generated Req from
   // (test/gateway/codec.test.ts checks both agree on every type).
   const typed = (req: Message): Req => req as unknown as Req;
   return {
     errors,
-    encodedBytes: (req) => fns.encode(typed(req)).finish().length,
+    encodedBytes: (req) => size(typed(req)),
     invoke: (req, ctx) => fn(typed(req), ctx),
   };
 }
 
 export const unaryCalls: Readonly<Record<string, UnaryCall>> = {
   'etcdserverpb.KV.Range': call(pb.RangeRequest, (r, c) => c.backend.range(r)),
-  'etcdserverpb.KV.Put': call(pb.PutRequest, (r, c) => c.backend.put(r)),
+  // Puts are sized without encoding them again (a big value is what makes a request large).
+  'etcdserverpb.KV.Put': call(pb.PutRequest, (r, c) => c.backend.put(r), 'etcd', putRequestSize),
   'etcdserverpb.KV.DeleteRange': call(pb.DeleteRangeRequest, (r, c) => c.backend.deleteRange(r)),
   'etcdserverpb.KV.Txn': call(pb.TxnRequest, (r, c) => c.backend.txn(r)),
   'etcdserverpb.KV.Compact': call(pb.CompactionRequest, (r, c) => c.backend.compact(r)),
