@@ -7,6 +7,7 @@ import type { Config } from './config/index.js';
 import { EmbeddedBackend } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
 import { addHealthService, addServices } from './grpc/services.js';
+import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
@@ -50,6 +51,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
 
   const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger });
   opsRoutes(app, backend);
+  docsRoutes(app, gatewayOpenApiDocument());
   await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes });
   await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix });
   await app.ready();
