@@ -8,8 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { hasEtcd, startRealEtcd, type Server } from '../helpers/procs.js';
 import { startGateway, type GatewayServer } from './harness.js';
 
-interface Call { method?: string; path: string; body?: string; contentType?: string; compare?: 'exact' | 'keys' }
-interface StreamCall { stream: string; body: string; then?: Call[]; readMs?: number }
+interface Call { method?: string; path: string; body?: string; contentType?: string; headers?: Record<string, string>; compare?: 'exact' | 'keys' }
+interface StreamCall { stream: string; body: string; headers?: Record<string, string>; then?: Call[]; readMs?: number }
 type Step = Call | StreamCall;
 
 interface Answer { status: number; type: string; body: string }
@@ -40,7 +40,7 @@ function keysOf(text: string): string {
 function send(base: string, c: Call): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const u = new URL(c.path, base);
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: c.method ?? 'POST', headers: { 'content-type': c.contentType ?? 'application/x-www-form-urlencoded' } }, (res) => {
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: c.method ?? 'POST', headers: { 'content-type': c.contentType ?? 'application/x-www-form-urlencoded', ...c.headers } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => { body += d; });
@@ -60,7 +60,7 @@ async function stream(base: string, s: StreamCall): Promise<{ head: Answer; foll
   let firstData: () => void = () => undefined;
   const gotFirst = new Promise<void>((r) => { firstData = r; });
   const ended = new Promise<void>((resolve) => {
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST' }, (res) => {
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: s.headers ?? {} }, (res) => {
       status = res.statusCode ?? 0;
       type = String(res.headers['content-type']);
       res.setEncoding('utf8');
@@ -97,6 +97,11 @@ const steps: Step[] = [
   { path: '/v3/kv/range', body: '{"key":"AA==","range_end":"AA==","sort_order":2,"sort_target":1,"limit":2}' },
   { path: '/v3/kv/range', body: '{"key":"YQ==","rangeEnd":"AA==","keysOnly":true,"countOnly":false,"limit":1}' },
   { path: '/v3/kv/put', body: '{"key":"ZW1wdHk="}' },
+  // auth is off: any token a request carries is invalid, as in etcd
+  { path: '/v3/kv/range', body: '{"key":"YQ=="}', headers: { authorization: 'bogus.1' } },
+  { path: '/v3/kv/range', body: '{"key":"YQ=="}', headers: { 'grpc-metadata-token': 'bogus.1' } },
+  { path: '/v3/kv/put', body: '{"key":"YQ==","value":"MQ=="}', headers: { authorization: 'Bearer x' } },
+  { stream: '/v3/watch', body: '{"create_request":{"key":"YQ=="}}', headers: { authorization: 'bogus' } },
   { path: '/v3/kv/range', body: '{"key":"ZW1wdHk="}' },
   // KV: validation and decoding errors
   { path: '/v3/kv/put', body: '{"key":"YQ==","ignore_value":true,"prev_kv":true}' },

@@ -1,6 +1,6 @@
 // Which backend call serves each unary gateway method. Methods missing here (membership changes,
 // auth) are answered UNIMPLEMENTED, as our gRPC server answers them.
-import type { V3Backend } from '../../backend/index.js';
+import type { CallContext as BackendCallContext, V3Backend } from '../../backend/index.js';
 import { putRequestSize } from '../../backend/wire-size.js';
 import type { Message } from '../../gateway/index.js';
 import * as pb from '../../gen/etcdserverpb/rpc.js';
@@ -11,6 +11,8 @@ import { lock, unlock } from '../../recipes/lock.js';
 
 export interface CallContext {
   readonly backend: V3Backend;
+  /** The caller's auth token (Grpc-Metadata-Token, else Authorization), as gRPC metadata carries it. */
+  readonly auth: BackendCallContext;
   /** Fires when the HTTP client goes away (blocking Lock and Campaign stop waiting). */
   readonly signal: AbortSignal;
 }
@@ -42,14 +44,14 @@ function call<Req>(
 }
 
 export const unaryCalls: Readonly<Record<string, UnaryCall>> = {
-  'etcdserverpb.KV.Range': call(pb.RangeRequest, (r, c) => c.backend.range(r)),
+  'etcdserverpb.KV.Range': call(pb.RangeRequest, (r, c) => c.backend.range(r, c.auth)),
   // Puts are sized without encoding them again (a big value is what makes a request large).
-  'etcdserverpb.KV.Put': call(pb.PutRequest, (r, c) => c.backend.put(r), 'etcd', putRequestSize),
-  'etcdserverpb.KV.DeleteRange': call(pb.DeleteRangeRequest, (r, c) => c.backend.deleteRange(r)),
-  'etcdserverpb.KV.Txn': call(pb.TxnRequest, (r, c) => c.backend.txn(r)),
-  'etcdserverpb.KV.Compact': call(pb.CompactionRequest, (r, c) => c.backend.compact(r)),
-  'etcdserverpb.Lease.LeaseGrant': call(pb.LeaseGrantRequest, (r, c) => c.backend.leaseGrant(r)),
-  'etcdserverpb.Lease.LeaseRevoke': call(pb.LeaseRevokeRequest, (r, c) => c.backend.leaseRevoke(r)),
+  'etcdserverpb.KV.Put': call(pb.PutRequest, (r, c) => c.backend.put(r, c.auth), 'etcd', putRequestSize),
+  'etcdserverpb.KV.DeleteRange': call(pb.DeleteRangeRequest, (r, c) => c.backend.deleteRange(r, c.auth)),
+  'etcdserverpb.KV.Txn': call(pb.TxnRequest, (r, c) => c.backend.txn(r, c.auth)),
+  'etcdserverpb.KV.Compact': call(pb.CompactionRequest, (r, c) => c.backend.compact(r, c.auth)),
+  'etcdserverpb.Lease.LeaseGrant': call(pb.LeaseGrantRequest, (r, c) => c.backend.leaseGrant(r, c.auth)),
+  'etcdserverpb.Lease.LeaseRevoke': call(pb.LeaseRevokeRequest, (r, c) => c.backend.leaseRevoke(r, c.auth)),
   'etcdserverpb.Lease.LeaseTimeToLive': call(pb.LeaseTimeToLiveRequest, (r, c) => c.backend.leaseTimeToLive(r)),
   'etcdserverpb.Lease.LeaseLeases': call(pb.LeaseLeasesRequest, (r, c) => c.backend.leaseLeases(r)),
   'etcdserverpb.Cluster.MemberList': call(pb.MemberListRequest, (r, c) => c.backend.memberList(r)),

@@ -1,5 +1,6 @@
 // What every gateway handler needs, built once by the plugin.
-import type { V3Backend } from '../../backend/index.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { CallContext, V3Backend } from '../../backend/index.js';
 import type { GatewayCodec } from '../../gateway/index.js';
 import type { Logger } from '../../grpc/status.js';
 
@@ -16,4 +17,11 @@ export interface GatewayContext {
 export function makeLimits(maxRequestBytes: number): { grpcMaxBytes: number; bodyMaxBytes: number } {
   const grpcMaxBytes = maxRequestBytes + 512 * 1024;
   return { grpcMaxBytes, bodyMaxBytes: 4 * grpcMaxBytes };
+}
+
+/** The auth token of a gateway request: grpc-gateway forwards `Grpc-Metadata-Token` as gRPC
+ * metadata `token` and `Authorization` as `authorization`; etcd reads `token` first. */
+export function authOf(headers: IncomingHttpHeaders): CallContext {
+  const token = headers['grpc-metadata-token'] ?? headers.authorization;
+  return { token: Array.isArray(token) ? token[0] : token };
 }

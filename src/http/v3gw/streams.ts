@@ -7,7 +7,7 @@ import type { LeaderRequest } from '../../gen/v3electionpb/v3election.js';
 import { DecodeError, RequestStreamDecoder, type Message, type MethodInfo } from '../../gateway/index.js';
 import { observe } from '../../recipes/election.js';
 import { readBody } from './body.js';
-import type { GatewayContext } from './context.js';
+import { authOf, type GatewayContext } from './context.js';
 import { GrpcCode, statusOf, tooLarge, type GatewayStatus } from './errors.js';
 import { ResultStream, sendGatewayError, sendGrpcError } from './replies.js';
 
@@ -55,7 +55,7 @@ export function watchHandler(ctx: GatewayContext, method: MethodInfo): Handler {
   return async (req, reply) => {
     reply.hijack();
     const out = new ResultStream(reply, ctx.codec, method.responseType);
-    const session = ctx.backend.watch({ send: (r) => void out.send(r), backlogBytes: () => out.backlogBytes() });
+    const session = ctx.backend.watch({ send: (r) => void out.send(r), backlogBytes: () => out.backlogBytes() }, authOf(req.headers));
     // A watch stream outlives the request body: it ends when the client goes away.
     reply.raw.on('close', () => session.close());
     readClientStream(ctx, req, method.requestType, {

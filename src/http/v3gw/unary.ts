@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DecodeError, type MethodInfo } from '../../gateway/index.js';
 import type { UnaryCall } from './calls.js';
-import type { GatewayContext } from './context.js';
+import { authOf, type GatewayContext } from './context.js';
 import { GrpcCode, statusOf, tooLarge, unimplemented } from './errors.js';
 import { readBody } from './body.js';
 import { sendGatewayError, sendGrpcError, sendOk } from './replies.js';
@@ -35,7 +35,7 @@ export function unaryHandler(ctx: GatewayContext, method: MethodInfo, call: Unar
     }
     let res: unknown;
     try {
-      res = await call.invoke(msg, { backend: ctx.backend, signal: clientGone(reply) });
+      res = await call.invoke(msg, { backend: ctx.backend, auth: authOf(req.headers), signal: clientGone(reply) });
     } catch (e) {
       return sendGrpcError(reply, statusOf(e, call.errors, ctx.log));
     }
