@@ -18,7 +18,3 @@ export class EtcdError extends Error {
     super(detail ?? code);
   }
 }
-
-export function isEtcdError(e: unknown): e is EtcdError {
-  return e instanceof EtcdError;
-}

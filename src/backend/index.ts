@@ -2,7 +2,7 @@
 // the embedded core and (later) the upstream client implement. Messages are etcd's own wire types.
 import type * as pb from '../gen/etcdserverpb/rpc.js';
 
-export { EtcdError, isEtcdError, type ErrorCode } from './errors.js';
+export { EtcdError, type ErrorCode } from './errors.js';
 
 /** What a request carries besides its message: the auth token (gRPC metadata `token` or
  * `authorization`, the gateway's Authorization header). */

@@ -30,7 +30,7 @@ export interface ApplyResult {
 const META_INDEX = 'consistentIndex';
 const META_ALARMS = 'alarms';
 
-export function leaseRecord(ttl: number): Buffer {
+function leaseRecord(ttl: number): Buffer {
   const b = Buffer.allocUnsafe(8);
   b.writeDoubleBE(ttl);
   return b;

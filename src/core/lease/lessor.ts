@@ -80,10 +80,4 @@ export class Lessor {
     out.sort((a, b) => a.expiryMs - b.expiryMs);
     return out.slice(0, max).map((l) => l.id);
   }
-
-  /** Restarts every lease's countdown from now (after a restart, as etcd's promote does). */
-  refreshAll(): void {
-    const now = this.clock.nowMs();
-    for (const l of this.leases.values()) l.expiryMs = now + l.ttl * 1000;
-  }
 }

@@ -53,10 +53,6 @@ export class MvccStore {
     return this.compacted;
   }
 
-  get keyCount(): number {
-    return this.entries.size;
-  }
-
   /** Rebuilds the index from storage, as etcd's restore does. */
   private restore(): void {
     let maxRev = 1;

@@ -51,12 +51,6 @@ export class WatchHub {
     return this.rev;
   }
 
-  get watcherCount(): number {
-    let n = this.ranges.size + this.unsynced.size;
-    for (const s of this.byKey.values()) n += s.size;
-    return n;
-  }
-
   add(opts: WatcherOptions, sink: WatchSink): Watcher {
     const start = opts.startRev > 0 ? opts.startRev : this.rev + 1;
     const w = new Watcher(opts, sink, start);
