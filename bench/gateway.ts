@@ -9,6 +9,7 @@ import { runHttpGenerator } from './lib/httpload.js';
 import { preload, type KvWorkload } from './lib/kvload.js';
 import { summarize, type LatencySummary } from './lib/latency.js';
 import { cpuSeconds, currentRss, mib, peakRss, systemBusySeconds } from './lib/procstat.js';
+import { envList, envNum } from './lib/env.js';
 
 type ServerName = 'etcd' | 'ours';
 
@@ -38,22 +39,6 @@ interface Settings {
   memory: boolean;
   memSequential: number;
   memConcurrency: number;
-}
-
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: not a non-negative number`);
-  return n;
-}
-
-function envList(name: string, all: readonly string[]): string[] {
-  const v = process.env[name];
-  if (v === undefined || v === '') return [...all];
-  const out = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const s of out) if (!all.includes(s)) throw new Error(`${name}: unknown "${s}" (known: ${all.join(', ')})`);
-  return out;
 }
 
 function settings(): Settings {
