@@ -5,3 +5,4 @@ export type { V2Action, V2Event, V2Header, V2Node, V2Result } from './node.js';
 export { cleanPath, isRoot, normalizeKey } from './path.js';
 export { V2Store, type GetRequest } from './store.js';
 export { inOrderName, planWrite, type WriteRequest } from './write.js';
+export { HISTORY_WINDOW, type V2Watch, type WatchRequest } from './watch.js';

@@ -5,7 +5,10 @@
 //   P/<DDD><path>           file node; the v3 value IS the v2 value (raw bytes, readable by v3 clients)
 //   P/<DDD><path>/          directory node marker (empty value)
 //   P/<DDD><path>\x01       "birth" marker of a file replaced by a v2 `set` (empty value; see below)
-//   P/event                 the last v2 write: JSON {"action","key","dir"} (put by every v2 write txn)
+//   P/<DDD><path>\x02       "ttl" marker of a node with a TTL: value = expiration, ns since the Unix
+//                           epoch (decimal); attached to the node's v3 lease (see TTLs below)
+//   P/event                 the last v2 write: JSON {"action","key","dir"[,"refresh":true]} (put by
+//                           every v2 write txn)
 //
 // <DDD> is the number of path components, zero-padded to 3 digits ("/a" -> 001, "/a/b" -> 002); the
 // root directory "/" is implicit (no key). The children of directory D at depth d are exactly the
@@ -20,14 +23,35 @@
 // mod_revision. update/compareAndSwap never touch the marker; every delete removes it.
 //
 // The event key records each write's v2 action in the same revision, so a watcher can recover the
-// action (and the node: for a recursive delete, the directory's key) from v3 history.
+// action (and the node: for a recursive delete, the directory's key) from v3 history. Refreshes
+// record "refresh":true (watchers skip them); unknown actions are skipped by watchers too.
+//
+// TTLs (ttl.ts, write.ts). Every write with ttl=N grants ONE fresh v3 lease for the node (before its
+// txn) and attaches it in the txn: a file's key and its ttl marker carry the lease; a birth marker
+// never does (nodeOf ignores a birth marker older than the file key's create_revision, so one left
+// behind by an expiry is harmless). Overwriting without ttl puts the keys with lease 0 (detached) and
+// deletes the ttl marker; the old lease is then revoked (best effort; a leaked lease has no keys
+// and lapses by itself). Directory markers are never leased (a TTL update of a directory must not
+// change its modifiedIndex, spec 14.6): a directory's lease holds only its ttl marker.
+//
+// Expiry, two ways, both seen by watchers as `expire`:
+//  * lease expiry (files with ttl >= 2): the backend revokes the lease, deleting the file key and
+//    its ttl marker in ONE revision with NO write of P/event. A watcher therefore reads a revision
+//    that deletes a node key (file or directory marker), whose key had a lease at revision-1, and
+//    that has no P/event put, as an `expire` of that node (prevNode read at revision-1).
+//  * the store's sweeper timer (directories, and files with ttl 0 or 1, below the backend's 2 s
+//    minimum lease TTL): at the expiration it commits one txn deleting the node (a directory: its
+//    whole subtree, like a recursive delete) with P/event {"action":"expire"}, then revokes the lease.
+//    The timer lives in the gateway process that wrote the TTL; the lease (TTL max(N,2), +2 s for a
+//    directory) is the backstop if that process is gone: a file then still expires at ~2 s, while a
+//    directory only loses its ttl marker (becomes permanent) - a documented limitation.
 import { prefixEnd } from '../util/bytes.js';
 import { depthOf } from './path.js';
 
 export const DEFAULT_V2_PREFIX = '/v2';
 export const MAX_DEPTH = 999;
 
-export type KeyKind = 'file' | 'dir' | 'birth';
+export type KeyKind = 'file' | 'dir' | 'birth' | 'ttl';
 
 export interface ParsedKey {
   readonly path: string;
@@ -56,6 +80,16 @@ export class KeySchema {
     return Buffer.from(this.depthPart(depthOf(p)) + p + '\x01');
   }
 
+  ttlKey(p: string): Buffer {
+    return Buffer.from(this.depthPart(depthOf(p)) + p + '\x02');
+  }
+
+  /** The whole v2 keyspace [key, rangeEnd) (what a v2 watcher watches). */
+  allRange(): { key: Buffer; rangeEnd: Buffer } {
+    const key = Buffer.from(this.base + '/');
+    return { key, rangeEnd: prefixEnd(key) };
+  }
+
   eventKey(): Buffer {
     return Buffer.from(this.base + '/event');
   }
@@ -76,6 +110,7 @@ export class KeySchema {
     if (!rest.startsWith('/')) return undefined;
     if (rest.endsWith('/')) return { path: rest.slice(0, -1), kind: 'dir' };
     if (rest.endsWith('\x01')) return { path: rest.slice(0, -1), kind: 'birth' };
+    if (rest.endsWith('\x02')) return { path: rest.slice(0, -1), kind: 'ttl' };
     return { path: rest, kind: 'file' };
   }
 }

@@ -27,22 +27,25 @@ function first(r: ResponseOp | undefined): KeyValue | undefined {
   return rangeOf(r).kvs[0];
 }
 
-function stored(path: string, file: KeyValue | undefined, dir: KeyValue | undefined, birth?: KeyValue): StoredNode {
-  return { path, ...(file ? { file } : {}), ...(dir ? { dir } : {}), ...(birth ? { birth } : {}) };
+function stored(path: string, file: KeyValue | undefined, dir: KeyValue | undefined, birth?: KeyValue, ttl?: KeyValue): StoredNode {
+  return { path, ...(file ? { file } : {}), ...(dir ? { dir } : {}), ...(birth ? { birth } : {}), ...(ttl ? { ttl } : {}) };
 }
 
-/** The path, its ancestors and its child count, in one read-only txn (one revision). */
-export async function readPath(backend: V3Backend, keys: KeySchema, path: string): Promise<PathState> {
+/** The path, its ancestors and its child count, in one read-only txn (one revision; 0 = current). */
+export async function readPath(backend: V3Backend, keys: KeySchema, path: string, revision = 0): Promise<PathState> {
   const anc = ancestors(path);
-  const ops = anc.flatMap((a) => [getOp(keys.fileKey(a)), getOp(keys.dirKey(a))]);
-  if (!isRoot(path)) ops.push(getOp(keys.fileKey(path)), getOp(keys.dirKey(path)), getOp(keys.birthKey(path)));
+  const at = { revision };
+  const ops = anc.flatMap((a) => [getOp(keys.fileKey(a), undefined, at), getOp(keys.dirKey(a), undefined, at)]);
+  if (!isRoot(path)) {
+    ops.push(getOp(keys.fileKey(path), undefined, at), getOp(keys.dirKey(path), undefined, at), getOp(keys.birthKey(path), undefined, at), getOp(keys.ttlKey(path), undefined, at));
+  }
   const level = keys.levelRange(path, 1);
-  ops.push(getOp(level.key, level.rangeEnd, { countOnly: true }));
+  ops.push(getOp(level.key, level.rangeEnd, { countOnly: true, revision }));
   const resp = await backend.txn({ compare: [], success: ops, failure: [] });
   const r = resp.responses;
   const ancestorsState = anc.map((a, i) => stored(a, first(r[2 * i]), first(r[2 * i + 1])));
   const base = 2 * anc.length;
-  const target = isRoot(path) ? stored('/', undefined, undefined) : stored(path, first(r[base]), first(r[base + 1]), first(r[base + 2]));
+  const target = isRoot(path) ? stored('/', undefined, undefined) : stored(path, first(r[base]), first(r[base + 1]), first(r[base + 2]), first(r[base + 3]));
   const childCount = Number(rangeOf(r[r.length - 1]).count);
   return { header: headerOf(resp.header), ancestors: ancestorsState, target, childCount };
 }
@@ -71,6 +74,7 @@ interface Building {
   file?: KeyValue;
   dir?: KeyValue;
   birth?: KeyValue;
+  ttl?: KeyValue;
   readonly children: Building[];
 }
 
@@ -100,7 +104,7 @@ function parentOf(p: string): string {
 }
 
 function toNode(b: Building): V2Node {
-  const base = nodeOf(stored(b.path, b.file, b.dir, b.birth))!;
+  const base = nodeOf(stored(b.path, b.file, b.dir, b.birth, b.ttl))!;
   if (!b.dir || b.children.length === 0) return base;
   return { ...base, nodes: b.children.map(toNode) };
 }

@@ -14,9 +14,9 @@ export function getOp(key: Buffer, rangeEnd: Buffer = NONE, opts: { countOnly?: 
   };
 }
 
-export function putOp(key: Buffer, value: Buffer | string): RequestOp {
+export function putOp(key: Buffer, value: Buffer | string, lease = 0n): RequestOp {
   const v = typeof value === 'string' ? Buffer.from(value) : value;
-  return { request: { $case: 'requestPut', value: { key, value: v, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } } };
+  return { request: { $case: 'requestPut', value: { key, value: v, lease, prevKv: false, ignoreValue: false, ignoreLease: false } } };
 }
 
 export function deleteOp(key: Buffer, rangeEnd: Buffer = NONE): RequestOp {

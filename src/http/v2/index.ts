@@ -4,10 +4,10 @@
 // any other body is ignored, as etcd does.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { V3Backend } from '../../backend/index.js';
-import { cleanPath, DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2Error, V2Store, type V2Header } from '../../v2/index.js';
+import { cleanPath, DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2Error, V2Store, type V2Header, type V2Watch } from '../../v2/index.js';
 import { errorBody, httpStatusOf, internalError } from './errors.js';
 import { parseForm } from './form.js';
-import { parseKeysRequest, type KeysMethod } from './params.js';
+import { parseKeysRequest, type KeysMethod, type KeysOperation } from './params.js';
 import { eventJson } from './render.js';
 
 export interface V2KeysOptions {
@@ -79,6 +79,40 @@ async function redirect(reply: FastifyReply, method: string, target: string): Pr
   } else await reply.send('');
 }
 
+/**
+ * A long poll (one event, then the response ends) or a stream (one JSON line per event): headers
+ * are flushed at registration; the client going away aborts the backend watch at once.
+ */
+async function serveWatch(ctx: Ctx, reply: FastifyReply, op: Extract<KeysOperation, { kind: 'watch' }>): Promise<void> {
+  const ac = new AbortController();
+  const res = reply.raw;
+  const onClose = (): void => ac.abort();
+  res.on('close', onClose);
+  let w: V2Watch;
+  try {
+    w = await ctx.store.watch({ path: op.path, recursive: op.recursive, waitIndex: op.waitIndex, stream: op.stream }, ac.signal);
+  } catch (e) {
+    res.off('close', onClose);
+    throw e;
+  }
+  const clusterId = await clusterIdOf(ctx, w.header);
+  reply.hijack();
+  res.writeHead(200, successHeaders(w.header, clusterId));
+  res.flushHeaders();
+  try {
+    for await (const ev of w.events) {
+      res.write(eventJson(ev));
+      if (!op.stream) break;
+    }
+  } catch {
+    // the watch failed after the headers went out: end the response (empty body), as etcd does
+  } finally {
+    ac.abort();
+    res.off('close', onClose);
+    if (!res.writableEnded) res.end();
+  }
+}
+
 async function handle(ctx: Ctx, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const method = req.method as KeysMethod;
   const { path: rawPath, query } = splitUrl(req.raw.url ?? '/');
@@ -105,7 +139,7 @@ async function handle(ctx: Ctx, req: FastifyRequest, reply: FastifyReply): Promi
     const op = parseKeysRequest(method, keyPath, form);
     switch (op.kind) {
       case 'watch':
-        throw new V2Error(300, 'v2 watches (wait=true) are not implemented yet', 0);
+        return await serveWatch(ctx, reply, op);
       case 'get': {
         const r = await ctx.store.get({ path: op.path, recursive: op.recursive, sorted: op.sorted });
         await reply.code(r.status).headers(successHeaders(r.header, await clusterIdOf(ctx, r.header))).send(Buffer.from(eventJson(r.event)));
@@ -124,6 +158,7 @@ async function handle(ctx: Ctx, req: FastifyRequest, reply: FastifyReply): Promi
 
 async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<void> {
   const ctx: Ctx = { store: new V2Store(opts.backend, opts.v2Prefix ?? DEFAULT_V2_PREFIX) };
+  app.addHook('onClose', async () => ctx.store.close());
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BYTES_MAX }, (_req, body, done) => done(null, body));
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));

@@ -4,7 +4,7 @@ import { V2Error, type WriteRequest } from '../../v2/index.js';
 
 export type KeysOperation =
   | { readonly kind: 'get'; readonly path: string; readonly recursive: boolean; readonly sorted: boolean }
-  | { readonly kind: 'watch'; readonly path: string }
+  | { readonly kind: 'watch'; readonly path: string; readonly recursive: boolean; readonly waitIndex: number; readonly stream: boolean }
   | { readonly kind: 'write'; readonly request: WriteRequest; readonly noValueOnSuccess: boolean };
 
 export type KeysMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
@@ -34,13 +34,13 @@ function uint(v: string | undefined, code: 202 | 203, name: string): number {
 export function parseKeysRequest(method: KeysMethod, path: string, form: ReadonlyMap<string, string>): KeysOperation {
   const f = (n: string): string | undefined => form.get(n);
   const prevIndex = uint(f('prevIndex'), 203, 'prevIndex');
-  uint(f('waitIndex'), 203, 'waitIndex');
+  const waitIndex = uint(f('waitIndex'), 203, 'waitIndex');
   const recursive = bool(f('recursive'), 'recursive') ?? false;
   const sorted = bool(f('sorted'), 'sorted') ?? false;
   const wait = bool(f('wait'), 'wait') ?? false;
   const dir = bool(f('dir'), 'dir') ?? false;
   const quorum = bool(f('quorum'), 'quorum') ?? false;
-  bool(f('stream'), 'stream');
+  const stream = bool(f('stream'), 'stream') ?? false;
   if (wait && method !== 'GET') throw new V2Error(209, '"wait" can only be used with GET requests');
   const prevValue = f('prevValue');
   if (prevValue === '') throw new V2Error(201, '"prevValue" cannot be empty');
@@ -56,7 +56,7 @@ export function parseKeysRequest(method: KeysMethod, path: string, form: Readonl
   switch (method) {
     case 'GET':
     case 'HEAD':
-      if (method === 'GET' && wait && !quorum) return { kind: 'watch', path };
+      if (method === 'GET' && wait && !quorum) return { kind: 'watch', path, recursive, waitIndex, stream };
       return { kind: 'get', path, recursive, sorted };
     case 'DELETE': {
       if (prevIndex > 0 || prevValue !== undefined) {
@@ -66,14 +66,16 @@ export function parseKeysRequest(method: KeysMethod, path: string, form: Readonl
     }
     case 'POST':
     case 'PUT': {
-      if (ttl !== undefined && ttl !== '') throw new V2Error(300, 'TTLs are unsupported');
-      if (method === 'POST') return { kind: 'write', noValueOnSuccess, request: { kind: 'post', path, value: dir ? '' : value, dir } };
+      // ttl absent or empty: permanent (removes an existing TTL). refresh: ignored by create and POST.
+      const t = ttl !== undefined && ttl !== '' ? { ttl: BigInt(ttl) } : {};
+      const r = refresh ? { ...t, refresh: true } : t;
+      if (method === 'POST') return { kind: 'write', noValueOnSuccess, request: { kind: 'post', path, value: dir ? '' : value, dir, ...t } };
       const cas = prevIndex > 0 || prevValue !== undefined;
-      const casReq: WriteRequest = { kind: 'compareAndSwap', path, value, prevIndex, ...(prevValue !== undefined ? { prevValue } : {}) };
-      if (prevExist === false) return { kind: 'write', noValueOnSuccess, request: { kind: 'create', path, value: dir ? '' : value, dir } };
-      if (prevExist === true) return { kind: 'write', noValueOnSuccess, request: cas ? casReq : { kind: 'update', path, value: dir ? '' : value } };
+      const casReq: WriteRequest = { kind: 'compareAndSwap', path, value, prevIndex, ...(prevValue !== undefined ? { prevValue } : {}), ...r };
+      if (prevExist === false) return { kind: 'write', noValueOnSuccess, request: { kind: 'create', path, value: dir ? '' : value, dir, ...t } };
+      if (prevExist === true) return { kind: 'write', noValueOnSuccess, request: cas ? casReq : { kind: 'update', path, value: dir ? '' : value, ...r } };
       if (cas) return { kind: 'write', noValueOnSuccess, request: casReq };
-      return { kind: 'write', noValueOnSuccess, request: { kind: 'set', path, value: dir ? '' : value, dir } };
+      return { kind: 'write', noValueOnSuccess, request: { kind: 'set', path, value: dir ? '' : value, dir, ...r } };
     }
   }
 }

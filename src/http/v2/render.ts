@@ -7,6 +7,8 @@ export function nodeJson(n: V2Node): string {
   if (n.key !== '/') parts.push(`"key":${goJsonString(n.key)}`);
   if (!n.dir && n.value !== undefined) parts.push(`"value":${goJsonString(n.value)}`);
   if (n.dir) parts.push('"dir":true');
+  if (n.expiration !== undefined) parts.push(`"expiration":"${n.expiration}"`);
+  if (n.ttl !== undefined && n.ttl !== 0) parts.push(`"ttl":${n.ttl}`);
   if (n.nodes && n.nodes.length > 0) parts.push(`"nodes":[${n.nodes.map(nodeJson).join(',')}]`);
   if (n.modifiedIndex !== 0) parts.push(`"modifiedIndex":${n.modifiedIndex}`);
   if (n.createdIndex !== 0) parts.push(`"createdIndex":${n.createdIndex}`);

@@ -1,0 +1,173 @@
+// v2 watches (GET ?wait=true) as subscriptions of backend.watch: one backend watcher per long poll or
+// stream (no sharing hub yet), over the whole v2 keyspace from revision waitIndex (0: current + 1).
+// Each revision is decoded into at most one v2 write (its P/event record, keys.ts) or, when it
+// deletes node keys without a P/event record, into lease-expiry `expire` events; the v2 event's
+// node/prevNode are read at the revision and the one before. Matching follows spec 9.3, including
+// the 3.4 quirks: history hits (revision <= the index at registration) ignore hidden components and
+// match a directory delete/expire by plain string prefix; a stream satisfied from history delivers
+// that one event and then stays silent; a stream watching a deleted node's own path gets the event
+// twice.
+import type { V3Backend } from '../backend/index.js';
+import { WatchCreateRequest, type WatchResponse } from '../gen/etcdserverpb/rpc.js';
+import { Event_EventType, type Event } from '../gen/mvccpb/kv.js';
+import { V2Error } from './errors.js';
+import type { KeySchema } from './keys.js';
+import { nodeOf, v2Actions, type V2Action, type V2Event, type V2Header } from './node.js';
+import { readPath } from './read.js';
+import { deleted, withoutTtl } from './write.js';
+
+/** etcd v2 keeps the last 1000 events; an older waitIndex is answered with 401. */
+export const HISTORY_WINDOW = 1000;
+
+export interface WatchRequest {
+  readonly path: string;
+  readonly recursive: boolean;
+  /** 0: from the next change. */
+  readonly waitIndex: number;
+  readonly stream: boolean;
+}
+
+export interface V2Watch {
+  /** The header at registration (X-Etcd-Index = the current index). */
+  readonly header: V2Header;
+  /** Matching events, in index order; ends when the signal aborts (the backend watch is closed). */
+  readonly events: AsyncGenerator<V2Event>;
+}
+
+/** What a revision says happened to one v2 node, before reading its state. */
+interface Candidate {
+  readonly action: V2Action;
+  readonly key: string;
+  readonly dir: boolean;
+  readonly rev: number;
+  /** An expiry inferred from a lease revocation (checked: the node had a lease). */
+  readonly inferred: boolean;
+}
+
+const DELETES = new Set<V2Action>(['delete', 'compareAndDelete', 'expire']);
+
+function isAction(a: unknown): a is V2Action {
+  return typeof a === 'string' && a !== 'get' && (v2Actions as readonly string[]).includes(a);
+}
+
+/** The v2 writes of one revision (see keys.ts for how an expiry is told from a delete). */
+export function candidatesOf(keys: KeySchema, rev: number, events: readonly Event[]): Candidate[] {
+  const eventKey = keys.eventKey();
+  const record = events.find((e) => e.type === Event_EventType.PUT && e.kv !== undefined && e.kv.key.equals(eventKey));
+  if (record?.kv) {
+    let parsed: unknown;
+    try { parsed = JSON.parse(record.kv.value.toString()); } catch { return []; }
+    if (typeof parsed !== 'object' || parsed === null) return [];
+    const { action, key, dir, refresh } = parsed as Record<string, unknown>;
+    if (!isAction(action) || typeof key !== 'string' || refresh === true) return [];
+    return [{ action, key, dir: dir === true, rev, inferred: false }];
+  }
+  const out: Candidate[] = [];
+  for (const e of events) {
+    if (e.type !== Event_EventType.DELETE || !e.kv) continue;
+    const p = keys.parse(e.kv.key);
+    if (p && (p.kind === 'file' || p.kind === 'dir')) out.push({ action: 'expire', key: p.path, dir: p.kind === 'dir', rev, inferred: true });
+  }
+  return out;
+}
+
+function hiddenBelow(watched: string, key: string): boolean {
+  return key.slice(watched === '/' ? 0 : watched.length).includes('/_');
+}
+
+/** Spec 9.3: does an event on c.key notify a watcher of req? (history: rev <= registration index) */
+export function matches(req: WatchRequest, c: { action: V2Action; key: string; dir: boolean }, history: boolean): boolean {
+  if (c.key === req.path) return true;
+  if (req.recursive) {
+    const inside = req.path === '/' ? c.key.startsWith('/') : c.key.startsWith(req.path + '/');
+    if (inside && (history || !hiddenBelow(req.path, c.key))) return true;
+  }
+  if (DELETES.has(c.action) && c.dir) return history ? req.path.startsWith(c.key) : req.path.startsWith(c.key + '/');
+  return false;
+}
+
+/** The v2 event of a candidate, from the node's state at its revision and the one before. */
+async function eventOf(backend: V3Backend, keys: KeySchema, c: Candidate): Promise<V2Event | undefined> {
+  const before = await readPath(backend, keys, c.key, c.rev - 1);
+  const prev = nodeOf(before.target);
+  if (c.inferred) {
+    const t = before.target;
+    if ((t.file?.lease ?? t.ttl?.lease ?? 0n) === 0n) return undefined; // a v3 delete, not an expiry
+  }
+  if (DELETES.has(c.action)) {
+    if (!prev) return undefined;
+    return { action: c.action, node: deleted(prev, c.rev), prevNode: c.action === 'expire' ? withoutTtl(prev) : prev };
+  }
+  const after = nodeOf((await readPath(backend, keys, c.key, c.rev)).target);
+  if (!after) return undefined;
+  const node = after.dir && c.action === 'update' ? { ...after, modifiedIndex: c.rev } : after;
+  return { action: c.action, node, ...(prev && c.action !== 'create' ? { prevNode: prev } : {}) };
+}
+
+/** Opens the backend watch; throws V2Error 401 when waitIndex is outside the history window. */
+export async function openWatch(backend: V3Backend, keys: KeySchema, header: V2Header, req: WatchRequest, signal: AbortSignal): Promise<V2Watch> {
+  const cur = header.index;
+  const oldest = Math.max(1, cur - HISTORY_WINDOW + 1);
+  const cleared = (from: number): V2Error => new V2Error(401, `the requested history has been cleared [${from}/${req.waitIndex}]`, cur);
+  if (req.waitIndex > 0 && req.waitIndex < oldest) throw cleared(oldest);
+
+  const queue: WatchResponse[] = [];
+  let wake: (() => void) | undefined;
+  const session = backend.watch({ send(resp) { queue.push(resp); wake?.(); }, backlogBytes: () => 0 });
+  const onAbort = (): void => wake?.();
+  signal.addEventListener('abort', onAbort);
+  const stop = (): void => {
+    signal.removeEventListener('abort', onAbort);
+    session.close();
+  };
+  const next = async (): Promise<WatchResponse | undefined> => {
+    while (queue.length === 0) {
+      if (signal.aborted) return undefined;
+      await new Promise<void>((res) => (wake = res));
+      wake = undefined;
+    }
+    return queue.shift();
+  };
+  const range = keys.allRange();
+  const startRevision = BigInt(req.waitIndex > 0 ? req.waitIndex : cur + 1);
+  session.request({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: range.key, rangeEnd: range.rangeEnd, startRevision }) } });
+  // The first answer: created, or canceled because startRevision is compacted.
+  const first = await next();
+  if (first?.canceled) {
+    stop();
+    throw first.compactRevision !== 0n ? cleared(Number(first.compactRevision)) : new V2Error(300, first.cancelReason || 'watch canceled', cur);
+  }
+  if (first && !first.created) queue.unshift(first);
+
+  async function* events(): AsyncGenerator<V2Event> {
+    try {
+      for (;;) {
+        const resp = await next();
+        if (!resp || resp.canceled) return;
+        const byRev = new Map<number, Event[]>();
+        for (const e of resp.events) {
+          const rev = Number(e.kv?.modRevision ?? 0n);
+          byRev.set(rev, [...(byRev.get(rev) ?? []), e]);
+        }
+        for (const [rev, evs] of [...byRev].sort((a, b) => a[0] - b[0])) {
+          for (const c of candidatesOf(keys, rev, evs)) {
+            const history = rev <= cur;
+            if (!matches(req, c, history)) continue;
+            const ev = await eventOf(backend, keys, c);
+            if (!ev) continue;
+            yield ev;
+            if (req.stream && c.key === req.path && DELETES.has(c.action)) yield ev;
+            if (req.stream && history) {
+              // 3.4: a stream satisfied from history is never registered for live events.
+              while (await next()) { /* stays open, silent */ }
+              return;
+            }
+          }
+        }
+      }
+    } finally {
+      stop();
+    }
+  }
+  return { header, events: events() };
+}
