@@ -49,7 +49,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   addRecipeServices(grpcServer, backend, log);
   addHealthService(grpcServer, backend);
 
-  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger });
+  // Fastify logs every request at info; etcd does not. Keep that noise (and its cost) for debug.
+  const httpLog = log.child({ component: 'http' }, { level: log.level === 'debug' ? 'debug' : 'warn' });
+  const app = Fastify({ loggerInstance: httpLog as FastifyBaseLogger });
   opsRoutes(app, backend);
   docsRoutes(app, gatewayOpenApiDocument());
   await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes });
