@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { V3Backend } from '../../backend/index.js';
 import { cleanPath, DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2Error, V2Store, type V2Header, type V2Watch } from '../../v2/index.js';
+import { v2ClusterRoutes } from './cluster.js';
 import { errorBody, httpStatusOf, internalError } from './errors.js';
 import { parseForm } from './form.js';
 import { parseKeysRequest, type KeysMethod, type KeysOperation } from './params.js';
@@ -178,6 +179,7 @@ async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<
     app.route({ method: [...METHODS], url, handler, exposeHeadRoute: false });
     app.route({ method: ['PATCH'], url, handler: methodNotAllowed });
   }
+  v2ClusterRoutes(app, opts.backend);
 }
 
 /** `await app.register(v2Keys, { backend, v2Prefix })`: routes under /v2/keys, in their own scope. */
