@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
 import { benchKey, type GeneratorPlan, type GeneratorResult, type KvWorkload, type LoadResult, type LoadWindow } from './kvload.js';
 import { LatencyRecorder } from './latency.js';
+import { combineResults, runWorkers } from './workers.js';
 
 export interface HttpLoadOptions {
   /** http://127.0.0.1:PORT */
@@ -199,37 +200,7 @@ export async function runHttpGenerator(plan: HttpGeneratorPlan): Promise<Generat
           workerData: { url: plan.url, workload: plan.workload, inflight, seed: i + 1 } satisfies HttpLoadOptions,
         }),
     );
-    try {
-      const waitMsg = <T>(w: Worker, type: string): Promise<T> =>
-        new Promise<T>((res, rej) => {
-          const onMsg = (m: { type: string; error?: string }): void => {
-            if (m.type === 'error') rej(new Error(m.error));
-            else if (m.type === type) res(m as T);
-            else return;
-            w.off('message', onMsg);
-          };
-          w.on('message', onMsg);
-          w.once('error', rej);
-        });
-      await Promise.all(workers.map((w) => waitMsg(w, 'ready')));
-      const window = mkWindow();
-      const done = workers.map((w) => waitMsg<{ result: LoadResult }>(w, 'done'));
-      for (const w of workers) w.postMessage({ type: 'go', window });
-      const hooks = scheduleHooks(plan, window);
-      results = (await Promise.all(done)).map((m) => m.result);
-      await hooks;
-    } finally {
-      await Promise.all(workers.map((w) => w.terminate()));
-    }
+    results = (await runWorkers(workers, mkWindow, (window) => scheduleHooks(plan, window))).results;
   }
-  const out: GeneratorResult = {
-    ops: results.reduce((s, r) => s + r.ops, 0),
-    errors: results.reduce((s, r) => s + r.errors, 0),
-    latencies: results.map((r) => r.latencies),
-    elu: results.map((r) => r.elu),
-    seconds: plan.measureMs / 1000,
-  };
-  const fe = results.find((r) => r.firstError !== undefined)?.firstError;
-  if (fe !== undefined) out.firstError = fe;
-  return out;
+  return combineResults(results, plan.measureMs);
 }

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { PutRequest, PutResponse, RangeRequest, RangeResponse } from '../../src/gen/etcdserverpb/rpc.js';
 import { LatencyRecorder } from './latency.js';
+import { combineResults, runWorkers } from './workers.js';
 
 export interface KvWorkload {
   /** row name in the report */
@@ -312,37 +313,7 @@ export async function runGenerator(plan: GeneratorPlan): Promise<GeneratorResult
           workerData: { endpoint: plan.endpoint, workload: plan.workload, ...share, seed: i + 1 } satisfies LoadOptions,
         }),
     );
-    try {
-      const waitMsg = <T>(w: Worker, type: string): Promise<T> =>
-        new Promise<T>((res, rej) => {
-          const onMsg = (m: { type: string; error?: string }): void => {
-            if (m.type === 'error') rej(new Error(m.error));
-            else if (m.type === type) res(m as T);
-            else return;
-            w.off('message', onMsg);
-          };
-          w.on('message', onMsg);
-          w.once('error', rej);
-        });
-      await Promise.all(workers.map((w) => waitMsg(w, 'ready')));
-      window = mkWindow();
-      const done = workers.map((w) => waitMsg<{ result: LoadResult }>(w, 'done'));
-      for (const w of workers) w.postMessage({ type: 'go', window });
-      const hooks = scheduleHooks(plan, window);
-      results = (await Promise.all(done)).map((m) => m.result);
-      await hooks;
-    } finally {
-      await Promise.all(workers.map((w) => w.terminate()));
-    }
+    ({ results, window } = await runWorkers(workers, mkWindow, (w) => scheduleHooks(plan, w)));
   }
-  const out: GeneratorResult = {
-    ops: results.reduce((s, r) => s + r.ops, 0),
-    errors: results.reduce((s, r) => s + r.errors, 0),
-    latencies: results.map((r) => r.latencies),
-    elu: results.map((r) => r.elu),
-    seconds: plan.measureMs / 1000,
-  };
-  const fe = results.find((r) => r.firstError !== undefined)?.firstError;
-  if (fe !== undefined) out.firstError = fe;
-  return out;
+  return combineResults(results, plan.measureMs);
 }
