@@ -62,11 +62,18 @@ export function candidatesOf(keys: KeySchema, rev: number, events: readonly Even
     if (!isAction(action) || typeof key !== 'string' || refresh === true) return [];
     return [{ action, key, dir: dir === true, rev, inferred: false }];
   }
+  // No v2 action recorded: a v3 client wrote under the v2 schema (a put is a v2 `set`), or a
+  // lease expired (a delete of a node that had a lease; eventOf tells it from a plain v3 delete).
   const out: Candidate[] = [];
   for (const e of events) {
-    if (e.type !== Event_EventType.DELETE || !e.kv) continue;
+    if (!e.kv) continue;
     const p = keys.parse(e.kv.key);
-    if (p && (p.kind === 'file' || p.kind === 'dir')) out.push({ action: 'expire', key: p.path, dir: p.kind === 'dir', rev, inferred: true });
+    if (!p) continue;
+    if (e.type === Event_EventType.PUT) {
+      if (p.kind === 'file') out.push({ action: 'set', key: p.path, dir: false, rev, inferred: false });
+    } else if (p.kind === 'file' || p.kind === 'dir') {
+      out.push({ action: 'expire', key: p.path, dir: p.kind === 'dir', rev, inferred: true });
+    }
   }
   return out;
 }
@@ -90,18 +97,19 @@ export function matches(req: WatchRequest, c: { action: V2Action; key: string; d
 async function eventOf(backend: V3Backend, keys: KeySchema, c: Candidate): Promise<V2Event | undefined> {
   const before = await readPath(backend, keys, c.key, c.rev - 1);
   const prev = nodeOf(before.target);
+  let action = c.action;
   if (c.inferred) {
     const t = before.target;
-    if ((t.file?.lease ?? t.ttl?.lease ?? 0n) === 0n) return undefined; // a v3 delete, not an expiry
+    if ((t.file?.lease ?? t.ttl?.lease ?? 0n) === 0n) action = 'delete'; // a v3 delete, not an expiry
   }
-  if (DELETES.has(c.action)) {
+  if (DELETES.has(action)) {
     if (!prev) return undefined;
-    return { action: c.action, node: deleted(prev, c.rev), prevNode: c.action === 'expire' ? withoutTtl(prev) : prev };
+    return { action, node: deleted(prev, c.rev), prevNode: action === 'expire' ? withoutTtl(prev) : prev };
   }
   const after = nodeOf((await readPath(backend, keys, c.key, c.rev)).target);
   if (!after) return undefined;
-  const node = after.dir && c.action === 'update' ? { ...after, modifiedIndex: c.rev } : after;
-  return { action: c.action, node, ...(prev && c.action !== 'create' ? { prevNode: prev } : {}) };
+  const node = after.dir && action === 'update' ? { ...after, modifiedIndex: c.rev } : after;
+  return { action, node, ...(prev && action !== 'create' ? { prevNode: prev } : {}) };
 }
 
 /** Opens the backend watch; throws V2Error 401 when waitIndex is outside the history window. */
