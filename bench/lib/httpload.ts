@@ -3,12 +3,10 @@
 // keys/values, a warmup and a measured window on the process.hrtime.bigint() clock. Like
 // ./kvload.ts it runs in the calling thread or in worker threads (./httpload-worker.ts).
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
 import { benchKey, type GeneratorPlan, type GeneratorResult, type KvWorkload, type LoadResult, type LoadWindow } from './kvload.js';
-import { LatencyRecorder } from './latency.js';
-import { combineResults, runWorkers } from './workers.js';
+import { combineResults, makeWindow, runLoops, runWorkers, scheduleHooks, split } from './workers.js';
 
 export interface HttpLoadOptions {
   /** http://127.0.0.1:PORT */
@@ -39,20 +37,6 @@ export async function postJson(pool: Pool, path: string, body: string | Buffer):
   const text = await r.body.text();
   if (r.statusCode !== 200) throw new Error(`${path}: HTTP ${r.statusCode}: ${text.slice(0, 200)}`);
   return text;
-}
-
-const VALIDATE_EVERY = 32;
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
 }
 
 type Issue = (pool: Pool, r: () => number, check: boolean) => Promise<string | undefined>;
@@ -105,68 +89,9 @@ export async function warmConnections(pool: Pool, n: number): Promise<void> {
   await Promise.all(Array.from({ length: n }, () => postJson(pool, '/v3/kv/range', body)));
 }
 
-export async function runHttpLoad(opts: HttpLoadOptions, pool: Pool, window: LoadWindow): Promise<LoadResult> {
+export function runHttpLoad(opts: HttpLoadOptions, pool: Pool, window: LoadWindow): Promise<LoadResult> {
   const issue = issuer(opts.workload);
-  const rec = new LatencyRecorder();
-  let ops = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  let eluStart: ReturnType<typeof performance.eventLoopUtilization> | undefined;
-  let elu = NaN;
-  const now = (): bigint => process.hrtime.bigint();
-  const ms = (t: bigint): number => Math.max(0, Number(t - now()) / 1e6);
-  const t1 = setTimeout(() => {
-    eluStart = performance.eventLoopUtilization();
-  }, ms(window.warmupEnd));
-  const captureElu = (): void => {
-    if (eluStart !== undefined && Number.isNaN(elu)) elu = performance.eventLoopUtilization(eluStart).utilization;
-  };
-  const t2 = setTimeout(captureElu, ms(window.end));
-  const loop = async (i: number): Promise<void> => {
-    const r = rng(opts.seed * 7919 + i * 104729 + 1);
-    for (let n = 0; ; n++) {
-      const start = now();
-      if (start >= window.end) return;
-      let bad: string | undefined;
-      try {
-        bad = await issue(pool, r, n % VALIDATE_EVERY === 0);
-      } catch (e) {
-        bad = e instanceof Error ? e.message : String(e);
-      }
-      const done = now();
-      if (bad !== undefined) {
-        errors++;
-        firstError ??= bad;
-        if (errors > 1000 && ops === 0) throw new Error(`http load generator: ${errors} errors and no success; first: ${firstError}`);
-        continue;
-      }
-      if (done >= window.warmupEnd && done <= window.end) {
-        ops++;
-        rec.recordNs(done - start);
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: opts.inflight }, (_, i) => loop(i)));
-    captureElu();
-  } finally {
-    clearTimeout(t1);
-    clearTimeout(t2);
-  }
-  const res: LoadResult = { ops, errors, latencies: rec.take(), elu };
-  if (firstError !== undefined) res.firstError = firstError;
-  return res;
-}
-
-function split(total: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
-}
-
-function scheduleHooks(plan: HttpGeneratorPlan, window: LoadWindow): Promise<void> {
-  const ms = (t: bigint): number => Math.max(0, Number(t - process.hrtime.bigint()) / 1e6);
-  const at = (t: bigint, f?: () => void | Promise<void>): Promise<void> =>
-    new Promise((res, rej) => setTimeout(() => void Promise.resolve(f?.()).then(res, rej), ms(t)));
-  return Promise.all([at(window.warmupEnd, plan.onWindowStart), at(window.end, plan.onWindowEnd)]).then(() => undefined);
+  return runLoops('http load generator', opts.inflight, opts.seed, window, (_i, r, check) => issue(pool, r, check));
 }
 
 export type HttpGeneratorPlan = Omit<GeneratorPlan, 'endpoint' | 'clients'> & { url: string };
@@ -175,11 +100,7 @@ export type HttpGeneratorPlan = Omit<GeneratorPlan, 'endpoint' | 'clients'> & { 
 export async function runHttpGenerator(plan: HttpGeneratorPlan): Promise<GeneratorResult> {
   const nThreads = Math.max(1, Math.min(plan.threads, plan.inflight));
   const inflights = split(plan.inflight, nThreads);
-  const mkWindow = (): LoadWindow => {
-    const t0 = process.hrtime.bigint();
-    const warmupEnd = t0 + BigInt(Math.round(plan.warmupMs * 1e6));
-    return { warmupEnd, end: warmupEnd + BigInt(Math.round(plan.measureMs * 1e6)) };
-  };
+  const mkWindow = (): LoadWindow => makeWindow(plan.warmupMs, plan.measureMs);
   let results: LoadResult[];
   if (plan.threads === 0) {
     const inflight = inflights[0]!;

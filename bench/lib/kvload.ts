@@ -4,11 +4,9 @@
 // same code does both, so the two placements differ only in where the event loop is.
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { PutRequest, PutResponse, RangeRequest, RangeResponse } from '../../src/gen/etcdserverpb/rpc.js';
-import { LatencyRecorder } from './latency.js';
-import { combineResults, runWorkers } from './workers.js';
+import { combineResults, makeWindow, runLoops, runWorkers, scheduleHooks, split } from './workers.js';
 
 export interface KvWorkload {
   /** row name in the report */
@@ -98,21 +96,6 @@ function call(c: grpc.Client, path: string, req: Buffer): Promise<Buffer> {
   return new Promise((res, rej) => c.makeUnaryRequest(path, identity, identity, req, (err, r) => (err ? rej(err) : res(r!))));
 }
 
-/** Every n-th response of a loop is decoded and checked (the first one always). */
-const VALIDATE_EVERY = 32;
-
-/** xorshift32: cheap, per-loop, deterministic. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 /** Issues one request; resolves with an error text for a wrong answer (when `check` is set). */
 type Issue = (c: grpc.Client, r: () => number, check: boolean) => Promise<string | undefined>;
@@ -157,64 +140,11 @@ const PUT = '/etcdserverpb.KV/Put';
 const RANGE = '/etcdserverpb.KV/Range';
 
 /** Runs the loops over already connected clients until window.end; in-flight requests then drain. */
-export async function runLoad(opts: LoadOptions, clients: grpc.Client[], window: LoadWindow): Promise<LoadResult> {
+export function runLoad(opts: LoadOptions, clients: grpc.Client[], window: LoadWindow): Promise<LoadResult> {
   const issue = issuer(opts.workload);
-  const rec = new LatencyRecorder();
-  let ops = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  let eluStart: ReturnType<typeof performance.eventLoopUtilization> | undefined;
-  let elu = NaN;
-  const now = (): bigint => process.hrtime.bigint();
-  const ms = (t: bigint): number => Math.max(0, Number(t - now()) / 1e6);
-  const t1 = setTimeout(() => {
-    eluStart = performance.eventLoopUtilization();
-  }, ms(window.warmupEnd));
-  // At the end of the window, or when the last loop stops if that comes first (a busy loop can
-  // run its timers late, after every loop has already seen the end).
-  const captureElu = (): void => {
-    if (eluStart !== undefined && Number.isNaN(elu)) elu = performance.eventLoopUtilization(eluStart).utilization;
-  };
-  const t2 = setTimeout(captureElu, ms(window.end));
-
-  const loop = async (i: number): Promise<void> => {
-    const c = clients[i % clients.length]!;
-    const r = rng(opts.seed * 7919 + i * 104729 + 1);
-    for (let n = 0; ; n++) {
-      const start = now();
-      if (start >= window.end) return;
-      let bad: string | undefined;
-      try {
-        bad = await issue(c, r, n % VALIDATE_EVERY === 0);
-      } catch (e) {
-        bad = e instanceof Error ? e.message : String(e);
-      }
-      const done = now();
-      if (bad !== undefined) {
-        errors++;
-        firstError ??= bad;
-        if (errors > 1000 && ops === 0) throw new Error(`load generator: ${errors} errors and no success; first: ${firstError}`);
-        continue;
-      }
-      if (done >= window.warmupEnd && done <= window.end) {
-        ops++;
-        rec.recordNs(done - start);
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: opts.inflight }, (_, i) => loop(i)));
-    captureElu();
-  } finally {
-    clearTimeout(t1);
-    clearTimeout(t2);
-  }
-  const res: LoadResult = { ops, errors, latencies: rec.take(), elu };
-  if (firstError !== undefined) res.firstError = firstError;
-  return res;
+  return runLoops('load generator', opts.inflight, opts.seed, window, (i, r, check) => issue(clients[i % clients.length]!, r, check));
 }
 
-/** Writes every key once with `inflight` requests outstanding (used before each benchmark). */
 export async function preload(endpoint: string, keyCount: number, valueSize: number, inflight = 64): Promise<void> {
   const clients = makeClients(endpoint, 1);
   try {
@@ -269,27 +199,13 @@ interface Share {
   clients: number;
 }
 
-function split(total: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
-}
-
-function scheduleHooks(plan: GeneratorPlan, window: LoadWindow): Promise<void> {
-  const ms = (t: bigint): number => Math.max(0, Number(t - process.hrtime.bigint()) / 1e6);
-  const at = (t: bigint, f?: () => void | Promise<void>): Promise<void> =>
-    new Promise((res, rej) => setTimeout(() => void Promise.resolve(f?.()).then(res, rej), ms(t)));
-  return Promise.all([at(window.warmupEnd, plan.onWindowStart), at(window.end, plan.onWindowEnd)]).then(() => undefined);
-}
 
 export async function runGenerator(plan: GeneratorPlan): Promise<GeneratorResult> {
   const nThreads = Math.max(1, Math.min(plan.threads, plan.inflight));
   const inflights = split(plan.inflight, nThreads);
   const clientsPer = split(Math.max(plan.clients, nThreads), nThreads);
   const shares: Share[] = inflights.map((inflight, i) => ({ inflight, clients: clientsPer[i]! }));
-  const mkWindow = (): LoadWindow => {
-    const t0 = process.hrtime.bigint();
-    const warmupEnd = t0 + BigInt(Math.round(plan.warmupMs * 1e6));
-    return { warmupEnd, end: warmupEnd + BigInt(Math.round(plan.measureMs * 1e6)) };
-  };
+  const mkWindow = (): LoadWindow => makeWindow(plan.warmupMs, plan.measureMs);
 
   let results: LoadResult[];
   let window: LoadWindow;
