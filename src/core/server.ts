@@ -354,6 +354,11 @@ export class EmbeddedBackend implements V3Backend {
     return { header: undefined };
   }
 
+  /** Watchers open on this member (every gRPC, gateway and v2 watch counts; etcd's watcher_total). */
+  watcherCount(): number {
+    return this.hub.size;
+  }
+
   health(): { ok: boolean; reason: string } {
     if (this.failure !== undefined) return { ok: false, reason: `storage failed: ${this.failure.message}` };
     if (this.applier.alarms.length > 0) return { ok: false, reason: 'alarm activated' };

@@ -1,13 +1,18 @@
 // The v2 keys API over a V3Backend: get (with listings) and the writes of write.ts, each one txn.
 import type { V3Backend } from '../backend/index.js';
+import { RangeRequest } from '../gen/etcdserverpb/rpc.js';
 import { V2Error } from './errors.js';
 import { KeySchema } from './keys.js';
-import { headerOf, nodeOf, type V2Header, type V2Result } from './node.js';
+import { expirationOf, headerOf, nodeOf, type V2Event, type V2Header, type V2Result } from './node.js';
 import { isRoot } from './path.js';
 import { listDir, readPath, subtreeDepth, walkError } from './read.js';
-import { expirationFor, leaseTtlFor, nowNs, timerExpires } from './ttl.js';
-import { openWatch, type V2Watch, type WatchRequest } from './watch.js';
+import { expirationFor, leaseTtlFor, MIN_LEASE_TTL_S, nowNs, timerExpires } from './ttl.js';
+import { StoreStats } from './stats.js';
+import { checkWindow, openWatch, type V2Watch, type WatchRequest } from './watch.js';
+import { V2WatchHub } from './watch-hub.js';
 import { needsSubtree, planWrite, type NewTtl, type WriteRequest } from './write.js';
+
+const RANGE_DEFAULTS = RangeRequest.fromPartial({});
 
 /** Retries of a write whose guarded txn lost a race; then 300 is returned. */
 export const WRITE_ATTEMPTS_MAX = 32;
@@ -24,15 +29,63 @@ export class V2Store {
   /** The sweeper's pending expiries (see keys.ts: directories and ttl < 2 s). */
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
+  private readonly hub: V2WatchHub;
+  /** Open watches not served by the hub (their start index predates its ring). */
+  private ownWatches = 0;
+  readonly stats = new StoreStats();
   constructor(readonly backend: V3Backend, prefix?: string) {
     this.keys = new KeySchema(prefix);
+    this.hub = new V2WatchHub(backend, this.keys);
   }
 
-  /** Stops the sweeper's timers (the leases stay as the backstop). */
+  /**
+   * Opens the shared watch, then re-arms the sweeper for the nodes that need it (written by an
+   * earlier run of this process, whose timers died with it): resolves when both are done.
+   */
+  async start(): Promise<void> {
+    await this.hub.start();
+    await this.rearmTimers();
+  }
+
+  /** Stops the sweeper's timers (the leases stay as the backstop) and the shared watch. */
   close(): void {
     this.closed = true;
+    this.hub.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+  }
+
+  /** `/v2/stats/store`'s JSON. */
+  storeStatsJson(): string {
+    return this.stats.toJson(this.hub.size + this.ownWatches, this.hub.expired);
+  }
+
+  /**
+   * Schedules the sweeper for every stored TTL node it must expire (directories, and files whose
+   * expiration comes before their lease's minimum TTL would): one paged scan of the v2 keyspace.
+   */
+  private async rearmTimers(): Promise<void> {
+    const PAGE = 1000n;
+    const all = this.keys.allRange();
+    const ttls = new Map<string, { lease: bigint; expiration: bigint }>();
+    const dirs = new Set<string>();
+    let key = all.key;
+    for (;;) {
+      const resp = await this.backend.range({ ...RANGE_DEFAULTS, key, rangeEnd: all.rangeEnd, limit: PAGE });
+      for (const kv of resp.kvs) {
+        const p = this.keys.parse(kv.key);
+        if (p?.kind === 'dir') dirs.add(p.path);
+        if (p?.kind === 'ttl') {
+          const expiration = expirationOf({ path: p.path, ttl: kv });
+          if (expiration !== undefined) ttls.set(p.path, { lease: kv.lease, expiration });
+        }
+      }
+      const last = resp.kvs[resp.kvs.length - 1];
+      if (!resp.more || !last) break;
+      key = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    const soon = nowNs() + BigInt(MIN_LEASE_TTL_S) * 1_000_000_000n;
+    for (const [path, ttl] of ttls) if (dirs.has(path) || ttl.expiration < soon) this.schedule(path, ttl);
   }
 
   private async revoke(lease: bigint): Promise<void> {
@@ -62,6 +115,17 @@ export class V2Store {
   }
 
   async get(req: GetRequest): Promise<V2Result> {
+    try {
+      const r = await this.doGet(req);
+      this.stats.get(true);
+      return r;
+    } catch (e) {
+      this.stats.get(false);
+      throw e;
+    }
+  }
+
+  private async doGet(req: GetRequest): Promise<V2Result> {
     const s = await readPath(this.backend, this.keys, req.path);
     const err = walkError(s);
     if (err) throw err;
@@ -73,6 +137,17 @@ export class V2Store {
   }
 
   async write(req: WriteRequest): Promise<V2Result> {
+    try {
+      const r = await this.doWrite(req);
+      this.stats.write(req.kind, true);
+      return r;
+    } catch (e) {
+      this.stats.write(req.kind, false);
+      throw e;
+    }
+  }
+
+  private async doWrite(req: WriteRequest): Promise<V2Result> {
     const ttlS = 'ttl' in req ? req.ttl : undefined;
     // The expiration counts from the request's receipt (etcd: before consensus).
     const expiration = ttlS === undefined ? undefined : expirationFor(ttlS, nowNs());
@@ -105,9 +180,34 @@ export class V2Store {
     }
   }
 
-  /** A v2 watch (GET ?wait=true): see watch.ts. Throws V2Error 401 for a cleared waitIndex. */
+  /**
+   * A v2 watch (GET ?wait=true): served by the shared hub when its ring covers the start index,
+   * else by a watch of its own (watch.ts). Throws V2Error 401 for a cleared waitIndex.
+   */
   async watch(req: WatchRequest, signal: AbortSignal): Promise<V2Watch> {
-    return openWatch(this.backend, this.keys, await this.header(), req, signal);
+    const header = await this.header();
+    checkWindow(req, header);
+    // A compacted start index is answered by openWatch (its backend watch reports the compaction).
+    const shared = (await this.compactedSince(req.waitIndex, header)) ? undefined : this.hub.subscribe(req, header, signal);
+    if (shared) return shared;
+    const own = await openWatch(this.backend, this.keys, header, req, signal);
+    this.ownWatches++;
+    const counted = async function* (this: V2Store): AsyncGenerator<V2Event> {
+      try {
+        yield* own.events;
+      } finally {
+        this.ownWatches--;
+      }
+    };
+    return { header, events: counted.call(this) };
+  }
+
+  /** True when a watch from revision `from` (> 0) needs history that compaction removed. */
+  private async compactedSince(from: number, header: V2Header): Promise<boolean> {
+    if (from <= 0 || from > header.index) return false;
+    // The event of revision `from` is read at `from - 1` (its prevNode).
+    const at = BigInt(Math.max(1, from - 1));
+    return this.backend.range({ ...RANGE_DEFAULTS, key: this.keys.eventKey(), revision: at, countOnly: true }).then(() => false, () => true);
   }
 
   /** The current header (for answers that did not reach the store, e.g. validation errors). */

@@ -1,5 +1,6 @@
-// v2 watches (GET ?wait=true) as subscriptions of backend.watch: one backend watcher per long poll or
-// stream (no sharing hub yet), over the whole v2 keyspace from revision waitIndex (0: current + 1).
+// v2 watches (GET ?wait=true) as subscriptions of backend.watch. Most are served by the shared hub
+// (watch-hub.ts); openWatch here is the fallback for a start index older than the hub's ring: one
+// backend watcher of its own over the whole v2 keyspace from revision waitIndex.
 // Each revision is decoded into at most one v2 write (its P/event record, keys.ts) or, when it
 // deletes node keys without a P/event record, into lease-expiry `expire` events; the v2 event's
 // node/prevNode are read at the revision and the one before. Matching follows spec 9.3, including
@@ -35,7 +36,7 @@ export interface V2Watch {
 }
 
 /** What a revision says happened to one v2 node, before reading its state. */
-interface Candidate {
+export interface Candidate {
   readonly action: V2Action;
   readonly key: string;
   readonly dir: boolean;
@@ -44,7 +45,7 @@ interface Candidate {
   readonly inferred: boolean;
 }
 
-const DELETES = new Set<V2Action>(['delete', 'compareAndDelete', 'expire']);
+export const DELETES = new Set<V2Action>(['delete', 'compareAndDelete', 'expire']);
 
 function isAction(a: unknown): a is V2Action {
   return typeof a === 'string' && a !== 'get' && (v2Actions as readonly string[]).includes(a);
@@ -94,7 +95,7 @@ export function matches(req: WatchRequest, c: { action: V2Action; key: string; d
 }
 
 /** The v2 event of a candidate, from the node's state at its revision and the one before. */
-async function eventOf(backend: V3Backend, keys: KeySchema, c: Candidate): Promise<V2Event | undefined> {
+export async function eventOf(backend: V3Backend, keys: KeySchema, c: Candidate): Promise<V2Event | undefined> {
   const before = await readPath(backend, keys, c.key, c.rev - 1);
   const prev = nodeOf(before.target);
   let action = c.action;
@@ -112,12 +113,20 @@ async function eventOf(backend: V3Backend, keys: KeySchema, c: Candidate): Promi
   return { action, node, ...(prev && action !== 'create' ? { prevNode: prev } : {}) };
 }
 
-/** Opens the backend watch; throws V2Error 401 when waitIndex is outside the history window. */
+function cleared(req: WatchRequest, header: V2Header, from: number): V2Error {
+  return new V2Error(401, `the requested history has been cleared [${from}/${req.waitIndex}]`, header.index);
+}
+
+/** Throws V2Error 401 when waitIndex is older than the history window (etcd keeps 1000 events). */
+export function checkWindow(req: WatchRequest, header: V2Header): void {
+  const oldest = Math.max(1, header.index - HISTORY_WINDOW + 1);
+  if (req.waitIndex > 0 && req.waitIndex < oldest) throw cleared(req, header, oldest);
+}
+
+/** Opens a backend watch of its own; throws V2Error 401 when waitIndex is cleared or compacted. */
 export async function openWatch(backend: V3Backend, keys: KeySchema, header: V2Header, req: WatchRequest, signal: AbortSignal): Promise<V2Watch> {
   const cur = header.index;
-  const oldest = Math.max(1, cur - HISTORY_WINDOW + 1);
-  const cleared = (from: number): V2Error => new V2Error(401, `the requested history has been cleared [${from}/${req.waitIndex}]`, cur);
-  if (req.waitIndex > 0 && req.waitIndex < oldest) throw cleared(oldest);
+  checkWindow(req, header);
 
   const queue: WatchResponse[] = [];
   let wake: (() => void) | undefined;
@@ -143,7 +152,7 @@ export async function openWatch(backend: V3Backend, keys: KeySchema, header: V2H
   const first = await next();
   if (first?.canceled) {
     stop();
-    throw first.compactRevision !== 0n ? cleared(Number(first.compactRevision)) : new V2Error(300, first.cancelReason || 'watch canceled', cur);
+    throw first.compactRevision !== 0n ? cleared(req, header, Number(first.compactRevision)) : new V2Error(300, first.cancelReason || 'watch canceled', cur);
   }
   if (first && !first.created) queue.unshift(first);
 

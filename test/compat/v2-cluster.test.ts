@@ -163,3 +163,63 @@ describe('v2 cluster endpoints vs etcd 3.4', { skip: hasEtcd() ? false : 'needs 
     assert.ok(upd.headers.get('x-etcd-cluster-id'));
   });
 });
+
+describe('v2 store statistics vs etcd 3.4', { skip: hasEtcd() ? false : 'needs /usr/bin/etcd (etcd 3.4)' }, () => {
+  let etcd: Server | undefined;
+  let ours: V2TestServer | undefined;
+  before(async () => {
+    [etcd, ours] = await Promise.all([startRealEtcd(), startV2Server()]);
+  });
+  after(async () => {
+    await Promise.all([etcd?.stop(), ours?.close()]);
+  });
+
+  const FORM_T = 'application/x-www-form-urlencoded';
+  // Every kind of v2 operation, succeeding and failing; the counters' deltas must agree.
+  const script: readonly { method: string; path: string; body?: string }[] = [
+    { method: 'PUT', path: '/v2/keys/st/a', body: 'value=1' },
+    { method: 'PUT', path: '/v2/keys/st/a/b', body: 'value=1' },
+    { method: 'GET', path: '/v2/keys/st/a' },
+    { method: 'GET', path: '/v2/keys/st/missing' },
+    { method: 'GET', path: '/v2/keys/st?recursive=true' },
+    { method: 'PUT', path: '/v2/keys/st/a?prevExist=false', body: 'value=2' },
+    { method: 'PUT', path: '/v2/keys/st/n?prevExist=false', body: 'value=2' },
+    { method: 'POST', path: '/v2/keys/st/q', body: 'value=2' },
+    { method: 'PUT', path: '/v2/keys/st/a?prevExist=true', body: 'value=3' },
+    { method: 'PUT', path: '/v2/keys/st/none?prevExist=true', body: 'value=3' },
+    { method: 'PUT', path: '/v2/keys/st/a?prevValue=3', body: 'value=4' },
+    { method: 'PUT', path: '/v2/keys/st/a?prevValue=9', body: 'value=4' },
+    { method: 'DELETE', path: '/v2/keys/st/a?prevValue=9' },
+    { method: 'DELETE', path: '/v2/keys/st/a?prevIndex=1' },
+    { method: 'DELETE', path: '/v2/keys/st/n?prevValue=2' },
+    { method: 'DELETE', path: '/v2/keys/st/a' },
+    { method: 'DELETE', path: '/v2/keys/st/a' },
+    { method: 'DELETE', path: '/v2/keys/st?dir=true' },
+    { method: 'PUT', path: '/v2/keys/st/d?dir=true' },
+    { method: 'PUT', path: '/v2/keys/st/d?dir=true' },
+  ];
+
+  async function deltas(base: string): Promise<Record<string, number>> {
+    const stats = async (): Promise<Record<string, number>> => (await (await fetch(`${base}/v2/stats/store`)).json()) as Record<string, number>;
+    const before = await stats();
+    for (const r of script) {
+      const resp = await fetch(base + r.path, { method: r.method, ...(r.body !== undefined ? { body: r.body, headers: { 'content-type': FORM_T } } : {}) });
+      await resp.text();
+    }
+    const now = await stats();
+    return Object.fromEntries(Object.keys(now).map((k) => [k, (now[k] ?? 0) - (before[k] ?? 0)]));
+  }
+
+  // Two documented differences (README, compatibility notes): etcd 3.4's getsFail also counts the
+  // server's own lookups (one per set, two per failed GET), and its compareAndDelete counts a
+  // failed comparison as a success (the error is returned without reaching the deferred counter).
+  const DIFFER = ['getsFail', 'compareAndDeleteSuccess', 'compareAndDeleteFail'];
+  test('every counter moves as etcd\'s does (but the two documented ones), fields in etcd\'s order', async () => {
+    const [want, got] = await Promise.all([deltas(etcd!.clientUrl), deltas(ours!.url)]);
+    assert.deepEqual(Object.keys(got), Object.keys(want));
+    const without = (o: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(o).filter(([k]) => !DIFFER.includes(k)));
+    assert.deepEqual(without(got), without(want));
+    assert.deepEqual([got.getsFail, got.compareAndDeleteSuccess, got.compareAndDeleteFail], [1, 1, 2]);
+    assert.equal(want.compareAndDeleteSuccess! + want.compareAndDeleteFail!, 3);
+  });
+});

@@ -13,8 +13,9 @@ export interface GatewayServer {
   close(): Promise<void>;
 }
 
-export async function startGateway(extraArgs: string[] = []): Promise<GatewayServer> {
-  const dir = await makeTempDir('gw-');
+/** dataDir: reuse that data dir (a restart; it is kept on close), else a fresh temporary one. */
+export async function startGateway(extraArgs: string[] = [], dataDir?: string): Promise<GatewayServer> {
+  const dir = dataDir ?? await makeTempDir('gw-');
   const r = loadConfig(['--data-dir', dir, '--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:2379', ...extraArgs], {});
   if (r.kind !== 'run') throw new Error('bad test config');
   const server = await startServer(r.config, pino({ level: 'silent' }));
@@ -23,7 +24,7 @@ export async function startGateway(extraArgs: string[] = []): Promise<GatewaySer
     url: `http://127.0.0.1:${server.listeners[0]!.port}`,
     async close() {
       await server.close();
-      await removeTempDir(dir);
+      if (dataDir === undefined) await removeTempDir(dir);
     },
   };
 }

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { RangeRequest } from '../../src/gen/etcdserverpb/rpc.js';
+import { startGateway } from '../gateway/harness.js';
+import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 import { startV2Server, type V2TestServer } from './harness.js';
 
 let s: V2TestServer;
@@ -91,4 +93,27 @@ test('a closed long poll ends its backend watch', async () => {
   ac.abort();
   await new Promise((res) => setTimeout(res, 100));
   assert.equal((await req('PUT', '/v2/keys/gone', 'value=1')).status, 201);
+});
+
+test('a TTL directory written before a restart still expires with its children (the sweeper is re-armed)', async () => {
+  const dir = await makeTempDir('ttl-restart-');
+  try {
+    let g = await startGateway(['--v2-prefix', '/tr'], dir);
+    const put = (path: string, body?: string): Promise<Response> => fetch(g.url + path, { method: 'PUT', ...(body !== undefined ? { body, headers: FORM } : {}) });
+    assert.equal((await put('/v2/keys/td?dir=true&ttl=3')).status, 201);
+    assert.equal((await put('/v2/keys/td/child', 'value=1')).status, 201);
+    await g.close();
+    g = await startGateway(['--v2-prefix', '/tr'], dir);
+    try {
+      const ev = JSON.parse(await (await fetch(`${g.url}/v2/keys/td/child?wait=true`)).text()) as { action: string; node: { key: string; dir: boolean } };
+      assert.deepEqual([ev.action, ev.node.key, ev.node.dir], ['expire', '/td', true]);
+      assert.equal((await fetch(`${g.url}/v2/keys/td/child`)).status, 404);
+      const stats = (await (await fetch(`${g.url}/v2/stats/store`)).json()) as { expireCount: number };
+      assert.equal(stats.expireCount, 1);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await removeTempDir(dir);
+  }
 });

@@ -51,6 +51,13 @@ export class WatchHub {
     return this.rev;
   }
 
+  /** Watchers registered (synced and catching up). */
+  get size(): number {
+    let n = this.ranges.size + this.unsynced.size;
+    for (const set of this.byKey.values()) n += set.size;
+    return n;
+  }
+
   add(opts: WatcherOptions, sink: WatchSink): Watcher {
     const start = opts.startRev > 0 ? opts.startRev : this.rev + 1;
     const w = new Watcher(opts, sink, start);

@@ -200,17 +200,6 @@ async function serveMembers(backend: V3Backend, req: FastifyRequest, reply: Fast
 
 // ---- stats ------------------------------------------------------------------------------------
 
-/**
- * etcd's v2 store counters, in etcd's field order. All zero here: the counters would have to be
- * kept by the v2 store (src/v2/), per operation type and outcome, and shared by every server
- * over the same backend to mean anything; etcd's own also count its internal membership writes
- * (a fresh etcd reports setsSuccess 2, createSuccess 1). `watchers` is likewise not tracked.
- */
-const STORE_STATS = ['getsSuccess', 'getsFail', 'setsSuccess', 'setsFail', 'deleteSuccess', 'deleteFail', 'updateSuccess', 'updateFail',
-  'createSuccess', 'createFail', 'compareAndSwapSuccess', 'compareAndSwapFail', 'compareAndDeleteSuccess', 'compareAndDeleteFail',
-  'expireCount', 'watchers'] as const;
-const STORE_STATS_JSON = `{${STORE_STATS.map((k) => `"${k}":0`).join(',')}}`;
-
 interface Clock {
   /** When these routes were set up: this server's start, standing in for the member's. */
   readonly startMs: number;
@@ -232,7 +221,8 @@ async function selfStats(backend: V3Backend, clock: Clock): Promise<string> {
     '"recvAppendRequestCnt":0,"sendAppendRequestCnt":0}';
 }
 
-export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend): void {
+/** storeStats: `/v2/stats/store`'s JSON (the v2 store's counters). */
+export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend, storeStats: () => string): void {
   const clock: Clock = { startMs: Date.now(), startNs: process.hrtime.bigint() };
   void app.register(async (scope) => {
     // The v2 keys scope discards non-form bodies; members requests carry JSON (any type is read as
@@ -274,6 +264,6 @@ export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend): void 
       // A single member: no followers, hence no latency/count entries.
       return { status: 200, body: `{"leader":"${hex(self)}","followers":{}}` };
     });
-    stats('/v2/stats/store', async () => ({ status: 200, body: STORE_STATS_JSON }));
+    stats('/v2/stats/store', async () => ({ status: 200, body: storeStats() }));
   });
 }

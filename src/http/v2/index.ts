@@ -159,6 +159,7 @@ async function handle(ctx: Ctx, req: FastifyRequest, reply: FastifyReply): Promi
 
 async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<void> {
   const ctx: Ctx = { store: new V2Store(opts.backend, opts.v2Prefix ?? DEFAULT_V2_PREFIX) };
+  await ctx.store.start();
   app.addHook('onClose', async () => ctx.store.close());
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BYTES_MAX }, (_req, body, done) => done(null, body));
@@ -179,7 +180,7 @@ async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<
     app.route({ method: [...METHODS], url, handler, exposeHeadRoute: false });
     app.route({ method: ['PATCH'], url, handler: methodNotAllowed });
   }
-  v2ClusterRoutes(app, opts.backend);
+  v2ClusterRoutes(app, opts.backend, () => ctx.store.storeStatsJson());
 }
 
 /** `await app.register(v2Keys, { backend, v2Prefix })`: routes under /v2/keys, in their own scope. */
