@@ -6,16 +6,19 @@ import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { EmbeddedBackend } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
+import { metricsInterceptor } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
 import { listenClient, type ClientListener } from './listener/index.js';
+import { createMetrics, type ServerMetrics } from './metrics/index.js';
 import { systemClock } from './util/clock.js';
 
 export interface RunningServer {
   readonly backend: EmbeddedBackend;
+  readonly metrics: ServerMetrics;
   readonly app: FastifyInstance;
   /** One per --listen-client-urls entry, with the port actually bound. */
   readonly listeners: readonly ClientListener[];
@@ -23,6 +26,7 @@ export interface RunningServer {
 }
 
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
+  const metrics = createMetrics();
   const backend = new EmbeddedBackend({
     dataDir: cfg.dataDir,
     name: cfg.name,
@@ -35,9 +39,12 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     watchProgressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs,
     watchBacklogBytesMax: cfg.watchBacklogBytesMax,
     clock: systemClock,
+    onCommitSeconds: (s) => metrics.observeCommitSeconds(s),
   });
+  metrics.watchCore(backend);
 
   const grpcServer = new grpc.Server({
+    interceptors: [metricsInterceptor(metrics)],
     'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024,
     'grpc.max_send_message_length': 2 ** 31 - 1,
     'grpc.max_concurrent_streams': 2 ** 31 - 1,
@@ -52,7 +59,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   // Fastify logs every request at info; etcd does not. Keep that noise (and its cost) for debug.
   const httpLog = log.child({ component: 'http' }, { level: log.level === 'debug' ? 'debug' : 'warn' });
   const app = Fastify({ loggerInstance: httpLog as FastifyBaseLogger });
-  opsRoutes(app, backend);
+  opsRoutes(app, backend, metrics);
   docsRoutes(app, gatewayOpenApiDocument());
   await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes });
   await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix });
@@ -60,9 +67,16 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
 
   const listeners: ClientListener[] = [];
   for (const url of cfg.listenClientUrls) listeners.push(await listenClient(url, grpcServer, app.server));
+  metrics.watchGrpcBytes({
+    grpcBytes: () => listeners.reduce((t, l) => {
+      const b = l.grpcBytes();
+      return { received: t.received + b.received, sent: t.sent + b.sent };
+    }, { received: 0, sent: 0 }),
+  });
 
   return {
     backend,
+    metrics,
     app,
     listeners,
     async close() {

@@ -1,8 +1,10 @@
 // The V3Backend contract: what every edge (gRPC, v3 JSON gateway, v2 emulation) calls, and what
 // the embedded core and (later) the upstream client implement. Messages are etcd's own wire types.
 import type * as pb from '../gen/etcdserverpb/rpc.js';
+import type { HealthFacts } from './health.js';
 
 export { EtcdError, type ErrorCode } from './errors.js';
+export type { HealthFacts } from './health.js';
 
 /** What a request carries besides its message: the auth token (gRPC metadata `token` or
  * `authorization`, the gateway's Authorization header). */
@@ -48,7 +50,7 @@ export interface V3Backend {
   snapshot(req: pb.SnapshotRequest): AsyncIterable<pb.SnapshotResponse>;
   moveLeader(req: pb.MoveLeaderRequest): Promise<pb.MoveLeaderResponse>;
 
-  /** Whether the backend can serve: has a leader, storage healthy. */
-  health(): { ok: boolean; reason: string };
+  /** Leader, alarms, storage state: what every health check judges (src/backend/health.ts). */
+  healthFacts(): HealthFacts;
   close(): Promise<void>;
 }

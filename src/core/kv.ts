@@ -213,6 +213,7 @@ function runBranch(store: MvccStore, txn: WriteTxn, t: TxnRequest, path: readonl
 
 /** A whole txn: decide the branches, check them, then run them in one write txn. */
 export function txnOp(store: MvccStore, lessor: Lessor, txn: WriteTxn, t: TxnRequest): TxnResponse {
+  store.counts.txns++;
   const path = txnPath(store, t);
   if (!isReadOnly(t)) checkBranch(store, lessor, t, path, { i: 0 }, true);
   checkBranch(store, lessor, t, path, { i: 0 }, false);

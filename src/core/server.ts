@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { EtcdError } from '../backend/errors.js';
-import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
+import type { CallContext, HealthFacts, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
+import type { CoreStats } from '../metrics/index.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../backend/validate.js';
 import type * as pb from '../gen/etcdserverpb/rpc.js';
 import { AlarmRequest_AlarmAction as AlarmAction, AlarmType } from '../gen/etcdserverpb/rpc.js';
@@ -41,6 +42,8 @@ export interface CoreConfig {
   readonly watchProgressNotifyIntervalMs: number;
   readonly watchBacklogBytesMax: number;
   readonly clock: Clock;
+  /** Observes each storage commit's latency in seconds (the metrics' disk histograms). */
+  readonly onCommitSeconds?: (seconds: number) => void;
 }
 
 type ResponseOf = { [R in ApplyResponse as R['$case']]: R['value'] };
@@ -66,9 +69,12 @@ export class EmbeddedBackend implements V3Backend {
   private readonly revoking = new Set<bigint>();
   private readonly stopTimers: (() => void)[] = [];
   private closed = false;
+  /** Proposed and not yet durable; proposals that failed (for metrics). */
+  private proposalsPending = 0;
+  private proposalsFailed = 0;
 
   constructor(private readonly cfg: CoreConfig) {
-    this.storage = new LmdbStorage(cfg.dataDir);
+    this.storage = new LmdbStorage(cfg.dataDir, cfg.onCommitSeconds);
     this.store = new MvccStore(this.storage);
     this.lessor = new Lessor(cfg.clock, Math.ceil((1.5 * cfg.electionTimeoutMs) / 1000));
     this.applier = new Applier(this.store, this.lessor, this.storage);
@@ -124,9 +130,17 @@ export class EmbeddedBackend implements V3Backend {
     const result = this.applier.apply(req, this.applier.appliedIndex + 1);
     const durable = this.storage.commit();
     this.lastCommit = durable;
+    this.proposalsPending++;
     durable.then(
-      () => { if (result.changes.length > 0) this.hub.notify(result.rev, result.changes); },
-      (err: unknown) => { this.failure ??= err instanceof Error ? err : new Error(String(err)); },
+      () => {
+        this.proposalsPending--;
+        if (result.changes.length > 0) this.hub.notify(result.rev, result.changes);
+      },
+      (err: unknown) => {
+        this.proposalsPending--;
+        this.proposalsFailed++;
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+      },
     );
     await durable;
     if (result.error !== undefined) throw result.error;
@@ -359,10 +373,47 @@ export class EmbeddedBackend implements V3Backend {
     return this.hub.size;
   }
 
-  health(): { ok: boolean; reason: string } {
-    if (this.failure !== undefined) return { ok: false, reason: `storage failed: ${this.failure.message}` };
-    if (this.applier.alarms.length > 0) return { ok: false, reason: 'alarm activated' };
-    return { ok: true, reason: '' };
+  /** A single member is always its own leader; the Raft issue makes this the Raft state's. */
+  hasLeader(): boolean {
+    return !this.closed;
+  }
+
+  healthFacts(): HealthFacts {
+    return {
+      hasLeader: this.hasLeader(),
+      isLearner: false,
+      alarms: this.applier.alarms.map((a) => a.alarm),
+      storageFailure: this.failure?.message,
+    };
+  }
+
+  /** The numbers behind /metrics, read once per scrape. */
+  metricsStats(): CoreStats {
+    const { dbSize, inUse } = this.storage.sizes();
+    const c = this.store.counts;
+    const leader = this.hasLeader();
+    return {
+      hasLeader: leader,
+      isLeader: leader,
+      // The member became leader once, at start (as a single etcd member reports 1).
+      leaderChanges: 1,
+      proposalsCommitted: this.applier.appliedIndex,
+      proposalsApplied: this.applier.appliedIndex,
+      proposalsPending: this.proposalsPending,
+      proposalsFailed: this.proposalsFailed,
+      dbSizeBytes: dbSize,
+      dbSizeInUseBytes: inUse,
+      quotaBackendBytes: this.storage.mapSizeBytes,
+      keys: c.liveKeys,
+      watchers: this.watcherCount(),
+      watchStreams: this.hub.streams,
+      currentRevision: this.store.currentRev,
+      compactRevision: this.store.compactRev,
+      puts: c.puts,
+      deletes: c.deletes,
+      ranges: c.ranges,
+      txns: c.txns,
+    };
   }
 
   async close(): Promise<void> {

@@ -243,7 +243,7 @@ function gatewaySchemas(): Record<string, SchemaObject> {
       },
       required: ['error'],
     },
-    [HEALTH_SCHEMA]: { type: 'object', title: HEALTH_SCHEMA, properties: { health: { type: 'string', enum: ['true', 'false'] } }, required: ['health'] },
+    [HEALTH_SCHEMA]: { type: 'object', title: HEALTH_SCHEMA, properties: { health: { type: 'string', enum: ['true', 'false'] }, reason: { type: 'string', description: 'Why it is unhealthy (etcd 3.5): "ALARM NOSPACE", "RAFT NO LEADER", "RANGE ERROR:...".' } }, required: ['health'] },
     [VERSION_SCHEMA]: { type: 'object', title: VERSION_SCHEMA, properties: { etcdserver: str, etcdcluster: str }, required: ['etcdserver', 'etcdcluster'] },
   };
 }
@@ -321,14 +321,35 @@ function opsPaths(): Record<string, PathItem> {
     '/health': {
       get: {
         operationId: 'health', summary: 'Health', tags: ['ops'],
-        description: 'etcd\'s /health: a JSON object sent as text/plain.',
+        description: 'etcd 3.5\'s /health: a JSON object sent as text/plain. `?exclude=NOSPACE` (repeatable) ignores that alarm; `?serializable=true` skips the leader check.',
         responses: { '200': { description: 'Healthy.', content: text(health) }, '503': { description: 'Unhealthy.', content: text(health) } },
+      },
+    },
+    ...checkPath('/livez', 'Liveness (etcd 3.5): the serializable_read check.'),
+    ...checkPath('/readyz', 'Readiness (etcd 3.5): data_corruption, serializable_read, linearizable_read, non_learner.'),
+    '/metrics': {
+      get: {
+        operationId: 'metrics', summary: 'Metrics', tags: ['ops'], description: 'Prometheus text exposition (etcd\'s metric names).',
+        responses: { '200': { description: 'Metrics.', content: text({ type: 'string' }) } },
       },
     },
     '/version': {
       get: {
         operationId: 'version', summary: 'Version', tags: ['ops'], description: 'Server and cluster versions.',
         responses: { '200': { description: 'Versions.', content: json({ $ref: refOf(VERSION_SCHEMA) }) } },
+      },
+    },
+  };
+}
+
+function checkPath(path: string, description: string): Record<string, PathItem> {
+  const text: Record<string, MediaType> = { 'text/plain': { schema: { type: 'string' } } };
+  return {
+    [path]: {
+      get: {
+        operationId: path.slice(1), summary: path, tags: ['ops'],
+        description: `${description} \`?verbose\` lists each check ("[+]name ok"); \`?exclude=name\` (repeatable) skips one; \`${path}/<check>\` runs one.`,
+        responses: { '200': { description: '"ok".', content: text }, '503': { description: 'The failed checks.', content: text } },
       },
     },
   };

@@ -2,6 +2,7 @@
 // definition), calls the backend, and maps errors through status.ts. Nothing else lives here.
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
+import { isServing } from '../backend/health.js';
 import type { CallContext, V3Backend } from '../backend/index.js';
 import {
   ClusterService, KVService, LeaseService, MaintenanceService, WatchService,
@@ -137,7 +138,7 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
 export function addHealthService(server: grpc.Server, backend: V3Backend): void {
   const statusOf = (service: string): HealthCheckResponse_ServingStatus => {
     if (service !== '') return HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN;
-    return backend.health().ok ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING;
+    return isServing(backend.healthFacts()) ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING;
   };
   const health: HealthServer = {
     check: (call, callback) => {

@@ -9,6 +9,8 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 export interface ClientListener {
   readonly server: Server;
   readonly port: number;
+  /** Bytes read and written on gRPC (HTTP/2) connections so far, framing included. */
+  grpcBytes(): { received: number; sent: number };
   close(): Promise<void>;
 }
 
@@ -17,6 +19,9 @@ export function listenClient(
 ): Promise<ClientListener> {
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const sockets = new Set<Socket>();
+  // gRPC byte counts: closed connections are summed here, open ones are read at scrape time.
+  const grpcSockets = new Set<Socket>();
+  const closedGrpc = { received: 0, sent: 0 };
   const route = (socket: Socket): void => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -30,6 +35,12 @@ export function listenClient(
       socket.pause();
       socket.unshift(head);
       if (isH2) {
+        grpcSockets.add(socket);
+        socket.once('close', () => {
+          grpcSockets.delete(socket);
+          closedGrpc.received += socket.bytesRead;
+          closedGrpc.sent += socket.bytesWritten;
+        });
         // Node's http2 session reads the buffered bytes itself on the next tick; resuming the
         // socket here would emit them as 'data' to nobody.
         injector.injectConnection(socket);
@@ -51,6 +62,14 @@ export function listenClient(
       resolve({
         server,
         port: typeof addr === 'object' && addr !== null ? addr.port : Number(url.port),
+        grpcBytes: () => {
+          const b = { ...closedGrpc };
+          for (const s of grpcSockets) {
+            b.received += s.bytesRead;
+            b.sent += s.bytesWritten;
+          }
+          return b;
+        },
         close: () => new Promise<void>((res) => {
           server.close(() => res());
           injector.destroy();

@@ -71,12 +71,13 @@ describe('the /docs page', { skip }, () => {
     const dom = await dumpDom(`${s.url}${DOCS_PATH}#v3_lease_grant`);
     const failed = /<p class="error">[^<]*/.exec(dom);
     assert.equal(failed, null, `the page failed: ${failed?.[0] ?? ''}`);
-    for (const path of ['/v3/kv/range', '/v3/watch', '/v3/lease/grant', '/health', '/version']) {
+    const opsPaths = ['/health', '/livez', '/readyz', '/metrics', '/version'];
+    for (const path of ['/v3/kv/range', '/v3/watch', '/v3/lease/grant', ...opsPaths]) {
       assert.ok(dom.includes(`data-path="${path}"`), `${path} rendered`);
     }
     const rendered = [...dom.matchAll(/<details class="op"[^>]*data-path="([^"]+)"/g)].map((m) => m[1]);
     for (const route of gatewayRoutes) assert.ok(rendered.includes(route.path), `${route.path} rendered`);
-    assert.equal(rendered.length, gatewayRoutes.length + 2);
+    assert.equal(rendered.length, gatewayRoutes.length + opsPaths.length);
     assert.match(dom, /<details class="op" id="v3_lease_grant" data-path="\/v3\/lease\/grant" open=""/, 'the #fragment opens its route');
     assert.doesNotMatch(dom, /id="v3_kv_range" data-path="\/v3\/kv\/range" open/);
     for (const text of ['<h4>Request body</h4>', 'etcdserverpb.RangeRequest', '<code>range_end</code>', 'class="badge">stream<']) {

@@ -108,8 +108,8 @@ describe('OpenAPI document shape', () => {
     }
   });
 
-  test('/health and /version are documented as GETs', () => {
-    for (const path of ['/health', '/version']) {
+  test('the ops endpoints are documented as GETs', () => {
+    for (const path of ['/health', '/livez', '/readyz', '/metrics', '/version']) {
       const item = doc.paths[path];
       assert.ok(item !== undefined && 'get' in item, path);
       assert.ok(item.get.responses['200']?.content !== undefined, path);

@@ -34,7 +34,19 @@ function numBuf(n: number): Buffer {
   return b;
 }
 
+/** Running totals for metrics (etcd_mvcc_*_total, etcd_debugging_mvcc_keys_total): plain
+ * numbers bumped on the write and read paths, read at scrape time. */
+export interface StoreOpCounts {
+  puts: number;
+  deletes: number;
+  ranges: number;
+  txns: number;
+  /** Live keys at the current revision. */
+  liveKeys: number;
+}
+
 export class MvccStore {
+  readonly counts: StoreOpCounts = { puts: 0, deletes: 0, ranges: 0, txns: 0, liveKeys: 0 };
   private readonly entries = new Map<string, Entry>();
   private readonly keys = new SortedKeys();
   private rev = 1;
@@ -69,6 +81,7 @@ export class MvccStore {
       }
       maxRev = main;
     }
+    for (const e of this.entries.values()) if (e.cur !== undefined) this.counts.liveKeys++;
     this.compacted = num(this.storage.getMeta(META_COMPACT), -1);
     this.rev = Math.max(maxRev, this.compacted, num(this.storage.getMeta(META_REV), 1));
   }
@@ -122,6 +135,7 @@ export class MvccStore {
    * (0 = all), and the total count of live keys in the range.
    */
   range(r: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KV[]; count: number } {
+    this.counts.ranges++;
     const kvs: KV[] = [];
     let count = 0;
     const current = rev >= this.rev;
@@ -205,6 +219,8 @@ export class WriteTxn {
     const k = toBin(key);
     const e = this.store.writeKey(k);
     const prev = e.cur;
+    this.store.counts.puts++;
+    if (prev === undefined) this.store.counts.liveKeys++;
     const kv: KV = {
       key: prev?.key ?? fromBin(k),
       createRev: prev === undefined ? this.rev : prev.createRev,
@@ -224,6 +240,8 @@ export class WriteTxn {
   /** Deletes every live key in the range; returns the deleted key-values in key order. */
   deleteRange(r: KeyRange): KV[] {
     const deleted = [...this.store.liveKeys(r)];
+    this.store.counts.deletes++;
+    this.store.counts.liveKeys -= deleted.length;
     for (const prev of deleted) {
       const e = this.store.writeKey(toBin(prev.key));
       const tomb: KV = { key: prev.key, createRev: 0, modRev: this.rev, version: 0, lease: 0n, value: EMPTY };

@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import { parseRevKey, revKey } from '../mvcc/record.js';
 import type { MvccStorage, StorageOp } from '../mvcc/storage.js';
 
+/** LMDB's map size: the most the data file can grow to (there is no --quota-backend-bytes yet). */
+const MAP_SIZE_BYTES = 64 * 2 ** 30;
+
 export class LmdbStorage implements MvccStorage {
+  readonly mapSizeBytes = MAP_SIZE_BYTES;
   private readonly root: RootDatabase<Buffer, Buffer>;
   private readonly records: Database<Buffer, Buffer>;
   private readonly meta: Database<Buffer, string>;
@@ -18,7 +22,8 @@ export class LmdbStorage implements MvccStorage {
   private staged: StorageOp[] = [];
   readonly path: string;
 
-  constructor(dir: string) {
+  /** onCommitSeconds: called with each commit's latency (enqueue to durable, fsync included). */
+  constructor(dir: string, private readonly onCommitSeconds?: (seconds: number) => void) {
     mkdirSync(dir, { recursive: true });
     this.path = join(dir, 'member', 'snap');
     mkdirSync(this.path, { recursive: true });
@@ -27,7 +32,7 @@ export class LmdbStorage implements MvccStorage {
       noSubdir: true,
       overlappingSync: false,
       maxDbs: 8,
-      mapSize: 64 * 2 ** 30,
+      mapSize: MAP_SIZE_BYTES,
       keyEncoding: 'binary',
       encoding: 'binary',
     });
@@ -68,6 +73,7 @@ export class LmdbStorage implements MvccStorage {
   commit(): Promise<void> {
     const ops = this.staged;
     this.staged = [];
+    const t0 = performance.now();
     const done = this.root.transaction(() => {
       for (const op of ops) {
         switch (op.t) {
@@ -92,6 +98,7 @@ export class LmdbStorage implements MvccStorage {
       }
     });
     return done.then(() => {
+      this.onCommitSeconds?.((performance.now() - t0) / 1000);
       for (const op of ops) {
         if (op.t !== 'rec') continue;
         const k = revKey(op.main, op.sub).toString('latin1');

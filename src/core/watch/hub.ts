@@ -40,6 +40,8 @@ export class WatchHub {
   private readonly ranges = new Set<Watcher>();
   private readonly unsynced = new Set<Watcher>();
   private syncScheduled = false;
+  /** Open watch streams (sessions) over this hub, for etcd_debugging_mvcc_watch_stream_total. */
+  streams = 0;
   /** Newest revision whose changes are durable and delivered. */
   private rev: number;
 

@@ -41,7 +41,9 @@ export class CoreWatchSession implements WatchSession, WatchSink {
     /** The stream carries an auth token, and (auth being off) no token is valid. */
     private readonly badToken: boolean,
     private readonly limits: SessionLimits,
-  ) {}
+  ) {
+    hub.streams++;
+  }
 
   request(req: WatchRequest): void {
     if (this.closed) return;
@@ -102,6 +104,7 @@ export class CoreWatchSession implements WatchSession, WatchSink {
   }
 
   close(): void {
+    if (!this.closed) this.hub.streams--;
     this.closed = true;
     for (const e of [...this.byId.values()]) this.drop(e);
   }

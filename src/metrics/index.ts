@@ -1,0 +1,278 @@
+// Prometheus metrics of one server instance: a registry per server (tests run several servers in
+// one process, so nothing goes into prom-client's global registry), etcd's metric names where the
+// meaning is the same, and the gateway's own v2 metrics.
+//
+// Cost model: gauges and counters whose value the core already keeps (revisions, key and watcher
+// counts, db size, applied index, op counts) are read once per scrape through `CoreMetricsSource`;
+// the hot paths only bump plain numbers there. What the core cannot count itself (commit latency,
+// gRPC calls, v2 requests) is observed here through pre-bound label children.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Plain numbers the embedded core keeps anyway; read once per scrape. */
+export interface CoreStats {
+  readonly hasLeader: boolean;
+  readonly isLeader: boolean;
+  readonly leaderChanges: number;
+  /** Requests committed to the log (no Raft log yet: the same as applied). */
+  readonly proposalsCommitted: number;
+  readonly proposalsApplied: number;
+  /** Proposed and not yet durable. */
+  readonly proposalsPending: number;
+  readonly proposalsFailed: number;
+  readonly dbSizeBytes: number;
+  readonly dbSizeInUseBytes: number;
+  readonly quotaBackendBytes: number;
+  /** Live keys at the current revision. */
+  readonly keys: number;
+  readonly watchers: number;
+  readonly watchStreams: number;
+  readonly currentRevision: number;
+  readonly compactRevision: number;
+  readonly puts: number;
+  readonly deletes: number;
+  readonly ranges: number;
+  readonly txns: number;
+}
+
+export interface CoreMetricsSource {
+  metricsStats(): CoreStats;
+}
+
+/** Bytes moved on gRPC connections (read at scrape time from the listeners). */
+export interface GrpcBytesSource {
+  grpcBytes(): { received: number; sent: number };
+}
+
+/** etcd's buckets for etcd_disk_wal_fsync_duration_seconds and backend_commit_duration_seconds:
+ * prometheus.ExponentialBuckets(0.001, 2, 14). */
+const DISK_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
+
+/** gRPC status codes by number, as go-grpc-prometheus labels them (codes.Code.String()). */
+export const GRPC_CODE_NAMES = [
+  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
+  'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange',
+  'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
+] as const;
+
+export type GrpcType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
+
+/** Pre-bound counters of one gRPC method: `started.inc()` at the start, `handled[code].inc()` at the end. */
+export interface GrpcMethodMetrics {
+  readonly started: { inc(): void };
+  readonly handled: readonly { inc(): void }[];
+}
+
+/**
+ * The gateway's v2 metrics, for the v2 keys API (src/http/v2, src/v2) to call:
+ *
+ * - `request(action, code)` once per answered v2 request: `action` is the v2 action name
+ *   ("get", "set", "create", "update", "compareAndSwap", "delete", "compareAndDelete", "expire",
+ *   "watch", or "members"/"stats"/... for the other routes), `code` the HTTP status sent.
+ *   Label children are cached, so calling it per request costs one Map lookup.
+ * - `longPollOpened()` when a `?wait=true` (or `stream=true`) request starts waiting; call the
+ *   function it returns exactly once when that request ends (event sent, timeout, client gone).
+ * - `sharedWatchOpened()` when one shared upstream/backend watch is created for many v2 waiters;
+ *   it returns `{ subscribed(), unsubscribed(), closed() }`: call `subscribed()`/`unsubscribed()`
+ *   as waiters join and leave that watch and `closed()` once when it is torn down. The gauges
+ *   `etcd_gateway_v2_shared_watches` and `etcd_gateway_v2_shared_watch_subscribers` then give the
+ *   fan-out (subscribers / watches) without one series per watch.
+ */
+export interface V2Metrics {
+  request(action: string, code: number): void;
+  longPollOpened(): () => void;
+  sharedWatchOpened(): { subscribed(): void; unsubscribed(): void; closed(): void };
+}
+
+export interface ServerMetrics {
+  readonly registry: Registry;
+  /** Observes one storage commit (enqueue to durable, fsync included), in seconds. */
+  observeCommitSeconds(seconds: number): void;
+  /** Reads the core's numbers at scrape time. */
+  watchCore(source: CoreMetricsSource): void;
+  /** Reads gRPC connection byte counts at scrape time. */
+  watchGrpcBytes(source: GrpcBytesSource): void;
+  /** The pre-bound counters of one gRPC method (created with all codes at 0 on first use, as
+   * go-grpc-prometheus initializes them). */
+  grpcMethod(path: string, type: GrpcType): GrpcMethodMetrics;
+  readonly v2: V2Metrics;
+  /** The text exposition of every metric. */
+  scrape(): Promise<string>;
+  readonly contentType: string;
+}
+
+export interface MetricsOptions {
+  /** process_* and nodejs_* metrics (on by default; tests starting many servers may turn them off). */
+  readonly defaultMetrics?: boolean;
+}
+
+export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  // --- core: read once per scrape ---
+  let core: CoreMetricsSource | undefined;
+  let snapshot: CoreStats | undefined;
+  /** One stats read per scrape, shared by every collect() of that scrape. */
+  const stats = (): CoreStats | undefined => (snapshot ??= core?.metricsStats());
+
+  const gauge = (name: string, help: string, read: (s: CoreStats) => number): void => {
+    new Gauge({
+      name, help, registers,
+      collect() {
+        const s = stats();
+        if (s !== undefined) this.set(read(s));
+      },
+    });
+  };
+  /** A counter whose running total the core keeps: exposed as that total. */
+  const total = (name: string, help: string, read: (s: CoreStats) => number): void => {
+    new Counter({
+      name, help, registers,
+      collect() {
+        const s = stats();
+        if (s === undefined) return;
+        this.reset();
+        this.inc(read(s));
+      },
+    });
+  };
+
+  gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', (s) => Number(s.hasLeader));
+  gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', (s) => Number(s.isLeader));
+  total('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', (s) => s.leaderChanges);
+  // etcd exposes these two as gauges, despite the _total suffix.
+  gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', (s) => s.proposalsCommitted);
+  gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', (s) => s.proposalsApplied);
+  gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', (s) => s.proposalsPending);
+  total('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.', (s) => s.proposalsFailed);
+  gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', (s) => s.quotaBackendBytes);
+  gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', (s) => s.dbSizeBytes);
+  gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', (s) => s.dbSizeInUseBytes);
+  gauge('etcd_debugging_mvcc_keys_total', 'Total number of keys.', (s) => s.keys);
+  gauge('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', (s) => s.watchers);
+  gauge('etcd_debugging_mvcc_watch_stream_total', 'Total number of watch streams.', (s) => s.watchStreams);
+  gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', (s) => s.currentRevision);
+  gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', (s) => s.compactRevision);
+  total('etcd_mvcc_put_total', 'Total number of puts seen by this member.', (s) => s.puts);
+  total('etcd_mvcc_delete_total', 'Total number of deletes seen by this member.', (s) => s.deletes);
+  total('etcd_mvcc_range_total', 'Total number of ranges seen by this member.', (s) => s.ranges);
+  total('etcd_mvcc_txn_total', 'Total number of txns seen by this member.', (s) => s.txns);
+
+  // --- storage commits ---
+  // There is no separate WAL yet: the LMDB commit is the one fsync that makes a write durable, so
+  // both of etcd's disk histograms observe it (dashboards and alerts built on either keep working).
+  const walFsync = new Histogram({
+    name: 'etcd_disk_wal_fsync_duration_seconds', help: 'The latency distributions of fsync called by WAL.', buckets: DISK_BUCKETS, registers,
+  });
+  const backendCommit = new Histogram({
+    name: 'etcd_disk_backend_commit_duration_seconds', help: 'The latency distributions of commit called by backend.', buckets: DISK_BUCKETS, registers,
+  });
+
+  // --- gRPC: go-grpc-prometheus names and labels ---
+  let grpcBytes: GrpcBytesSource | undefined;
+  const bytesCounter = (name: string, help: string, read: (b: { received: number; sent: number }) => number): void => {
+    new Counter({
+      name, help, registers,
+      collect() {
+        if (grpcBytes === undefined) return;
+        this.reset();
+        this.inc(read(grpcBytes.grpcBytes()));
+      },
+    });
+  };
+  bytesCounter('etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.', (b) => b.received);
+  bytesCounter('etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.', (b) => b.sent);
+  const labels = ['grpc_type', 'grpc_service', 'grpc_method'] as const;
+  const started = new Counter({ name: 'grpc_server_started_total', help: 'Total number of RPCs started on the server.', labelNames: labels, registers });
+  const handled = new Counter({
+    name: 'grpc_server_handled_total', help: 'Total number of RPCs completed on the server, regardless of success or failure.',
+    labelNames: [...labels, 'grpc_code'], registers,
+  });
+  const methods = new Map<string, GrpcMethodMetrics>();
+
+  // --- v2 (the gateway's own) ---
+  const v2Requests = new Counter({ name: 'etcd_gateway_v2_requests_total', help: 'v2 keys API requests answered, by v2 action and HTTP status code.', labelNames: ['action', 'code'], registers });
+  const v2LongPolls = new Gauge({ name: 'etcd_gateway_v2_long_polls', help: 'v2 watch requests (wait=true) currently waiting.', registers });
+  const v2SharedWatches = new Gauge({ name: 'etcd_gateway_v2_shared_watches', help: 'Shared watches currently serving v2 waiters.', registers });
+  const v2SharedSubscribers = new Gauge({ name: 'etcd_gateway_v2_shared_watch_subscribers', help: 'v2 waiters subscribed to the shared watches (fan-out = this / etcd_gateway_v2_shared_watches).', registers });
+  const v2Children = new Map<string, { inc(): void }>();
+
+  const v2: V2Metrics = {
+    request(action, code) {
+      const k = `${action} ${code}`;
+      let c = v2Children.get(k);
+      if (c === undefined) v2Children.set(k, (c = v2Requests.labels(action, String(code))));
+      c.inc();
+    },
+    longPollOpened() {
+      v2LongPolls.inc();
+      let open = true;
+      return () => {
+        if (!open) return;
+        open = false;
+        v2LongPolls.dec();
+      };
+    },
+    sharedWatchOpened() {
+      v2SharedWatches.inc();
+      let subscribers = 0;
+      let open = true;
+      return {
+        subscribed() { if (open) { subscribers++; v2SharedSubscribers.inc(); } },
+        unsubscribed() { if (open && subscribers > 0) { subscribers--; v2SharedSubscribers.dec(); } },
+        closed() {
+          if (!open) return;
+          open = false;
+          v2SharedWatches.dec();
+          v2SharedSubscribers.dec(subscribers);
+          subscribers = 0;
+        },
+      };
+    },
+  };
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    observeCommitSeconds(seconds) {
+      walFsync.observe(seconds);
+      backendCommit.observe(seconds);
+    },
+    watchCore(source) {
+      core = source;
+    },
+    watchGrpcBytes(source) {
+      grpcBytes = source;
+    },
+    grpcMethod(path, type) {
+      let m = methods.get(path);
+      if (m !== undefined) return m;
+      // "/etcdserverpb.KV/Put" -> service "etcdserverpb.KV", method "Put"
+      const slash = path.lastIndexOf('/');
+      const service = path.slice(1, slash);
+      const method = path.slice(slash + 1);
+      const startedChild = started.labels(type, service, method);
+      startedChild.inc(0);
+      m = {
+        started: startedChild,
+        handled: GRPC_CODE_NAMES.map((code) => {
+          const child = handled.labels(type, service, method, code);
+          child.inc(0);
+          return child;
+        }),
+      };
+      methods.set(path, m);
+      return m;
+    },
+    v2,
+    async scrape() {
+      snapshot = undefined;
+      try {
+        return await registry.metrics();
+      } finally {
+        snapshot = undefined;
+      }
+    },
+  };
+}
