@@ -6,8 +6,9 @@ import { FlagError, helpText, loadConfig, type Config } from './config/index.js'
 import { SERVER_VERSION } from './core/server.js';
 import { startServer } from './server.js';
 
-async function run(cfg: Config): Promise<void> {
+async function run(cfg: Config, warnings: readonly string[]): Promise<void> {
   const log = pino({ level: cfg.logLevel }, pino.destination(2));
+  for (const w of warnings) log.warn(w);
   const server = await startServer(cfg, log);
   for (const l of server.listeners) log.info({ port: l.port }, 'serving client traffic (gRPC, HTTP) on one port');
   const { backend } = server;
@@ -36,7 +37,7 @@ try {
   } else if (r.kind === 'version') {
     process.stdout.write(`etcd-gateway Version: ${process.env.npm_package_version ?? '0.1.0'}\netcd API Version: ${SERVER_VERSION}\nNode Version: ${process.version}\n`);
   } else {
-    await run(r.config);
+    await run(r.config, r.warnings);
   }
 } catch (e) {
   if (e instanceof FlagError) {

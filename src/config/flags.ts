@@ -10,6 +10,7 @@ export interface FlagSpec {
 }
 
 export const flagSpecs = {
+  'config-file': { kind: 'string', default: '', help: 'Path to the server configuration file (etcd\'s YAML keys). When given, the other command-line flags and ETCD_* variables are ignored, as in etcd.' },
   'name': { kind: 'string', default: 'default', help: 'Human-readable name for this member.' },
   'data-dir': { kind: 'string', default: '', help: 'Path to the data directory (default "${name}.etcd").' },
   'listen-client-urls': { kind: 'urls', default: 'http://localhost:2379', help: 'List of URLs to listen on for client traffic (gRPC, v3 JSON gateway and HTTP on each).' },
@@ -23,6 +24,7 @@ export const flagSpecs = {
   'watch-backlog-bytes-max': { kind: 'int', default: '67108864', help: 'Unread watch response bytes a stream may buffer before its watchers are canceled (not an etcd flag).' },
   'v2-prefix': { kind: 'string', default: '/v2', help: 'v3 key prefix under which the v2 keys API stores its keyspace (see src/v2/keys.ts).' },
   'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
+  'trusted-proxies': { kind: 'string', default: '', help: 'Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed in request logs (not an etcd flag).' },
 } as const satisfies Record<string, FlagSpec>;
 
 export type FlagName = keyof typeof flagSpecs;

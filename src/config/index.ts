@@ -1,5 +1,8 @@
-// Flags and environment -> one validated, typed Config.
-import { FlagError, helpText, parseDurationMs, parseFlags, parseIntFlag, parseUrls } from './flags.js';
+// Flags and environment, or a config file -> one validated, typed Config.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseConfigFile } from './file.js';
+import { envName, FlagError, flagSpecs, helpText, parseDurationMs, parseFlags, parseIntFlag, parseUrls, type FlagName } from './flags.js';
 
 export { FlagError, helpText };
 
@@ -17,16 +20,53 @@ export interface Config {
   readonly watchBacklogBytesMax: number;
   readonly v2Prefix: string;
   readonly logLevel: string;
+  /** IPs/CIDRs whose X-Forwarded-For the request logs believe (--trusted-proxies). */
+  readonly trustedProxies: readonly string[];
 }
 
-export type ConfigResult = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: Config };
+export type ConfigResult =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  /** warnings: things to log once the logger exists (config-file keys that are ignored). */
+  | { kind: 'run'; config: Config; warnings: readonly string[] };
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error', 'fatal']);
 
-export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ConfigResult {
-  const { values: v, help, version } = parseFlags(argv, env);
-  if (help) return { kind: 'help' };
-  if (version) return { kind: 'version' };
+/**
+ * argv (without node and script) and the environment -> Config. With --config-file (or
+ * ETCD_CONFIG_FILE) the file is the whole configuration: like etcd 3.4, every other flag and
+ * ETCD_* variable is then ignored (flags are still checked for syntax first, as etcd parses them
+ * before it looks at the file).
+ */
+export function loadConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): ConfigResult {
+  const parsed = parseFlags(argv, env);
+  if (parsed.help) return { kind: 'help' };
+  if (parsed.version) return { kind: 'version' };
+  let v = parsed.values;
+  const warnings: string[] = [];
+  const file = v['config-file'];
+  if (file !== '') {
+    let text: string;
+    try {
+      text = readFile(file);
+    } catch (e) {
+      throw new FlagError(`config file ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const fromFile = parseConfigFile(text, file);
+    const defaults = {} as Record<FlagName, string>;
+    for (const name of Object.keys(flagSpecs) as FlagName[]) defaults[name] = flagSpecs[name].default;
+    v = { ...defaults, ...fromFile.values, 'config-file': file };
+    const overridden = [
+      ...argv.filter((a) => /^--?[a-z]/.test(a) && !/^--?config-file(=|$)/.test(a)),
+      ...Object.keys(env).filter((k) => k.startsWith('ETCD_') && k !== envName('config-file') && env[k] !== undefined && Object.hasOwn(flagSpecs, k.slice(5).toLowerCase().replaceAll('_', '-'))),
+    ];
+    if (overridden.length > 0) warnings.push(`loaded the configuration from ${file}: command-line flags and ETCD_* variables are ignored (${overridden.join(' ')})`);
+    if (fromFile.ignored.length > 0) warnings.push(`config file ${file}: ignoring keys this server does not support: ${fromFile.ignored.join(', ')}`);
+  }
   const listen = parseUrls('listen-client-urls', v['listen-client-urls']);
   for (const u of listen) {
     if (u.protocol !== 'http:') throw new FlagError(`--listen-client-urls: ${u.href}: TLS listeners are not supported yet`);
@@ -52,8 +92,24 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
       watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),
       v2Prefix: v['v2-prefix'],
       logLevel: v['log-level'],
+      trustedProxies: parseTrustedProxies(v['trusted-proxies']),
     },
+    warnings,
   };
+}
+
+/** "10.0.0.1, 192.168.0.0/16, ::1" -> validated entries (what Fastify's trustProxy takes). */
+function parseTrustedProxies(v: string): string[] {
+  if (v.trim() === '') return [];
+  return v.split(',').map((raw) => {
+    const s = raw.trim();
+    const [addr = '', bits, extra] = s.split('/');
+    const family = isIP(addr);
+    const max = family === 4 ? 32 : 128;
+    const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
+    if (!ok) throw new FlagError(`invalid value "${v}" for flag --trusted-proxies: "${s}" is not an IP address or CIDR`);
+    return s;
+  });
 }
 
 /** etcd prints URLs without a trailing slash: http://127.0.0.1:2379 */

@@ -55,3 +55,118 @@ test('the binary exits 2 with a clear message on a bad flag, and --help lists th
   const help = execFileSync(process.execPath, [OUR_MAIN, '--help'], { encoding: 'utf8' });
   for (const f of ['--name', '--data-dir', '--listen-client-urls', '--max-request-bytes']) assert.ok(help.includes(f), f);
 });
+
+// --- --config-file: etcd 3.4's YAML file (checked against etcd 3.4.23: the file wins over flags
+// and ETCD_* variables, unknown keys are ignored, a type mismatch or bad YAML stops the start) ---
+
+const SAMPLE = `# the keys of etcd.conf.yml.sample that this server uses, plus some it does not
+name: 'file-node'
+data-dir: /var/lib/file.etcd
+listen-client-urls: http://127.0.0.1:4001,http://127.0.0.1:4002
+advertise-client-urls: http://10.0.0.1:2379
+initial-advertise-peer-urls: http://10.0.0.1:2380
+initial-cluster-token: 'tok'
+election-timeout: 2000
+max-txn-ops: 64
+max-request-bytes: 1000
+experimental-watch-progress-notify-interval: 90000000000
+log-level: warn
+trusted-proxies: 10.0.0.0/8
+listen-peer-urls: http://localhost:2380
+snapshot-count: 10000
+client-transport-security:
+  client-cert-auth: false
+`;
+
+function fromFile(text: string, argv: string[] = [], env: Record<string, string> = {}) {
+  const r = loadConfig(['--config-file', 'etcd.yml', ...argv], env, (p) => {
+    assert.equal(p, 'etcd.yml');
+    return text;
+  });
+  assert.equal(r.kind, 'run');
+  if (r.kind !== 'run') throw new Error('unreachable');
+  return r;
+}
+
+const fileCases: { name: string; text: string; argv?: string[]; env?: Record<string, string>; check: (r: ReturnType<typeof fromFile>) => void }[] = [
+  {
+    name: 'every supported key is read with etcd\'s types',
+    text: SAMPLE,
+    check: ({ config: c }) => {
+      assert.equal(c.name, 'file-node');
+      assert.equal(c.dataDir, '/var/lib/file.etcd');
+      assert.deepEqual(c.listenClientUrls.map(String), ['http://127.0.0.1:4001/', 'http://127.0.0.1:4002/']);
+      assert.deepEqual(c.advertiseClientUrls, ['http://10.0.0.1:2379']);
+      assert.deepEqual(c.advertisePeerUrls, ['http://10.0.0.1:2380']);
+      assert.equal(c.initialClusterToken, 'tok');
+      assert.equal(c.electionTimeoutMs, 2000);
+      assert.equal(c.maxTxnOps, 64);
+      assert.equal(c.maxRequestBytes, 1000);
+      assert.equal(c.watchProgressNotifyIntervalMs, 90_000, 'durations are Go nanoseconds');
+      assert.equal(c.logLevel, 'warn');
+      assert.deepEqual(c.trustedProxies, ['10.0.0.0/8']);
+    },
+  },
+  {
+    name: 'unknown and unsupported keys are ignored with a warning',
+    text: SAMPLE,
+    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: listen-peer-urls, snapshot-count, client-transport-security']),
+  },
+  {
+    name: 'flags and ETCD_* variables are ignored when a file is given (defaults fill the rest)',
+    text: 'name: f\n',
+    argv: ['--max-txn-ops=7', '--name', 'flag'],
+    env: { ETCD_MAX_REQUEST_BYTES: '100', ETCD_NAME: 'env' },
+    check: ({ config: c, warnings }) => {
+      assert.equal(c.name, 'f');
+      assert.equal(c.dataDir, 'f.etcd');
+      assert.equal(c.maxTxnOps, 128);
+      assert.equal(c.maxRequestBytes, 1572864);
+      assert.match(warnings[0]!, /command-line flags and ETCD_\* variables are ignored \(--max-txn-ops=7 --name ETCD_MAX_REQUEST_BYTES ETCD_NAME\)/);
+    },
+  },
+  { name: 'an empty file means every default', text: '', check: ({ config: c }) => assert.equal(c.name, 'default') },
+  { name: 'a key without a value keeps its default', text: 'name:\nmax-txn-ops: 3\n', check: ({ config: c }) => { assert.equal(c.name, 'default'); assert.equal(c.maxTxnOps, 3); } },
+];
+for (const c of fileCases) test(`config file: ${c.name}`, () => c.check(fromFile(c.text, c.argv, c.env)));
+
+test('config file: ETCD_CONFIG_FILE names the file too', () => {
+  const r = loadConfig([], { ETCD_CONFIG_FILE: 'x.yml', ETCD_NAME: 'env' }, () => 'name: x\n');
+  assert.equal(r.kind === 'run' && r.config.name, 'x');
+});
+
+const badFiles: [string, string, RegExp][] = [
+  ['a string where etcd wants an integer', 'max-txn-ops: abc\n', /config file etcd.yml: max-txn-ops: cannot unmarshal string into an integer/],
+  ['a duration written the flag way', 'experimental-watch-progress-notify-interval: 10m\n', /cannot unmarshal string into a duration \(integer nanoseconds\)/],
+  ['a number where etcd wants a string', 'name: 12\n', /name: cannot unmarshal number into a string/],
+  ['bad YAML', 'name: [unclosed\n', /config file etcd.yml: invalid YAML/],
+  ['a list at the top', '- a\n- b\n', /top level must be a mapping/],
+  ['a duplicate key', 'name: a\nname: b\n', /invalid YAML/],
+  ['a bad URL', 'listen-client-urls: notaurl\n', /--listen-client-urls: "notaurl" is not a URL/],
+  ['a bad proxy', 'trusted-proxies: 10.0.0.0/99\n', /--trusted-proxies: "10.0.0.0\/99" is not an IP address or CIDR/],
+];
+for (const [name, text, re] of badFiles) {
+  test(`config file: ${name} is an error`, () => assert.throws(() => fromFile(text), (e: Error) => e instanceof FlagError && re.test(e.message)));
+}
+
+test('config file: a missing file is an error; a bad flag is still an error with a file', () => {
+  assert.throws(() => loadConfig(['--config-file=/nonexistent/etcd.yml'], {}), /config file \/nonexistent\/etcd.yml: ENOENT/);
+  assert.throws(() => loadConfig(['--config-file=x.yml', '--bogus'], {}, () => ''), /unknown flag: --bogus/);
+});
+
+test('--trusted-proxies takes IPs and CIDRs of both families', () => {
+  assert.deepEqual(run(['--trusted-proxies', '127.0.0.1, 10.0.0.0/8,::1,fd00::/8']).trustedProxies, ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8']);
+  assert.deepEqual(run([]).trustedProxies, []);
+  assert.throws(() => loadConfig(['--trusted-proxies=proxy.local'], {}), /"proxy.local" is not an IP address or CIDR/);
+});
+
+test('the binary: --help lists every flag, --version prints versions, a bad config file exits 2 with the reason', async () => {
+  const { flagSpecs } = await import('../../src/config/flags.js');
+  const help = execFileSync(process.execPath, [OUR_MAIN, '--help'], { encoding: 'utf8' });
+  for (const f of Object.keys(flagSpecs)) assert.ok(help.includes(`--${f}`), `--help lists --${f}`);
+  const version = execFileSync(process.execPath, [OUR_MAIN, '--version'], { encoding: 'utf8' });
+  assert.match(version, /^etcd-gateway Version: .+\netcd API Version: 3\.4\.\d+\n/);
+  const r = spawnSync(process.execPath, [OUR_MAIN, '--config-file', '/nonexistent/etcd.yml'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /config file \/nonexistent\/etcd.yml: ENOENT/);
+});
