@@ -9,12 +9,14 @@ import { addRecipeServices } from './grpc/recipes.js';
 import { metricsInterceptor } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
+import { trackInflight } from './http/drain.js';
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
 import { listenClient, type ClientListener } from './listener/index.js';
 import { createMetrics, type ServerMetrics } from './metrics/index.js';
 import { systemClock } from './util/clock.js';
+import { OpenStreams } from './util/open-streams.js';
 
 export interface RunningServer {
   readonly backend: EmbeddedBackend;
@@ -22,7 +24,8 @@ export interface RunningServer {
   readonly app: FastifyInstance;
   /** One per --listen-client-urls entry, with the port actually bound. */
   readonly listeners: readonly ClientListener[];
-  close(): Promise<void>;
+  /** Graceful stop: see the steps in the body. drainMs 0 cuts in-flight requests at once. */
+  close(drainMs?: number): Promise<void>;
 }
 
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
@@ -52,16 +55,23 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     'grpc-node.max_session_memory': 2 ** 30,
     'grpc.enable_channelz': 0,
   });
-  addServices(grpcServer, backend, log);
-  addRecipeServices(grpcServer, backend, log);
+  const streams = new OpenStreams();
+  addServices(grpcServer, backend, log, streams);
+  addRecipeServices(grpcServer, backend, log, streams);
   addHealthService(grpcServer, backend);
 
   // Fastify logs every request at info; etcd does not. Keep that noise (and its cost) for debug.
   const httpLog = log.child({ component: 'http' }, { level: log.level === 'debug' ? 'debug' : 'warn' });
-  const app = Fastify({ loggerInstance: httpLog as FastifyBaseLogger });
+  // Request logs carry req.ip as remoteAddress: the X-Forwarded-For client only when the direct
+  // peer is one of --trusted-proxies, the socket's address otherwise.
+  const app = Fastify({
+    loggerInstance: httpLog as FastifyBaseLogger,
+    trustProxy: cfg.trustedProxies.length > 0 ? [...cfg.trustedProxies] : false,
+  });
+  const httpDrain = trackInflight(app);
   opsRoutes(app, backend, metrics);
   docsRoutes(app, gatewayOpenApiDocument());
-  await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes });
+  await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes, streams });
   await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix });
   await app.ready();
 
@@ -79,7 +89,22 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     metrics,
     app,
     listeners,
-    async close() {
+    async close(drainMs = 0) {
+      // 1. No new connections; 2. watches, keepalives, observers and blocked lock/campaign calls
+      // end cleanly (OK status / end of the chunked response); 3. in-flight requests get up to
+      // drainMs to finish (gRPC: GOAWAY, then wait for open calls); 4. whatever is left is cut;
+      // 5. the backend waits for its last commit and closes storage.
+      for (const l of listeners) l.stopAccepting();
+      streams.endAll();
+      if (drainMs > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+        await Promise.race([
+          Promise.all([grpcDone, httpDrain.drain()]),
+          new Promise<void>((resolve) => { timer = setTimeout(resolve, drainMs); }),
+        ]);
+        clearTimeout(timer);
+      }
       await Promise.all(listeners.map((l) => l.close()));
       grpcServer.forceShutdown();
       await app.close();

@@ -9,6 +9,7 @@ import {
   type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
 } from '../gen/etcdserverpb/rpc.js';
 import { HealthCheckResponse_ServingStatus, HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
+import type { OpenStreams } from '../util/open-streams.js';
 import { toServiceError, type Logger } from './status.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
@@ -41,7 +42,8 @@ function approxSize(resp: WatchResponse): number {
   return n;
 }
 
-export function addServices(server: grpc.Server, backend: V3Backend, log: Logger): void {
+/** `streams`: watch and keepalive streams register there, so a shutdown ends them cleanly (OK status). */
+export function addServices(server: grpc.Server, backend: V3Backend, log: Logger, streams: OpenStreams): void {
   const kv: KVServer = {
     range: unary((r, ctx) => backend.range(r, ctx), log),
     put: unary((r, ctx) => backend.put(r, ctx), log),
@@ -71,8 +73,15 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
         backlogBytes: () => backlog,
       }, callContext(call.metadata));
       call.on('data', (req) => session.request(req));
+      const release = streams.add(() => {
+        session.close();
+        if (!call.writableEnded) call.end();
+      });
       // A client half-close does not end an etcd watch stream: events keep flowing until cancel.
-      const end = (): void => session.close();
+      const end = (): void => {
+        release();
+        session.close();
+      };
       call.on('cancelled', end);
       call.on('close', end);
       call.on('error', end);
@@ -88,6 +97,8 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
     leaseKeepAlive(call) {
       // One response per request, in order; the stream ends when the client half-closes.
       let chain = Promise.resolve();
+      const release = streams.add(() => { if (!call.writableEnded) call.end(); });
+      call.on('close', release);
       call.on('data', (req) => {
         chain = chain.then(() => backend.leaseKeepAlive(req)).then(
           (resp) => { if (!call.destroyed && !call.writableEnded) call.write(resp); },

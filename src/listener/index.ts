@@ -11,6 +11,9 @@ export interface ClientListener {
   readonly port: number;
   /** Bytes read and written on gRPC (HTTP/2) connections so far, framing included. */
   grpcBytes(): { received: number; sent: number };
+  /** Stops accepting connections; open ones keep being served. */
+  stopAccepting(): void;
+  /** Stops accepting and destroys every open connection. */
   close(): Promise<void>;
 }
 
@@ -70,8 +73,12 @@ export function listenClient(
           }
           return b;
         },
+        stopAccepting: () => {
+          if (server.listening) server.close();
+        },
         close: () => new Promise<void>((res) => {
-          server.close(() => res());
+          if (server.listening) server.close(() => res());
+          else res();
           injector.destroy();
           for (const s of sockets) s.destroy();
         }),

@@ -58,11 +58,13 @@ export interface Server {
   /** Where the server's stdout/stderr go (removed with the temp dir on stop()). */
   logPath: string;
   pid: number;
+  /** Resolves when the process exits: its exit code, or the signal that ended it. */
+  exited: Promise<ExitInfo>;
   stop(signal?: NodeJS.Signals): Promise<void>;
   kill9(): Promise<void>;
 }
 
-interface ExitInfo {
+export interface ExitInfo {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
@@ -292,6 +294,7 @@ async function launch(spec: SpawnSpec): Promise<Server> {
     dataDir: spec.dataDir,
     logPath: spec.logPath,
     pid,
+    exited,
     stop,
     kill9,
   };

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { CallContext, V3Backend } from '../../backend/index.js';
 import type { GatewayCodec } from '../../gateway/index.js';
 import type { Logger } from '../../grpc/status.js';
+import type { OpenStreams } from '../../util/open-streams.js';
 
 export interface GatewayContext {
   readonly backend: V3Backend;
@@ -12,6 +13,8 @@ export interface GatewayContext {
   readonly grpcMaxBytes: number;
   /** Request bodies past this are not buffered (base64 and JSON inflate a message ~4/3 and more). */
   readonly bodyMaxBytes: number;
+  /** Watch, keepalive and observe streams register here, so a shutdown ends them cleanly. */
+  readonly streams: OpenStreams;
 }
 
 export function makeLimits(maxRequestBytes: number): { grpcMaxBytes: number; bodyMaxBytes: number } {

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { V3Backend } from '../../backend/index.js';
 import { GatewayCodec, gatewayRoutes, type MethodInfo } from '../../gateway/index.js';
+import { OpenStreams } from '../../util/open-streams.js';
 import { unaryCalls } from './calls.js';
 import { makeLimits, type GatewayContext } from './context.js';
 import { GrpcCode } from './errors.js';
@@ -17,6 +18,8 @@ export interface V3GatewayOptions {
   /** etcd's --max-request-bytes (default 1572864). */
   readonly maxRequestBytes: number;
   readonly codec?: GatewayCodec;
+  /** Where long-lived streams register to be ended at shutdown (default: a private registry). */
+  readonly streams?: OpenStreams;
 }
 
 const CORS_HEADERS = {
@@ -70,6 +73,7 @@ async function v3GatewayPlugin(app: FastifyInstance, opts: V3GatewayOptions): Pr
     codec: opts.codec ?? new GatewayCodec(),
     log: app.log,
     ...makeLimits(opts.maxRequestBytes),
+    streams: opts.streams ?? new OpenStreams(),
   };
   app.addHook('onRequest', async (req, reply) => {
     void reply.headers(CORS_HEADERS);

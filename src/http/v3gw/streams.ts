@@ -56,8 +56,15 @@ export function watchHandler(ctx: GatewayContext, method: MethodInfo): Handler {
     reply.hijack();
     const out = new ResultStream(reply, ctx.codec, method.responseType);
     const session = ctx.backend.watch({ send: (r) => void out.send(r), backlogBytes: () => out.backlogBytes() }, authOf(req.headers));
-    // A watch stream outlives the request body: it ends when the client goes away.
-    reply.raw.on('close', () => session.close());
+    const release = ctx.streams.add(() => {
+      session.close();
+      out.end();
+    });
+    // A watch stream outlives the request body: it ends when the client goes away (or at shutdown).
+    reply.raw.on('close', () => {
+      release();
+      session.close();
+    });
     readClientStream(ctx, req, method.requestType, {
       message: (m) => session.request(asWatch(m)),
       refused: (s) => {
@@ -76,6 +83,7 @@ export function keepAliveHandler(ctx: GatewayContext, method: MethodInfo): Handl
     // One answer per request, in order; the answer ends after the last one once the body ended.
     let chain = Promise.resolve();
     let failed = false;
+    reply.raw.on('close', ctx.streams.add(() => out.end()));
     readClientStream(ctx, req, method.requestType, {
       message: (m) => {
         chain = chain.then(async () => {
@@ -98,6 +106,8 @@ export function keepAliveHandler(ctx: GatewayContext, method: MethodInfo): Handl
 function serverStream(
   ctx: GatewayContext, method: MethodInfo, flavor: 'etcd' | 'recipe',
   open: (m: Message, signal: AbortSignal) => AsyncIterable<unknown>,
+  /** End the stream at shutdown (Observe); a snapshot is left to finish, a cut one would look whole. */
+  endOnShutdown: boolean,
 ): Handler {
   return async (req, reply) => {
     const body = await readBody(req.raw, ctx.bodyMaxBytes);
@@ -113,6 +123,12 @@ function serverStream(
     const out = new ResultStream(reply, ctx.codec, method.responseType);
     const ac = new AbortController();
     reply.raw.on('close', () => ac.abort());
+    if (endOnShutdown) {
+      reply.raw.on('close', ctx.streams.add(() => {
+        ac.abort();
+        out.end();
+      }));
+    }
     try {
       for await (const resp of open(msg, ac.signal)) {
         if (out.closed) return;
@@ -126,9 +142,9 @@ function serverStream(
 }
 
 export function snapshotHandler(ctx: GatewayContext, method: MethodInfo): Handler {
-  return serverStream(ctx, method, 'etcd', (m) => ctx.backend.snapshot(asSnapshot(m)));
+  return serverStream(ctx, method, 'etcd', (m) => ctx.backend.snapshot(asSnapshot(m)), false);
 }
 
 export function observeHandler(ctx: GatewayContext, method: MethodInfo): Handler {
-  return serverStream(ctx, method, 'recipe', (m, signal) => observe(ctx.backend, asLeader(m), signal));
+  return serverStream(ctx, method, 'recipe', (m, signal) => observe(ctx.backend, asLeader(m), signal), true);
 }
