@@ -4,22 +4,42 @@ import { pino } from 'pino';
 import { snapshotCommand } from './cli/snapshot.js';
 import { FlagError, helpText, loadConfig, type Config } from './config/index.js';
 import { SERVER_VERSION } from './core/server.js';
+import { createLogger } from './log.js';
 import { startServer } from './server.js';
 
+/** How long in-flight requests may take to finish after SIGTERM: under the 10 s that Docker and
+ * Kubernetes wait before SIGKILL. */
+const SHUTDOWN_DRAIN_MS = 5_000;
+
 async function run(cfg: Config, warnings: readonly string[]): Promise<void> {
-  const log = pino({ level: cfg.logLevel }, pino.destination(2));
+  const log = createLogger(cfg.logLevel, pino.destination(2));
   for (const w of warnings) log.warn(w);
   const server = await startServer(cfg, log);
   for (const l of server.listeners) log.info({ port: l.port }, 'serving client traffic (gRPC, HTTP) on one port');
   const { backend } = server;
   log.info({ name: cfg.name, dataDir: cfg.dataDir, memberId: backend.memberId.toString(16), clusterId: backend.clusterId.toString(16) }, 'ready to serve client requests');
 
+  // The first SIGTERM/SIGINT stops gracefully (see RunningServer.close); a second one exits at
+  // once with status 1. Acknowledged writes are durable either way: a write is answered only
+  // after its commit is fsynced.
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) process.exit(1);
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    void server.close().then(() => process.exit(0));
+    log.info({ signal, drainMs: SHUTDOWN_DRAIN_MS }, 'shutting down: draining in-flight requests');
+    server.close(SHUTDOWN_DRAIN_MS).then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
