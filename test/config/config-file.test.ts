@@ -28,7 +28,8 @@ test('a config file overrides flags and environment', async (t) => {
   });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // 'close': the process exited and its stderr is fully read.
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   t.after(async () => {
     if (child.exitCode === null) {
       child.kill('SIGKILL');
@@ -48,8 +49,8 @@ test('a config file overrides flags and environment', async (t) => {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  assert.match(stderr, /command-line flags and ETCD_\* variables are ignored/);
-  assert.match(stderr, /ignoring keys this server does not support: listen-peer-urls/);
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
+  assert.match(stderr, /command-line flags and ETCD_\* variables are ignored \(--name --listen-client-urls ETCD_NAME\)/);
+  assert.match(stderr, /ignoring keys this server does not support: listen-peer-urls/);
 });
