@@ -296,7 +296,7 @@ export class EmbeddedBackend implements V3Backend {
       header: this.header(this.store.currentRev),
       version: SERVER_VERSION,
       dbSize: BigInt(dbSize),
-      leader: this.memberId,
+      leader: this.hasLeader() ? this.memberId : 0n,
       raftIndex: index,
       raftTerm: this.term,
       raftAppliedIndex: index,
