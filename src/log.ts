@@ -3,7 +3,7 @@
 // password fields (v3 Authenticate/UserAdd/UserChangePassword requests, v2 auth bodies).
 import { pino, type DestinationStream, type Logger } from 'pino';
 
-export const REDACTED_PATHS = [
+const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers["grpc-metadata-token"]',
   'req.headers.cookie',

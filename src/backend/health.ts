@@ -24,7 +24,7 @@ export interface HealthResult {
 const OK: HealthResult = { ok: true, reason: '' };
 
 /** etcd's alarm names (pb.AlarmType.String()), as /health?exclude= takes them. */
-export function alarmName(a: AlarmType): string {
+function alarmName(a: AlarmType): string {
   return AlarmType[a] ?? String(a);
 }
 

@@ -7,7 +7,6 @@ import type { FastifyInstance } from 'fastify';
 export interface HttpDrain {
   /** Starts draining; resolves when no request is in flight. */
   drain(): Promise<void>;
-  inflight(): number;
 }
 
 /** Call before registering the routes (the hook applies to routes registered after it). */
@@ -25,7 +24,6 @@ export function trackInflight(app: FastifyInstance): HttpDrain {
     done();
   });
   return {
-    inflight: () => inflight,
     drain() {
       draining = true;
       if (inflight === 0) return Promise.resolve();

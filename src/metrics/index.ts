@@ -47,8 +47,9 @@ export interface GrpcBytesSource {
  * prometheus.ExponentialBuckets(0.001, 2, 14). */
 const DISK_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
 
-/** gRPC status codes by number, as go-grpc-prometheus labels them (codes.Code.String()). */
-export const GRPC_CODE_NAMES = [
+/** gRPC status codes by number, as go-grpc-prometheus labels them: grpc-go's codes.Code.String()
+ * ("Canceled"), not the proto enum names the OpenAPI document lists ("CANCELLED"). */
+const GRPC_CODE_NAMES = [
   'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
   'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange',
   'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
@@ -84,7 +85,6 @@ export interface V2Metrics {
 }
 
 export interface ServerMetrics {
-  readonly registry: Registry;
   /** Observes one storage commit (enqueue to durable, fsync included), in seconds. */
   observeCommitSeconds(seconds: number): void;
   /** Reads the core's numbers at scrape time. */
@@ -233,7 +233,6 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
   };
 
   return {
-    registry,
     contentType: registry.contentType,
     observeCommitSeconds(seconds) {
       walFsync.observe(seconds);

@@ -28,8 +28,4 @@ export class OpenStreams {
       end();
     }
   }
-
-  get size(): number {
-    return this.enders.size;
-  }
 }
