@@ -23,11 +23,11 @@ function httpError(reply: FastifyReply, code: number, message: string): string {
   return message + '\n';
 }
 
-/** etcd's health paths accept GET only (405 with Allow: GET otherwise). */
+/** etcd's health paths accept GET only (405 with Allow: GET otherwise, HEAD included). */
 function getOnly(app: FastifyInstance, path: string, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<string>): void {
-  app.get(path, handler);
+  app.get(path, { exposeHeadRoute: false }, handler);
   app.route({
-    method: ['POST', 'PUT', 'DELETE', 'PATCH'],
+    method: ['HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'],
     url: path,
     handler: async (_req, reply) => {
       reply.header('allow', 'GET');

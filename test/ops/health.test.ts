@@ -16,7 +16,7 @@ import { createMetrics } from '../../src/metrics/index.js';
 import { startGateway, type GatewayServer } from '../gateway/harness.js';
 import { parseProm, sample } from '../helpers/prom.js';
 
-async function get(url: string, method: 'GET' | 'POST' = 'GET'): Promise<{ status: number; body: string; type: string }> {
+async function get(url: string, method: 'GET' | 'POST' | 'HEAD' = 'GET'): Promise<{ status: number; body: string; type: string }> {
   const res = await request(url, { method });
   return { status: res.statusCode, body: await res.body.text(), type: String(res.headers['content-type']) };
 }
@@ -58,6 +58,7 @@ describe('a real server: alarms raised over gRPC', () => {
     const post = await get(`${srv.url}/health`, 'POST');
     assert.equal(post.status, 405);
     assert.equal(post.body, 'Method Not Allowed\n');
+    assert.equal((await get(`${srv.url}/readyz`, 'HEAD')).status, 405, 'HEAD too, as etcd');
   });
 
   test('NOSPACE fails /health (unless excluded) and the gRPC health service, not /readyz; deactivation restores it', async () => {
