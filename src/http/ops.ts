@@ -59,6 +59,7 @@ export function opsRoutes(app: FastifyInstance, backend: V3Backend, metrics: Ser
   getOnly(app, '/health', async (req, reply) => {
     const serializable = (req.query as Query).serializable === 'true';
     const h = await checkHealth(backend, { exclude: querySet(req, 'exclude'), serializable });
+    metrics.healthChecked(h.ok);
     const body = JSON.stringify({ health: String(h.ok), reason: h.reason });
     if (!h.ok) return httpError(reply, 503, body);
     reply.type(TEXT);

@@ -95,6 +95,8 @@ export interface ServerMetrics {
    * go-grpc-prometheus initializes them). */
   grpcMethod(path: string, type: GrpcType): GrpcMethodMetrics;
   readonly v2: V2Metrics;
+  /** Counts one /health answer (etcd_server_health_success / _failures). */
+  healthChecked(ok: boolean): void;
   /** The text exposition of every metric. */
   scrape(): Promise<string>;
   readonly contentType: string;
@@ -191,6 +193,9 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
   });
   const methods = new Map<string, GrpcMethodMetrics>();
 
+  const healthSuccess = new Counter({ name: 'etcd_server_health_success', help: 'The total number of successful health checks', registers });
+  const healthFailures = new Counter({ name: 'etcd_server_health_failures', help: 'The total number of failed health checks', registers });
+
   // --- v2 (the gateway's own) ---
   const v2Requests = new Counter({ name: 'etcd_gateway_v2_requests_total', help: 'v2 keys API requests answered, by v2 action and HTTP status code.', labelNames: ['action', 'code'], registers });
   const v2LongPolls = new Gauge({ name: 'etcd_gateway_v2_long_polls', help: 'v2 watch requests (wait=true) currently waiting.', registers });
@@ -265,6 +270,9 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
       return m;
     },
     v2,
+    healthChecked(ok) {
+      (ok ? healthSuccess : healthFailures).inc();
+    },
     async scrape() {
       snapshot = undefined;
       try {

@@ -121,6 +121,9 @@ describe('a stub backend: no leader, failed storage', () => {
     assert.match(ready.body, /^\[-\]linearizable_read failed: etcdserver: no leader$/m);
     assert.match(ready.body, /^\[\+\]serializable_read ok$/m);
     assert.equal((await app.inject('/livez')).statusCode, 200);
+    const m = parseProm((await app.inject('/metrics')).body);
+    assert.equal(sample(m, 'etcd_server_health_failures'), 1, 'the failed /health counted');
+    assert.equal(sample(m, 'etcd_server_health_success'), 1, 'the serializable one succeeded');
     await app.close();
   });
 
