@@ -1,8 +1,10 @@
-// In-flight HTTP requests, for a graceful shutdown: counted from the moment Fastify sees a request
-// until its response closes (hijacked streams included), so the shutdown can wait for the count to
-// reach zero before it closes connections. While draining, responses carry `Connection: close`
-// so keep-alive clients do not send another request on a connection that is about to go.
+// In-flight HTTP requests, for a graceful shutdown: tracked from the moment Fastify sees a request
+// until its response closes (hijacked streams included), so the shutdown can wait for them before
+// it closes connections. Once draining, every response not yet started carries
+// `Connection: close`, so keep-alive clients do not send another request on a connection that is
+// about to go.
 import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
 
 export interface HttpDrain {
   /** Starts draining; resolves when no request is in flight. */
@@ -11,22 +13,27 @@ export interface HttpDrain {
 
 /** Call before registering the routes (the hook applies to routes registered after it). */
 export function trackInflight(app: FastifyInstance): HttpDrain {
-  let inflight = 0;
+  const inflight = new Set<ServerResponse>();
   let draining = false;
   let idle: (() => void) | undefined;
+  const closeAfter = (res: ServerResponse): void => {
+    if (!res.headersSent) res.setHeader('connection', 'close');
+  };
   app.addHook('onRequest', (_req, reply, done) => {
-    inflight++;
-    if (draining) reply.header('connection', 'close');
-    reply.raw.once('close', () => {
-      inflight--;
-      if (inflight === 0) idle?.();
+    const res = reply.raw;
+    inflight.add(res);
+    if (draining) closeAfter(res);
+    res.once('close', () => {
+      inflight.delete(res);
+      if (inflight.size === 0) idle?.();
     });
     done();
   });
   return {
     drain() {
       draining = true;
-      if (inflight === 0) return Promise.resolve();
+      for (const res of inflight) closeAfter(res);
+      if (inflight.size === 0) return Promise.resolve();
       return new Promise<void>((resolve) => {
         idle = resolve;
       });

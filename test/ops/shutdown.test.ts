@@ -107,3 +107,25 @@ test('a second SIGTERM while draining exits at once with status 1', async (t) =>
   assert.deepEqual(exit, { code: 1, signal: null });
   assert.ok(Date.now() - at < 2000, 'the second signal did not wait for the drain');
 });
+
+test('an HTTP request in flight at SIGTERM is answered (Connection: close), then the process exits 0', async (t) => {
+  const srv = await startOurServer();
+  t.after(() => srv.kill9());
+  const sock = connect(Number(srv.endpoint.split(':')[1]), '127.0.0.1');
+  t.after(() => sock.destroy());
+  await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+  const body = JSON.stringify({ key: b('drained').toString('base64'), value: b('yes').toString('base64') });
+  sock.write(`POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+  await new Promise((r) => setTimeout(r, 200));
+  process.kill(srv.pid, 'SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  let answer = '';
+  sock.on('data', (c: Buffer) => { answer += c.toString(); });
+  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+  sock.write(body.slice(5));
+  await closed;
+  assert.match(answer, /^HTTP\/1\.1 200 /, `answered: ${answer}`);
+  assert.match(answer, /\r\nconnection: close\r\n/i);
+  assert.match(answer, /"revision":"2"/);
+  assert.deepEqual(await srv.exited, { code: 0, signal: null });
+});
