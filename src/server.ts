@@ -90,8 +90,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     app,
     listeners,
     async close(drainMs = 0) {
-      // 1. No new connections; 2. watches, keepalives, observers and blocked lock/campaign calls
-      // end cleanly (OK status / end of the chunked response); 3. in-flight requests get up to
+      // 1. No new connections; 2. watches, keepalives and observers end cleanly (OK status / end
+      // of the chunked response); 3. in-flight requests (a waiting Lock too) get up to
       // drainMs to finish (gRPC: GOAWAY, then wait for open calls); 4. whatever is left is cut;
       // 5. the backend waits for its last commit and closes storage.
       for (const l of listeners) l.stopAccepting();

@@ -23,8 +23,8 @@ export const flagSpecs = {
   'experimental-watch-progress-notify-interval': { kind: 'duration', default: '10m', help: 'Duration of periodic watch progress notifications.' },
   'watch-backlog-bytes-max': { kind: 'int', default: '67108864', help: 'Unread watch response bytes a stream may buffer before its watchers are canceled (not an etcd flag).' },
   'v2-prefix': { kind: 'string', default: '/v2', help: 'v3 key prefix under which the v2 keys API stores its keyspace (see src/v2/keys.ts).' },
-  'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
   'trusted-proxies': { kind: 'string', default: '', help: 'Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed in request logs (not an etcd flag).' },
+  'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
 } as const satisfies Record<string, FlagSpec>;
 
 export type FlagName = keyof typeof flagSpecs;

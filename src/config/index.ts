@@ -19,9 +19,9 @@ export interface Config {
   readonly watchProgressNotifyIntervalMs: number;
   readonly watchBacklogBytesMax: number;
   readonly v2Prefix: string;
-  readonly logLevel: string;
   /** IPs/CIDRs whose X-Forwarded-For the request logs believe (--trusted-proxies). */
   readonly trustedProxies: readonly string[];
+  readonly logLevel: string;
 }
 
 export type ConfigResult =
@@ -91,8 +91,8 @@ export function loadConfig(
       watchProgressNotifyIntervalMs: progress,
       watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),
       v2Prefix: v['v2-prefix'],
-      logLevel: v['log-level'],
       trustedProxies: parseTrustedProxies(v['trusted-proxies']),
+      logLevel: v['log-level'],
     },
     warnings,
   };

@@ -9,51 +9,46 @@ import { lock, unlock } from '../recipes/lock.js';
 import type { OpenStreams } from '../util/open-streams.js';
 import { toUnknownError, type Logger } from './status.js';
 
-/** An AbortSignal that fires when the client cancels the call or the server shuts down
- * (`shutdown` tells which); `release` unregisters it once the call is over. */
-function callSignal(
-  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, streams: OpenStreams,
-): { signal: AbortSignal; shutdown: AbortSignal; release: () => void } {
+/** An AbortSignal that fires when the client cancels the call. */
+function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): AbortSignal {
   const ac = new AbortController();
-  const shutdown = new AbortController();
   call.on('cancelled', () => ac.abort());
-  const release = streams.add(() => {
-    shutdown.abort();
-    ac.abort();
-  });
-  return { signal: ac.signal, shutdown: shutdown.signal, release };
+  return ac.signal;
 }
 
-function unary<Req, Res>(fn: (req: Req, signal: AbortSignal) => Promise<Res>, log: Logger, streams: OpenStreams): grpc.handleUnaryCall<Req, Res> {
+function unary<Req, Res>(fn: (req: Req, signal: AbortSignal) => Promise<Res>, log: Logger): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    const { signal, release } = callSignal(call, streams);
     let p: Promise<Res>;
     try {
-      p = fn(call.request, signal);
+      p = fn(call.request, callSignal(call));
     } catch (e) {
-      release();
       callback(toUnknownError(e, log));
       return;
     }
-    p.finally(release).then((res) => callback(null, res), (e: unknown) => callback(toUnknownError(e, log)));
+    p.then((res) => callback(null, res), (e: unknown) => callback(toUnknownError(e, log)));
   };
 }
 
-/** `streams`: blocked Lock/Campaign calls and Observe streams register there, so a shutdown ends them. */
+/**
+ * `streams`: Observe streams register there, so a shutdown ends them (OK status). A Lock or
+ * Campaign call still blocked at shutdown is an in-flight unary call: it gets the drain time.
+ */
 export function addRecipeServices(server: grpc.Server, backend: V3Backend, log: Logger, streams: OpenStreams): void {
   const lockServer: LockServer = {
-    lock: unary((r, s) => lock(backend, r, s), log, streams),
-    unlock: unary((r) => unlock(backend, r), log, streams),
+    lock: unary((r, s) => lock(backend, r, s), log),
+    unlock: unary((r) => unlock(backend, r), log),
   };
   server.addService(LockService, lockServer);
 
   const election: ElectionServer = {
-    campaign: unary((r, s) => campaign(backend, r, s), log, streams),
-    proclaim: unary((r) => proclaim(backend, r), log, streams),
-    leader: unary((r) => leader(backend, r), log, streams),
-    resign: unary((r) => resign(backend, r), log, streams),
+    campaign: unary((r, s) => campaign(backend, r, s), log),
+    proclaim: unary((r) => proclaim(backend, r), log),
+    leader: unary((r) => leader(backend, r), log),
+    resign: unary((r) => resign(backend, r), log),
     observe(call) {
-      const { signal, shutdown, release } = callSignal(call, streams);
+      const shutdown = new AbortController();
+      const release = streams.add(() => shutdown.abort());
+      const signal = AbortSignal.any([callSignal(call), shutdown.signal]);
       void (async () => {
         try {
           for await (const resp of observe(backend, call.request, signal)) {
@@ -62,7 +57,7 @@ export function addRecipeServices(server: grpc.Server, backend: V3Backend, log: 
           }
           call.end();
         } catch (e) {
-          if (shutdown.aborted) call.end();
+          if (shutdown.signal.aborted) call.end();
           else if (!signal.aborted) call.destroy(Object.assign(new Error('observe failed'), toUnknownError(e, log)));
         } finally {
           release();

@@ -1,7 +1,6 @@
 // The requests that outlive a request/response exchange (watch streams, lease keepalives,
-// election observers, blocked lock/campaign calls, v2 long polls): each registers how to end
-// itself cleanly, so a graceful shutdown can end them all at once instead of waiting for them or
-// cutting their connections.
+// election observers, v2 long polls): each registers how to end itself cleanly, so a graceful
+// shutdown can end them all at once instead of waiting for them or cutting their connections.
 
 export class OpenStreams {
   private readonly enders = new Set<() => void>();
