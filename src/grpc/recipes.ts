@@ -6,8 +6,8 @@ import { ElectionService, type ElectionServer } from '../gen/v3electionpb/v3elec
 import { LockService, type LockServer } from '../gen/v3lockpb/v3lock.js';
 import { campaign, leader, observe, proclaim, resign } from '../recipes/election.js';
 import { lock, unlock } from '../recipes/lock.js';
-import type { OpenStreams } from '../util/open-streams.js';
 import { toUnknownError, type Logger } from './status.js';
+import type { OpenStreams } from '../util/open-streams.js';
 
 /** An AbortSignal that fires when the client cancels the call. */
 function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): AbortSignal {

@@ -106,8 +106,6 @@ export function keepAliveHandler(ctx: GatewayContext, method: MethodInfo): Handl
 function serverStream(
   ctx: GatewayContext, method: MethodInfo, flavor: 'etcd' | 'recipe',
   open: (m: Message, signal: AbortSignal) => AsyncIterable<unknown>,
-  /** End the stream at shutdown (Observe); a snapshot is left to finish, a cut one would look whole. */
-  endOnShutdown: boolean,
 ): Handler {
   return async (req, reply) => {
     const body = await readBody(req.raw, ctx.bodyMaxBytes);
@@ -123,7 +121,8 @@ function serverStream(
     const out = new ResultStream(reply, ctx.codec, method.responseType);
     const ac = new AbortController();
     reply.raw.on('close', () => ac.abort());
-    if (endOnShutdown) {
+    // Observe ends at shutdown; a Snapshot is left to finish (a cut one would look whole).
+    if (flavor === 'recipe') {
       reply.raw.on('close', ctx.streams.add(() => {
         ac.abort();
         out.end();
@@ -142,9 +141,9 @@ function serverStream(
 }
 
 export function snapshotHandler(ctx: GatewayContext, method: MethodInfo): Handler {
-  return serverStream(ctx, method, 'etcd', (m) => ctx.backend.snapshot(asSnapshot(m)), false);
+  return serverStream(ctx, method, 'etcd', (m) => ctx.backend.snapshot(asSnapshot(m)));
 }
 
 export function observeHandler(ctx: GatewayContext, method: MethodInfo): Handler {
-  return serverStream(ctx, method, 'recipe', (m, signal) => observe(ctx.backend, asLeader(m), signal), true);
+  return serverStream(ctx, method, 'recipe', (m, signal) => observe(ctx.backend, asLeader(m), signal));
 }
