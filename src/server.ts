@@ -58,7 +58,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const streams = new OpenStreams();
   addServices(grpcServer, backend, log, streams);
   addRecipeServices(grpcServer, backend, log, streams);
-  addHealthService(grpcServer, backend);
+  addHealthService(grpcServer, backend, streams);
 
   // Fastify logs every request at info; etcd does not. Keep that noise (and its cost) for debug.
   const httpLog = log.child({ component: 'http' }, { level: log.level === 'debug' ? 'debug' : 'warn' });

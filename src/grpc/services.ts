@@ -146,7 +146,7 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
  * grpc.health.v1.Health, registered as etcd does (grpc-go's health server): the server ("")
  * is SERVING while the backend is healthy, NOT_SERVING otherwise; other names are unknown.
  */
-export function addHealthService(server: grpc.Server, backend: V3Backend): void {
+export function addHealthService(server: grpc.Server, backend: V3Backend, streams: OpenStreams): void {
   const statusOf = (service: string): HealthCheckResponse_ServingStatus => {
     if (service !== '') return HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN;
     return isServing(backend.healthFacts()) ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING;
@@ -159,6 +159,12 @@ export function addHealthService(server: grpc.Server, backend: V3Backend): void 
     },
     watch: (call) => {
       call.write({ status: statusOf(call.request.service) });
+      // At shutdown a watcher learns NOT_SERVING (as grpc-go's health server's Shutdown tells it), then the stream ends.
+      call.on('close', streams.add(() => {
+        if (call.writableEnded) return;
+        call.write({ status: HealthCheckResponse_ServingStatus.NOT_SERVING });
+        call.end();
+      }));
     },
   };
   server.addService(HealthService, health);

@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { KVClient, PutRequest, RangeRequest, WatchClient, WatchRequest, type RangeResponse, type WatchResponse } from '../../src/gen/etcdserverpb/rpc.js';
+import { HealthCheckResponse_ServingStatus as Serving, HealthClient, type HealthCheckResponse } from '../../src/gen/grpc/health/v1/health.js';
 import { makeTempDir, removeTempDir, startOurServer } from '../helpers/procs.js';
 
 const b = (s: string) => Buffer.from(s);
@@ -20,10 +21,19 @@ test('SIGTERM during a write load: watches end cleanly, exit 0, no acknowledged 
 
   const clients = [0, 1].map(() => new KVClient(srv.endpoint, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
   const watcher = new WatchClient(srv.endpoint, grpc.credentials.createInsecure());
+  const health = new HealthClient(srv.endpoint, grpc.credentials.createInsecure());
   t.after(() => {
     for (const c of clients) c.close();
     watcher.close();
+    health.close();
   });
+
+  // A grpc.health.v1 Watch: SERVING now, NOT_SERVING at shutdown, then the stream ends.
+  const healthWatch = health.watch({ service: '' });
+  const healthSeen: Serving[] = [];
+  healthWatch.on('data', (r: HealthCheckResponse) => healthSeen.push(r.status));
+  healthWatch.on('error', () => undefined);
+  const healthStatus = new Promise<grpc.StatusObject>((resolve) => healthWatch.on('status', resolve));
 
   // A gRPC watch stream and a gateway /v3/watch stream, both open when the signal comes.
   const watch = watcher.watch();
@@ -71,6 +81,8 @@ test('SIGTERM during a write load: watches end cleanly, exit 0, no acknowledged 
 
   const status = await Promise.race([watchStatus, watchError.then((e) => ({ code: -1, details: e.message }))]);
   assert.equal(status.code, grpc.status.OK, `the gRPC watch ended with OK (got ${JSON.stringify(status)})`);
+  assert.equal((await healthStatus).code, grpc.status.OK);
+  assert.deepEqual(healthSeen, [Serving.SERVING, Serving.NOT_SERVING]);
   const httpText = await httpEnd;
   assert.match(httpText, /"created":true/, 'the /v3/watch response ended normally');
 
