@@ -161,6 +161,7 @@ test('migrate copies every key, directory and TTL of a live etcd v2 store', { ti
     assert.equal((await tree(ours.clientUrl)).size, 3, 'a dry run writes nothing');
 
     const first = await migrate(args);
+    t.diagnostic(first.stdout.trim());
     assert.equal(first.code, 1, 'a conflict makes the exit status 1');
     // keys, dirs, empty, ttl, created, unchanged, merged, overwritten, conflicts, expired, errors
     assert.deepEqual(summary(first), [n.keys, n.dirs, n.emptyDirs, n.ttl, total - 3, 0, 2, 0, 1, 0, 0], first.stdout);
