@@ -211,11 +211,20 @@ async function copyNode(run: Run, n: SourceNode): Promise<void> {
     if (code === 104 || code === 102) return count(run, 'conflict', n.path, v2Message(created));
     if (code !== 105) return count(run, 'error', n.path, v2Message(created));
     const existing = await targetNode(run, n.path);
+    if (existing === undefined) return count(run, 'error', n.path, 'reported as existing, then not found (written concurrently?)');
     const o = outcomeFor(n, existing, run.opts.overwrite);
-    const replaceDirTtl = o === 'merge' && run.opts.overwrite;
-    if (o !== 'overwrite' && !replaceDirTtl) {
-      const why = existing?.dir === true ? 'a directory is there' : existing === undefined ? 'it vanished while being compared' : 'a key with another value is there (--overwrite replaces it)';
-      return count(run, o === 'create' ? 'error' : o, n.path, why);
+    switch (o) {
+      case 'create': // not reachable with a node there; outcomeFor says create only for nothing
+      case 'unchanged':
+        return count(run, o, n.path);
+      case 'conflict':
+        return count(run, o, n.path, existing.dir ? 'a directory is there' : n.dir ? 'a key is there' : 'a key with another value is there (--overwrite replaces it)');
+      case 'merge':
+        // --overwrite also gives a merged directory the source's TTL (or none).
+        if (!run.opts.overwrite) return count(run, o, n.path);
+        break;
+      case 'overwrite':
+        break;
     }
     ttl = ttlNow(run, n);
     if (ttl === 'expired') return count(run, 'expired', n.path);
@@ -233,18 +242,18 @@ async function readSource(opts: MigrateOptions, d: Dispatcher): Promise<SourceNo
   return trees;
 }
 
-function dryRun(plan: Plan, target: SourceNode[], opts: MigrateOptions, io: MigrateIo): Tally {
+function dryRun(plan: Plan, target: SourceNode[], opts: MigrateOptions, report: Reporter): Tally {
   const t = emptyTally();
-  const outcomes = predictOutcomes(plan, target, opts.overwrite);
-  for (const [path, o] of outcomes) {
+  for (const [path, o] of predictOutcomes(plan, target, opts.overwrite)) {
     switch (o) {
       case 'create': t.created++; break;
       case 'unchanged': t.unchanged++; break;
       case 'merge': t.merged++; break;
       case 'overwrite': t.overwritten++; break;
-      case 'conflict': t.conflicts++; io.err.write(`conflict: ${path}\n`); break;
+      case 'conflict': t.conflicts++; report.line('conflict', path, 'the target holds something else there'); break;
     }
   }
+  report.finish();
   return t;
 }
 
@@ -267,7 +276,7 @@ export async function migrateCommand(argv: readonly string[], io: MigrateIo = { 
     if (opts.dryRun) {
       const there: SourceNode[] = [];
       for (const p of [opts.prefix, ...opts.include]) there.push(...(await readTree(target, opts.to, p, 'the target')));
-      const t = dryRun(plan, there, opts, io);
+      const t = dryRun(plan, there, opts, new Reporter(io));
       io.out.write(summaryLine(plan, t, (Date.now() - startMs) / 1000, true) + '\n');
       return t.conflicts > 0 ? 1 : 0;
     }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { Pool, request } from 'undici';
 import { freePort, hasEtcd, OUR_MAIN, startOurServer, startRealEtcd, type Server } from '../helpers/procs.js';
@@ -93,6 +94,46 @@ function summary(r: Run): number[] {
   return m.slice(1).map(Number);
 }
 
+/**
+ * A TCP proxy to 127.0.0.1:port that cuts each connection in the middle of an answer once it has
+ * carried `cutAfterBytes` of answers: the server has applied that request, the client sees a reset.
+ */
+async function flakyProxy(port: number, cutAfterBytes: number): Promise<{ url: string; cuts(): number; close(): Promise<void> }> {
+  let cuts = 0;
+  const sockets = new Set<Socket>();
+  const srv = createServer((client) => {
+    const up = connect(port, '127.0.0.1');
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(up);
+    let carried = 0;
+    up.on('data', (chunk: Buffer) => {
+      carried += chunk.length;
+      if (carried > cutAfterBytes) {
+        cuts++;
+        client.resetAndDestroy();
+        up.destroy();
+        return;
+      }
+      client.write(chunk);
+    });
+    up.on('end', () => client.end());
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const addr = srv.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${addr.port}`,
+    cuts: () => cuts,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
+}
+
 const UNICODE = ['héllo wörld', 'ключ ✓ 🚀', '', 'a=b&c=d+e%20f', 'line1\nline2\ttab', ' leading and trailing ', '漢字かな'];
 
 async function fill(etcd: Server): Promise<{ keys: number; dirs: number; emptyDirs: number; ttl: number }> {
@@ -157,7 +198,7 @@ test('migrate copies every key, directory and TTL of a live etcd v2 store', { ti
     const dry = await migrate([...args, '--dry-run']);
     assert.equal(dry.code, 1, `dry run reports the conflict: ${dry.stderr}`);
     assert.match(dry.stdout, new RegExp(`^migrate dry run, would be: ${n.keys} keys, ${n.dirs} dirs \\(${n.emptyDirs} empty\\), ${n.ttl} with TTL; created ${total - 3}, unchanged 0, merged dirs 2, overwritten 0, conflicts 1,`, 'm'));
-    assert.match(dry.stderr, /^conflict: \/app1\/svc1\/key1$/m);
+    assert.match(dry.stderr, /^conflict: \/app1\/svc1\/key1: the target holds something else there$/m);
     assert.equal((await tree(ours.clientUrl)).size, 3, 'a dry run writes nothing');
 
     const first = await migrate(args);
@@ -189,9 +230,36 @@ test('migrate copies every key, directory and TTL of a live etcd v2 store', { ti
     }
     assertSameTree(await tree(etcd.clientUrl, '/_hidden'), await tree(ours.clientUrl, '/_hidden'));
     assertSameTree(await tree(etcd.clientUrl, '/app0/_lock'), await tree(ours.clientUrl, '/app0/_lock'));
+    // --prefix copies one subtree (the directory itself included); a dry run finds it all in place.
+    const sub = await migrate([...args, '--prefix', '/app1', '--dry-run']);
+    assert.equal(sub.code, 0, sub.stderr);
+    assert.match(sub.stdout, /^migrate dry run, would be: 320 keys, 9 dirs \(0 empty\), 0 with TTL; created 0, unchanged 320, merged dirs 9, overwritten 0, conflicts 0,/m);
+
     const ttlDir = (await tree(ours.clientUrl, '/ttldir')).get('/ttldir')!;
     assert.ok(ttlDir.dir && ttlDir.ttl !== undefined && ttlDir.ttl > 500, `the TTL directory kept its TTL: ${JSON.stringify(ttlDir)}`);
   } finally {
+    await Promise.all([etcd.stop(), ours.stop()]);
+  }
+});
+
+test('migrate retries writes whose connection was reset and still copies everything once', { timeout: 300_000 }, async (t) => {
+  if (!hasEtcd()) return t.skip('etcd 3.4 is not installed');
+  const etcd = await startRealEtcd({ enableV2: true });
+  const ours = await startOurServer();
+  const proxy = await flakyProxy(Number(new URL(ours.clientUrl).port), 20_000);
+  try {
+    const n = await fill(etcd);
+    const r = await migrate(['--from', etcd.clientUrl, '--to', proxy.url]);
+    t.diagnostic(`${proxy.cuts()} connections cut; ${r.stdout.trim()}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(proxy.cuts() > 0, 'the proxy did cut connections');
+    const [keys, dirs, , , created, unchanged, merged, overwritten, conflicts, expired, errors] = summary(r);
+    assert.deepEqual([keys, dirs, overwritten, conflicts, expired, errors], [n.keys, n.dirs, 0, 0, 0, 0]);
+    // A create that was applied but whose answer was lost finds its own value on the retry.
+    assert.equal(created! + unchanged! + merged!, n.keys + n.dirs);
+    assertSameTree(await tree(etcd.clientUrl), await tree(ours.clientUrl));
+  } finally {
+    await proxy.close();
     await Promise.all([etcd.stop(), ours.stop()]);
   }
 });
