@@ -29,11 +29,16 @@ interface Nginx {
   stop(): Promise<void>;
 }
 
-async function startNginx(dir: string, httpPort: number, grpcPort: number, upstreamPort: number): Promise<Nginx> {
+/** The shipped configuration with its listen ports and upstream port rewritten for this test. */
+function shippedSite(httpPort: number, grpcPort: number, upstreamPort: number): string {
   let site = readFileSync(SHIPPED_CONF, 'utf8');
   site = rewrite(site, 'listen 80;', `listen 127.0.0.1:${httpPort};`, 1);
   site = rewrite(site, 'listen 2378 http2;', `listen 127.0.0.1:${grpcPort} http2;`, 1);
-  site = rewrite(site, 'server 127.0.0.1:2379;', `server 127.0.0.1:${upstreamPort};`, 2);
+  return rewrite(site, 'server 127.0.0.1:2379;', `server 127.0.0.1:${upstreamPort};`, 2);
+}
+
+/** Starts nginx in the foreground with `site` (http-level blocks) in `dir`; ready once it proxies /health. */
+async function startNginx(dir: string, site: string, httpPort: number): Promise<Nginx> {
   writeFileSync(join(dir, 'etcd-gateway.conf'), site);
   // Everything nginx writes stays in the temp dir (no root-owned /var paths); run in the foreground
   // so this process owns it. A root master would switch its worker to "nobody", which cannot
@@ -95,7 +100,7 @@ class StreamReader {
   private wake: (() => void) | undefined;
   private ended = false;
 
-  constructor(private readonly body: AsyncIterable<Buffer> & { destroy(): void }) {
+  constructor(private readonly body: AsyncIterable<Buffer> & { destroy(): void }, readonly headers: Record<string, unknown> = {}) {
     void (async () => {
       try {
         for await (const chunk of body) {
@@ -149,7 +154,7 @@ async function openStream(url: string, opts: Parameters<typeof request>[1], what
     assert.fail(`${what}: no response headers within ${EVENT_TIMEOUT_MS} ms (buffered by the proxy?): ${String(e)}`);
   }
   assert.equal(res.statusCode, 200, what);
-  return new StreamReader(res.body);
+  return new StreamReader(res.body, res.headers);
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -162,7 +167,8 @@ test('nginx in front of the server: v2 and /v3/watch streams pass through unbuff
   const viaNginx = `http://127.0.0.1:${httpPort}`;
   // Clients reach the cluster through nginx, so that is the URL the server advertises.
   const server = await startOurServer({ extraArgs: ['--advertise-client-urls', viaNginx] });
-  const nginx = await startNginx(dir, httpPort, grpcPort, Number(new URL(server.clientUrl).port));
+  const upstreamPort = Number(new URL(server.clientUrl).port);
+  const nginx = await startNginx(dir, shippedSite(httpPort, grpcPort, upstreamPort), httpPort);
   const agent = new Agent({ connections: 16 });
   const form = { 'content-type': 'application/x-www-form-urlencoded' };
   const call = async (base: string, method: 'GET' | 'PUT' | 'POST', path: string, body?: string, headers = form): Promise<{ status: number; text: string; headers: Record<string, unknown> }> => {
@@ -199,6 +205,7 @@ test('nginx in front of the server: v2 and /v3/watch streams pass through unbuff
       assert.ok(ev);
       assert.doesNotMatch(v2stream.rest(), /\/s\/k\d/, 'no later event before its write');
     }
+    assert.equal(v2stream.headers['x-accel-buffering'], 'no', 'nginx tells proxies in front of it not to buffer v2 watches');
 
     // /v3/watch through the gateway: the created message comes first, then each event on its own
     const v3stream = await openStream(`${viaNginx}/v3/watch`, {
@@ -212,6 +219,7 @@ test('nginx in front of the server: v2 and /v3/watch streams pass through unbuff
       await v3stream.next(new RegExp(`"key":"${b64(`w/${i}`)}","[^]*?"value":"${b64(`x${i}`)}"`), `/v3/watch event ${i}`);
       assert.doesNotMatch(v3stream.rest(), /"events"/, 'no later event before its write');
     }
+    assert.equal(v3stream.headers['x-accel-buffering'], 'no', 'nginx tells proxies in front of it not to buffer /v3/watch');
 
     // advertised client URLs name nginx
     const machines = await call(viaNginx, 'GET', '/v2/machines');
@@ -237,6 +245,39 @@ test('nginx in front of the server: v2 and /v3/watch streams pass through unbuff
       assert.match(w.stdout, /^PUT\ngw\ne1$/m, `etcdctl watch through nginx: ${w.stdout} ${w.stderr}`);
       const ml = await etcdctl(ep, ['member', 'list']);
       assert.match(ml.stdout, new RegExp(`, ${viaNginx.replaceAll('.', '\\.')}, false`), ml.stdout);
+    }
+  } finally {
+    for (const s of streams) s.close();
+    await agent.destroy().catch(() => undefined);
+    await nginx.stop();
+    await server.stop();
+    await removeTempDir(dir);
+  }
+});
+
+test('the server asks proxies not to buffer /v3/watch: it streams even through a naive nginx config', { timeout: 60_000 }, async (t) => {
+  if (!existsSync(NGINX_BIN)) return t.skip(`${NGINX_BIN} is not installed (apt-get install nginx; .ci/run installs it)`);
+  const dir = await makeTempDir('nginx-naive-');
+  const httpPort = await freePort();
+  const server = await startOurServer();
+  // nginx's defaults: proxy_buffering on, HTTP/1.0 to the upstream, 60 s read timeout.
+  const site = `server {\n  listen 127.0.0.1:${httpPort};\n  location / {\n    proxy_pass http://127.0.0.1:${new URL(server.clientUrl).port};\n  }\n}\n`;
+  const nginx = await startNginx(dir, site, httpPort);
+  const agent = new Agent({ connections: 4 });
+  const streams: StreamReader[] = [];
+  try {
+    const direct = await openStream(`${server.clientUrl}/v3/watch`, { dispatcher: agent, method: 'POST', body: JSON.stringify({ create_request: { key: b64('n') } }) }, 'direct /v3/watch');
+    streams.push(direct);
+    await direct.next(/"created":true/, 'direct created message');
+    assert.equal(direct.headers['x-accel-buffering'], 'no');
+
+    const via = await openStream(`http://127.0.0.1:${httpPort}/v3/watch`, { dispatcher: agent, method: 'POST', body: JSON.stringify({ create_request: { key: b64('n') } }) }, 'naive-proxy /v3/watch');
+    streams.push(via);
+    await via.next(/"created":true/, 'created message through a buffering nginx');
+    for (let i = 1; i <= 2; i++) {
+      const res = await request(`${server.clientUrl}/v3/kv/put`, { dispatcher: agent, method: 'POST', body: JSON.stringify({ key: b64('n'), value: b64(`n${i}`) }) });
+      assert.equal(res.statusCode, 200, await res.body.text());
+      await via.next(new RegExp(`"value":"${b64(`n${i}`)}"`), `event ${i} through a buffering nginx`);
     }
   } finally {
     for (const s of streams) s.close();
