@@ -180,10 +180,10 @@ async function targetNode(run: Run, path: string): Promise<TargetNode | undefine
   return n.dir === true ? { dir: true } : { dir: false, value: typeof n.value === 'string' ? n.value : '' };
 }
 
-function count(run: Run, o: Outcome | 'created' | 'expired' | 'error', path: string, why = ''): void {
+function count(run: Run, o: Outcome | 'expired' | 'error', path: string, why = ''): void {
   const t = run.tally;
   switch (o) {
-    case 'create': case 'created': t.created++; break;
+    case 'create': t.created++; break;
     case 'unchanged': t.unchanged++; break;
     case 'merge': t.merged++; break;
     case 'overwrite': t.overwritten++; break;
@@ -205,7 +205,7 @@ async function copyNode(run: Run, n: SourceNode): Promise<void> {
     let ttl = ttlNow(run, n);
     if (ttl === 'expired') return count(run, 'expired', n.path);
     const created = await call(run.target, run.opts.to, 'PUT', keysUrlPath(n.path), writeForm(n, 'create', ttl));
-    if (created.status === 201) return count(run, 'created', n.path);
+    if (created.status === 201) return count(run, 'create', n.path);
     const code = v2ErrorCode(created);
     // 104: a parent path is a key in the target; 102: the source's key is a directory there.
     if (code === 104 || code === 102) return count(run, 'conflict', n.path, v2Message(created));
@@ -271,6 +271,7 @@ export async function migrateCommand(argv: readonly string[], io: MigrateIo = { 
   const source = new Agent({ connections: 2 });
   const target = new Pool(opts.to.origin, { connections: opts.concurrency, pipelining: 1 });
   try {
+    // TTLs count down from before the read: a written TTL can come out a little short, never long.
     const readAtMs = Date.now();
     const plan = planMigration(await readSource(opts, source));
     if (opts.dryRun) {

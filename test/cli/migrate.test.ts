@@ -289,6 +289,10 @@ test('migrate refuses bad input with a clear message and a non-zero status', { t
     assert.match(unreachable.stderr, new RegExp(`cannot read the source http://127\\.0\\.0\\.1:${deadPort}: .*ECONNREFUSED`));
     assert.doesNotMatch(unreachable.stdout, /migrate done/);
 
+    const noTarget = await migrate(['--from', ours.clientUrl, '--to', `http://127.0.0.1:${deadPort}`]);
+    assert.equal(noTarget.code, 1);
+    assert.match(noTarget.stderr, new RegExp(`cannot read the target http://127\\.0\\.0\\.1:${deadPort}: .*ECONNREFUSED`));
+
     if (!hasEtcd()) return t.skip('etcd 3.4 is not installed (the v2-disabled case needs it)');
     const noV2 = await startRealEtcd({ enableV2: false });
     try {
