@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Command line: flags -> Config -> the server; signals stop it cleanly.
 import { pino } from 'pino';
+import { migrateCommand } from './cli/migrate.js';
 import { snapshotCommand } from './cli/snapshot.js';
 import { FlagError, helpText, loadConfig, type Config } from './config/index.js';
 import { SERVER_VERSION } from './core/server.js';
@@ -51,6 +52,7 @@ try {
     process.stdout.write(snapshotCommand(argv.slice(1)) + '\n');
     process.exit(0);
   }
+  if (argv[0] === 'migrate') process.exit(await migrateCommand(argv.slice(1)));
   const r = loadConfig(argv, process.env);
   if (r.kind === 'help') {
     process.stdout.write(helpText() + '\n');

@@ -107,6 +107,9 @@ export class ResultStream {
     this.started = true;
     this.reply.raw.writeHead(status, {
       ...setHeaders(this.reply), 'content-type': JSON_TYPE, 'grpc-metadata-content-type': 'application/grpc', 'transfer-encoding': 'chunked',
+      // Not etcd's: tells a reverse proxy (nginx) not to buffer this stream even where its
+      // configuration leaves proxy_buffering on, so each message reaches the client as written.
+      'x-accel-buffering': 'no',
     });
   }
 }
