@@ -152,6 +152,8 @@ interface WatchResult {
   requested: number;
   /** polls whose response headers arrived (= registered, see bench/lib/v2watch.ts) */
   registered: number;
+  /** polls still open when the RSS was read (the watchers the server holds, registered or not) */
+  held: number;
   /** polls that failed before the write (connection errors, or ended early) */
   failedBefore: number;
   firstError?: string;
@@ -220,11 +222,13 @@ async function benchWatchers(name: ServerName, s: Settings): Promise<WatchResult
     }
     await sleep(1000);
     const rssAfter = currentRss(srv.pid);
+    // Per open poll rather than per registered one: a server that does not flush headers still holds them.
+    const held = polls.filter((p) => p.error === undefined && p.doneAt === undefined).length;
     process.stdout.write(`server RSS ${mib(rssBefore.total)} -> ${mib(rssAfter.total)} (anon ${mib(rssBefore.anon)} -> ${mib(rssAfter.anon)}): ` +
-      `${f0(((rssAfter.total ?? NaN) - (rssBefore.total ?? NaN)) / Math.max(1, registered))} B per watcher\n`);
+      `${f0(((rssAfter.total ?? NaN) - (rssBefore.total ?? NaN)) / Math.max(1, held))} B per watcher (${held} open polls)\n`);
 
     const getWaiting = await probeGet(srv, s.probeSeconds);
-    process.stdout.write(`GET latency, ${registered} watchers waiting: p50 ${ms(getWaiting.lat.p50)} ms  p99 ${ms(getWaiting.lat.p99)} ms  (${getWaiting.lat.count} GETs)\n`);
+    process.stdout.write(`GET latency, ${held} watchers waiting: p50 ${ms(getWaiting.lat.p50)} ms  p99 ${ms(getWaiting.lat.p99)} ms  (${getWaiting.lat.count} GETs)\n`);
 
     const early = polls.filter((p) => p.error !== undefined || p.doneAt !== undefined);
     const failedBefore = early.length;
@@ -276,7 +280,7 @@ async function benchWatchers(name: ServerName, s: Settings): Promise<WatchResult
       );
     }
     const res: WatchResult = {
-      server: name, requested: n, registered, failedBefore, openSeconds, rssBefore, rssAfter, getIdle, getWaiting, writeMs,
+      server: name, requested: n, registered, held, failedBefore, openSeconds, rssBefore, rssAfter, getIdle, getWaiting, writeMs,
       delivered: done.length, deliveredOk, delivery, deliveryCpu, benchDeliveryCpu, deliveryWallMs: Number(lastDone - w0) / 1e6,
     };
     const anyError = firstError ?? waiting.find((p) => p.error !== undefined)?.error;
@@ -366,7 +370,7 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], watches: WatchRe
     out.push(
       `${WATCH}: ${n} concurrent \`GET /v2/keys${WATCH_KEY}?wait=true\`, one TCP connection each (bench main thread, raw sockets), on a fresh server. ` +
         `Registered = the poll's response headers arrived (all three flush them when the watcher is registered). ` +
-        `Memory per watcher = (VmRSS after registering − before) / registered. GET = sequential GETs of another key on one connection for ${s.probeSeconds} s, ` +
+        `Memory per watcher = (VmRSS after registering − before) / polls open. GET = sequential GETs of another key on one connection for ${s.probeSeconds} s, ` +
         `before the watchers and while they wait. Delivery = from the start of one PUT of the watched key to the end of each poll's response ` +
         `(includes the bench's own handling of ${n} responses on one thread: ` +
         `its CPU time is in the last column, next to the server's, over the same interval).`,
@@ -375,7 +379,7 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], watches: WatchRe
     out.push('| server | registered | opened in | RSS before → after | per watcher | GET p50/p99 ms, no watchers | GET p50/p99 ms, watchers waiting | latency of the PUT itself | delivered (right event) | delivery p50 / p99 / max ms | CPU s during the delivery: server / bench |');
     out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const w of watches) {
-      const per = ((w.rssAfter.total ?? NaN) - (w.rssBefore.total ?? NaN)) / Math.max(1, w.registered);
+      const per = ((w.rssAfter.total ?? NaN) - (w.rssBefore.total ?? NaN)) / Math.max(1, w.held);
       out.push(
         `| ${w.server} | ${w.registered} of ${w.requested} | ${f2(w.openSeconds)} s | ${mib(w.rssBefore.total)} → ${mib(w.rssAfter.total)} | ${f0(per / 1024)} KiB | ` +
           `${ms(w.getIdle.lat.p50)} / ${ms(w.getIdle.lat.p99)} | ${ms(w.getWaiting.lat.p50)} / ${ms(w.getWaiting.lat.p99)} | ` +
@@ -383,8 +387,8 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], watches: WatchRe
       );
     }
     for (const w of watches) {
-      if (w.failedBefore > 0 || w.delivered < w.registered || w.firstError !== undefined) {
-        out.push(`- ${w.server}: ${w.failedBefore} polls failed or ended before the write, ${w.registered - w.delivered} registered polls got no event; first error: ${w.firstError ?? 'none'}`);
+      if (w.failedBefore > 0 || w.delivered < w.requested - w.failedBefore || w.firstError !== undefined) {
+        out.push(`- ${w.server}: ${w.failedBefore} polls failed or ended before the write, ${w.requested - w.failedBefore - w.delivered} waiting polls got no event within ${s.watchTimeoutSeconds} s; first error: ${w.firstError ?? 'none'}`);
       }
     }
   }
