@@ -369,7 +369,8 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], watches: WatchRe
     out.push('');
     out.push(
       `${WATCH}: ${n} concurrent \`GET /v2/keys${WATCH_KEY}?wait=true\`, one TCP connection each (bench main thread, raw sockets), on a fresh server. ` +
-        `Registered = the poll's response headers arrived (all three flush them when the watcher is registered). ` +
+        `Registered = the poll's response headers arrived (etcd 3.4, both modes, and ours when this bench was written flush them once the watcher is registered; ` +
+        `polls without headers are still counted as open). ` +
         `Memory per watcher = (VmRSS after registering − before) / polls open. GET = sequential GETs of another key on one connection for ${s.probeSeconds} s, ` +
         `before the watchers and while they wait. Delivery = from the start of one PUT of the watched key to the end of each poll's response ` +
         `(includes the bench's own handling of ${n} responses on one thread: ` +
