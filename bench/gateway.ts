@@ -5,10 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { ETCD_BIN, startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
 import { formatBigPut, measureBigPuts, type BigPutResult } from './lib/bigput.js';
-import { runHttpGenerator } from './lib/httpload.js';
 import { preload, type KvWorkload } from './lib/kvload.js';
-import { summarize, type LatencySummary } from './lib/latency.js';
-import { cpuSeconds, currentRss, mib, peakRss, systemBusySeconds } from './lib/procstat.js';
+import { currentRss, mib, peakRss } from './lib/procstat.js';
+import { f0, f2, measureHttp, medianRow, ms, printRow, type Row } from './lib/rows.js';
 import { envList, envNum } from './lib/env.js';
 
 type ServerName = 'etcd' | 'ours';
@@ -57,82 +56,16 @@ function settings(): Settings {
   };
 }
 
-interface Row {
-  server: ServerName;
-  workload: string;
-  opsPerSec: number;
-  lat: LatencySummary;
-  errors: number;
-  firstError?: string;
-  serverCpu: number;
-  benchCpu: number;
-  otherCpu: number;
-  genElu: number[];
-  runs?: number[];
-}
-
 interface ServerStats {
   server: ServerName;
   peakRss: number | undefined;
   endRss: ReturnType<typeof currentRss>;
 }
 
-const f0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : 'n/a');
-const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
-const ms = (n: number): string => (!Number.isFinite(n) ? 'n/a' : n < 10 ? n.toFixed(2) : n.toFixed(1));
 const mib1 = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
 function startServer(name: ServerName): Promise<Server> {
   return name === 'etcd' ? startRealEtcd({ enableV2: false }) : startOurServer();
-}
-
-async function measure(name: ServerName, srv: Server, w: KvWorkload, s: Settings): Promise<Row> {
-  let cpu0 = process.cpuUsage();
-  let srv0 = 0;
-  let sys0 = 0;
-  let wall0 = 0n;
-  let otherCpu = NaN;
-  let benchCpu = NaN;
-  let serverCpu = NaN;
-  const r = await runHttpGenerator({
-    url: srv.clientUrl,
-    workload: w,
-    inflight: s.inflight,
-    threads: s.genThreads,
-    warmupMs: s.warmupSeconds * 1000,
-    measureMs: s.seconds * 1000,
-    onWindowStart: () => {
-      cpu0 = process.cpuUsage();
-      srv0 = cpuSeconds(srv.pid);
-      sys0 = systemBusySeconds();
-      wall0 = process.hrtime.bigint();
-    },
-    onWindowEnd: () => {
-      const wall = Number(process.hrtime.bigint() - wall0) / 1e9;
-      const c = process.cpuUsage(cpu0);
-      benchCpu = (c.user + c.system) / 1e6 / wall;
-      serverCpu = (cpuSeconds(srv.pid) - srv0) / wall;
-      otherCpu = Math.max(0, (systemBusySeconds() - sys0) / wall - serverCpu - benchCpu);
-    },
-  });
-  const row: Row = {
-    server: name, workload: w.name, opsPerSec: r.ops / r.seconds, lat: summarize(r.latencies), errors: r.errors,
-    serverCpu, benchCpu, otherCpu, genElu: r.elu,
-  };
-  if (r.firstError !== undefined) row.firstError = r.firstError;
-  return row;
-}
-
-function printRow(row: Row, tag: string): void {
-  const { lat } = row;
-  process.stdout.write(
-    `${(row.workload + tag).padEnd(12)} ${f0(row.opsPerSec).padStart(7)} ops/s  p50 ${ms(lat.p50)} ms  p99 ${ms(lat.p99)} ms  max ${ms(lat.max)} ms  ` +
-      `| server CPU ${f2(row.serverCpu)} cores (${f0((row.serverCpu * 1e6) / row.opsPerSec)} µs/op), generator ${f2(row.benchCpu)} cores ` +
-      `(event loop ${row.genElu.map(f2).join('/')}), others ${f2(row.otherCpu)} cores` +
-      (row.errors > 0 ? `  | ${row.errors} errors, first: ${row.firstError}` : '') + '\n',
-  );
-  if (row.otherCpu > 0.2) process.stdout.write(`  ! other processes used ${f2(row.otherCpu)} cores during this run: the numbers are disturbed\n`);
-  if (row.genElu.some((e) => e > 0.9)) process.stdout.write(`  ! generator event loop above 90% busy: this run may be generator-bound\n`);
 }
 
 async function benchThroughput(name: ServerName, s: Settings): Promise<{ rows: Row[]; stats: ServerStats }> {
@@ -146,14 +79,11 @@ async function benchThroughput(name: ServerName, s: Settings): Promise<{ rows: R
     for (const w of s.workloads) {
       const runs: Row[] = [];
       for (let rep = 0; rep < s.repeat; rep++) {
-        const row = await measure(name, srv, w, s);
+        const row = await measureHttp(name, srv, w, s);
         runs.push(row);
         printRow(row, s.repeat > 1 ? ` #${rep + 1}` : '');
       }
-      const sorted = [...runs].sort((x, y) => x.opsPerSec - y.opsPerSec);
-      const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-      if (s.repeat > 1) median.runs = runs.map((r) => r.opsPerSec);
-      rows.push(median);
+      rows.push(medianRow(runs));
     }
     return { rows, stats: { server: name, peakRss: peakRss(srv.pid), endRss: currentRss(srv.pid) } };
   } finally {

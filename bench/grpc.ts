@@ -1,14 +1,14 @@
 // `npm run bench -- grpc`: the same gRPC KV load against real etcd 3.4 and against our server,
 // one server at a time, each on a fresh temp data dir. See bench/README.md.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { ETCD_BIN, PROJECT_ROOT, freePort, startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
+import { join } from 'node:path';
+import { ETCD_BIN, PROJECT_ROOT, startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
 import { summarize, type LatencySummary } from './lib/latency.js';
 import { preload, runGenerator, type KvWorkload } from './lib/kvload.js';
 import { cpuSeconds, currentRss, mib, peakRss, pin, systemBusySeconds, writeBytes } from './lib/procstat.js';
-import { InspectorProfiler, formatProfileSummary, summarizeProfile } from './lib/profiler.js';
+import { saveProfile, startOursWithInspector, type InspectorProfiler } from './lib/profiler.js';
 import { envList, envNum } from './lib/env.js';
 
 type ServerName = 'etcd' | 'ours';
@@ -96,12 +96,9 @@ const f0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : 'n/a');
 const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 const ms = (n: number): string => (!Number.isFinite(n) ? 'n/a' : n < 10 ? n.toFixed(2) : n.toFixed(1));
 
-async function startServer(name: ServerName, s: Settings): Promise<{ srv: Server; inspectPort?: number }> {
+async function startServer(name: ServerName, s: Settings): Promise<{ srv: Server; profiler?: InspectorProfiler }> {
   if (name === 'etcd') return { srv: await startRealEtcd({ enableV2: false }) };
-  if (!s.profile) return { srv: await startOurServer() };
-  const inspectPort = await freePort();
-  const nodeOptions = [process.env.NODE_OPTIONS ?? '', `--inspect=127.0.0.1:${inspectPort}`].join(' ').trim();
-  return { srv: await startOurServer({ env: { NODE_OPTIONS: nodeOptions } }), inspectPort };
+  return s.profile ? startOursWithInspector() : { srv: await startOurServer() };
 }
 
 function dbSize(dataDir: string): number | undefined {
@@ -151,11 +148,7 @@ async function measure(
       serverCpu = (cpuSeconds(srv.pid) - srv0) / wall;
       otherCpu = Math.max(0, (systemBusySeconds() - sys0) / wall - serverCpu - benchCpu);
       wb1 = writeBytes(srv.pid);
-      if (prof !== undefined) {
-        const profile = await prof.profiler.stop();
-        mkdirSync(dirname(prof.file), { recursive: true });
-        writeFileSync(prof.file, JSON.stringify(profile));
-      }
+      if (prof !== undefined) saveProfile(prof.file, await prof.profiler.stop(), `ours, ${w.name}: CPU profile of the measured window`);
     },
   });
   const row: Row = {
@@ -188,13 +181,11 @@ function printRow(row: Row, tag: string): void {
 }
 
 async function benchServer(name: ServerName, s: Settings, profileDir: string, stamp: string): Promise<{ rows: Row[]; stats: ServerStats; profiles: string[] }> {
-  const { srv, inspectPort } = await startServer(name, s);
+  const { srv, profiler } = await startServer(name, s);
   const rows: Row[] = [];
   const profiles: string[] = [];
-  let profiler: InspectorProfiler | undefined;
   try {
     if (s.pin !== null && !pin(srv.pid, s.pin.server)) process.stderr.write(`warning: could not pin ${name} (pid ${srv.pid}) to CPU ${s.pin.server}\n`);
-    if (inspectPort !== undefined) profiler = await InspectorProfiler.connect(inspectPort);
     process.stdout.write(`\n== ${name} (pid ${srv.pid}, ${srv.endpoint})\n`);
     const t = process.hrtime.bigint();
     await preload(srv.endpoint, KEYS, VALUE_SIZE, s.inflight);
@@ -209,8 +200,6 @@ async function benchServer(name: ServerName, s: Settings, profileDir: string, st
         runs.push(row);
         printRow(row, s.repeat > 1 ? ` #${rep + 1}` : '');
         if (profileFile !== undefined) {
-          const summary = formatProfileSummary(`ours, ${w.name}: CPU profile of the measured window`, summarizeProfile(JSON.parse(readFileSync(profileFile, 'utf8'))));
-          writeFileSync(profileFile.replace(/\.cpuprofile$/, '.md'), summary + '\n');
           profiles.push(profileFile);
           process.stdout.write(`  profile: ${profileFile} (summary: .md next to it)\n`);
         }

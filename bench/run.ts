@@ -16,7 +16,11 @@ const BENCHES: Record<string, Bench> = {
     describe: 'v3 HTTP/JSON gateway KV (put, range 1, range 100) and 1 MiB put memory, real etcd 3.4 and ours',
     main: async (args) => (await import('./gateway.js')).main(args),
   },
-  // v2: v2 keys API; cluster: 3-member cluster (not written yet)
+  v2: {
+    describe: 'v2 keys API (get1, put, 10k ?wait=true watchers) against etcd 3.4 native v2, etcd 3.4 v2v3 and ours',
+    main: async (args) => (await import('./v2.js')).main(args),
+  },
+  // cluster: 3-member cluster (not written yet)
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',
     main: async (args) => {
@@ -43,6 +47,8 @@ function usage(): string {
     'environment: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (1), BENCH_INFLIGHT (64), BENCH_CLIENTS (4),',
     '  BENCH_GEN_THREADS (2; 0 = main thread), BENCH_PIN (off | on | SERVERCPUS/BENCHCPUS), BENCH_SERVERS (etcd,ours),',
     '  BENCH_WORKLOADS (put,range1,range100), BENCH_REPEAT (1; median run is reported), BENCH_PROFILE (1 = CPU-profile ours)',
+    '  v2 only: BENCH_SERVERS (native,v2v3,ours), BENCH_WORKLOADS (get1,put,watch10k), BENCH_WATCHERS (10000), BENCH_WATCH_CONCURRENCY (200),',
+    '  BENCH_WATCH_PROBE_SECONDS (3), BENCH_WATCH_TIMEOUT_SECONDS (60)',
   ].join('\n');
 }
 

@@ -10,7 +10,7 @@ if (port === null) throw new Error('httpload-worker: not in a worker thread');
 
 const pool = makePool(opts.url, opts.inflight);
 try {
-  await warmConnections(pool, opts.inflight);
+  await warmConnections(pool, opts.inflight, opts.workload);
   port.postMessage({ type: 'ready' });
   const window = await new Promise<LoadWindow>((res) => {
     const onMsg = (m: { type: string; window: LoadWindow }): void => {

@@ -1,17 +1,22 @@
-// The v3 HTTP/JSON gateway load generator: undici Pools (keep-alive, pipelining 1), exactly
-// `inflight` request loops (each with one request outstanding), pre-encoded JSON bodies with base64
-// keys/values, a warmup and a measured window on the process.hrtime.bigint() clock. Like
-// ./kvload.ts it runs in the calling thread or in worker threads (./httpload-worker.ts).
+// The HTTP load generator: undici Pools (keep-alive, pipelining 1), exactly `inflight` request
+// loops (each with one request outstanding), a warmup and a measured window on the
+// process.hrtime.bigint() clock. The requests are the v3 JSON gateway's (pre-encoded JSON bodies
+// with base64 keys/values, below) or the v2 keys API's (./v2load.ts), chosen by the workload.
+// Like ./kvload.ts it runs in the calling thread or in worker threads (./httpload-worker.ts).
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
 import { benchKey, type GeneratorPlan, type GeneratorResult, type KvWorkload, type LoadResult, type LoadWindow } from './kvload.js';
+import { isV2, v2Issuer, warmV2, type V2Workload } from './v2load.js';
 import { combineResults, makeWindow, runLoops, runWorkers, scheduleHooks, split } from './workers.js';
+
+/** A workload is plain data (it is posted to the worker threads); its requests are built there. */
+export type HttpWorkload = KvWorkload | V2Workload;
 
 export interface HttpLoadOptions {
   /** http://127.0.0.1:PORT */
   url: string;
-  workload: KvWorkload;
+  workload: HttpWorkload;
   /** request loops (and keep-alive connections) in this thread */
   inflight: number;
   seed: number;
@@ -83,18 +88,20 @@ function issuer(w: KvWorkload): Issue {
   };
 }
 
-/** Opens every connection of the pool (one cheap request per loop, all at once). */
-export async function warmConnections(pool: Pool, n: number): Promise<void> {
+/** Opens every connection of the pool (one cheap request of the workload's API per loop, all at once). */
+export async function warmConnections(pool: Pool, n: number, w: HttpWorkload): Promise<void> {
+  if (isV2(w)) return warmV2(pool, n);
   const body = JSON.stringify({ key: b64(Buffer.from('bench/warm')) });
   await Promise.all(Array.from({ length: n }, () => postJson(pool, '/v3/kv/range', body)));
 }
 
 export function runHttpLoad(opts: HttpLoadOptions, pool: Pool, window: LoadWindow): Promise<LoadResult> {
-  const issue = issuer(opts.workload);
+  const w = opts.workload;
+  const issue = isV2(w) ? v2Issuer(w) : issuer(w);
   return runLoops('http load generator', opts.inflight, opts.seed, window, (_i, r, check) => issue(pool, r, check));
 }
 
-export type HttpGeneratorPlan = Omit<GeneratorPlan, 'endpoint' | 'clients'> & { url: string };
+export type HttpGeneratorPlan = Omit<GeneratorPlan, 'endpoint' | 'clients' | 'workload'> & { url: string; workload: HttpWorkload };
 
 /** Same contract as kvload's runGenerator, over HTTP: 0 threads = here, n = n worker threads. */
 export async function runHttpGenerator(plan: HttpGeneratorPlan): Promise<GeneratorResult> {
@@ -106,7 +113,7 @@ export async function runHttpGenerator(plan: HttpGeneratorPlan): Promise<Generat
     const inflight = inflights[0]!;
     const pool = makePool(plan.url, inflight);
     try {
-      await warmConnections(pool, inflight);
+      await warmConnections(pool, inflight, plan.workload);
       const window = mkWindow();
       const hooks = scheduleHooks(plan, window);
       results = [await runHttpLoad({ url: plan.url, workload: plan.workload, inflight, seed: 1 }, pool, window)];

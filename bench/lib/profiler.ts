@@ -5,10 +5,12 @@
 // server's node is NODE_OPTIONS. `--inspect=127.0.0.1:PORT` is allowed there; the bench then
 // drives Profiler.start/stop over the DevTools protocol, so each workload gets its own profile
 // without warmup, preload or shutdown in it.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'undici';
+import { freePort, startOurServer, type Server } from '../../test/helpers/procs.js';
 
 export interface CpuProfileNode {
   id: number;
@@ -86,6 +88,28 @@ export class InspectorProfiler {
   close(): void {
     this.ws.close();
   }
+}
+
+/** Our server with `--inspect` on a free loopback port (through NODE_OPTIONS, see above), connected. */
+export async function startOursWithInspector(): Promise<{ srv: Server; profiler: InspectorProfiler }> {
+  const inspectPort = await freePort();
+  const nodeOptions = [process.env.NODE_OPTIONS ?? '', `--inspect=127.0.0.1:${inspectPort}`].join(' ').trim();
+  const srv = await startOurServer({ env: { NODE_OPTIONS: nodeOptions } });
+  try {
+    return { srv, profiler: await InspectorProfiler.connect(inspectPort) };
+  } catch (e) {
+    await srv.stop();
+    throw e;
+  }
+}
+
+/** Writes FILE.cpuprofile and its summary FILE.md next to it; returns the summary. */
+export function saveProfile(file: string, profile: CpuProfile, title: string): string {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(profile));
+  const summary = formatProfileSummary(title, summarizeProfile(profile));
+  writeFileSync(file.replace(/\.cpuprofile$/, '.md'), summary + '\n');
+  return summary;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -195,6 +195,8 @@ interface SpawnSpec {
   logPath: string;
   /** Directories removed when the server is stopped. */
   ownedDirs: string[];
+  /** GET path that answers 200 once the server serves clients (default /health). */
+  healthPath?: string;
 }
 
 class StartError extends Error {
@@ -203,7 +205,7 @@ class StartError extends Error {
   }
 }
 
-async function waitHealthy(clientUrl: string, exited: Promise<ExitInfo>, what: string, logPath: string): Promise<void> {
+async function waitHealthy(clientUrl: string, healthPath: string, exited: Promise<ExitInfo>, what: string, logPath: string): Promise<void> {
   const agent = new Agent({ keepAliveTimeout: 1, keepAliveMaxTimeout: 1, connect: { timeout: 1000 } });
   let dead: ExitInfo | undefined;
   void exited.then((e) => {
@@ -221,7 +223,7 @@ async function waitHealthy(clientUrl: string, exited: Promise<ExitInfo>, what: s
         );
       }
       try {
-        const res = await request(`${clientUrl}/health`, { dispatcher: agent, headersTimeout: 1000, bodyTimeout: 1000 });
+        const res = await request(`${clientUrl}${healthPath}`, { dispatcher: agent, headersTimeout: 1000, bodyTimeout: 1000 });
         const body = await res.body.text();
         if (res.statusCode === 200) return;
         last = `HTTP ${res.statusCode}: ${body.slice(0, 200)}`;
@@ -231,7 +233,7 @@ async function waitHealthy(clientUrl: string, exited: Promise<ExitInfo>, what: s
       await sleep(50);
     }
     const tail = await logTail(logPath);
-    throw new StartError(`${what} not healthy at ${clientUrl}/health after ${HEALTH_TIMEOUT_MS} ms (last: ${last}); log ${logPath}:\n${tail}`, false);
+    throw new StartError(`${what} not healthy at ${clientUrl}${healthPath} after ${HEALTH_TIMEOUT_MS} ms (last: ${last}); log ${logPath}:\n${tail}`, false);
   } finally {
     await agent.close().catch(() => undefined);
   }
@@ -281,7 +283,7 @@ async function launch(spec: SpawnSpec): Promise<Server> {
 
   try {
     if (pid === undefined) throw new StartError(`${spec.name}: spawn ${spec.command} failed`, false);
-    await waitHealthy(clientUrl, exited, `${spec.name} (${spec.command} ${spec.args.join(' ')})`, spec.logPath);
+    await waitHealthy(clientUrl, spec.healthPath ?? '/health', exited, `${spec.name} (${spec.command} ${spec.args.join(' ')})`, spec.logPath);
   } catch (e) {
     await kill9();
     throw e;
@@ -321,7 +323,12 @@ function cleanEnv(extra?: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-export function startRealEtcd(opts: { enableV2?: boolean; extraArgs?: string[] } = {}): Promise<Server> {
+/**
+ * healthPath: what to poll for readiness. etcd 3.4 with --experimental-enable-v2v3 drops the
+ * connection on /health and /version without an answer (seen with 3.4.23), so callers that start
+ * it poll a v2 path such as /v2/keys/ instead.
+ */
+export function startRealEtcd(opts: { enableV2?: boolean; extraArgs?: string[]; healthPath?: string } = {}): Promise<Server> {
   return withPortRetry(async () => {
     const root = await mkdtemp(join(tmpdir(), 'etcd-real-'));
     const clientPort = await freePort();
@@ -351,6 +358,7 @@ export function startRealEtcd(opts: { enableV2?: boolean; extraArgs?: string[] }
       dataDir,
       logPath: join(root, 'etcd.log'),
       ownedDirs: [root],
+      ...(opts.healthPath === undefined ? {} : { healthPath: opts.healthPath }),
     });
   });
 }

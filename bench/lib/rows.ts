@@ -1,0 +1,105 @@
+// One measured row of an HTTP benchmark (`gateway`, `v2`): run the HTTP generator against a
+// server for one workload and read the CPU of the server, of the bench and of everything else over
+// exactly the measured window; optionally CPU-profile our server over that window too.
+import type { Server } from '../../test/helpers/procs.js';
+import { runHttpGenerator, type HttpWorkload } from './httpload.js';
+import { summarize, type LatencySummary } from './latency.js';
+import { cpuSeconds, systemBusySeconds } from './procstat.js';
+import { saveProfile, type InspectorProfiler } from './profiler.js';
+
+export interface Row {
+  /** the server's label in the report (not necessarily Server.name: etcd runs in several modes) */
+  server: string;
+  workload: string;
+  opsPerSec: number;
+  lat: LatencySummary;
+  errors: number;
+  firstError?: string;
+  /** CPU cores used over the measured window */
+  serverCpu: number;
+  benchCpu: number;
+  /** CPU cores used by everything else on the machine (other processes: the box may be shared) */
+  otherCpu: number;
+  genElu: number[];
+  /** ops/s of every repetition when BENCH_REPEAT > 1 (the row itself is the median one) */
+  runs?: number[];
+}
+
+export interface RowSettings {
+  seconds: number;
+  warmupSeconds: number;
+  inflight: number;
+  genThreads: number;
+}
+
+export const f0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : 'n/a');
+export const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
+/** milliseconds with 3 significant-ish digits */
+export const ms = (n: number): string => (!Number.isFinite(n) ? 'n/a' : n < 10 ? n.toFixed(2) : n.toFixed(1));
+export const usPerOp = (r: Row): number => (r.serverCpu * 1e6) / r.opsPerSec;
+
+export async function measureHttp(
+  label: string,
+  srv: Server,
+  w: HttpWorkload,
+  s: RowSettings,
+  prof?: { profiler: InspectorProfiler; file: string },
+): Promise<Row> {
+  let cpu0 = process.cpuUsage();
+  let srv0 = 0;
+  let sys0 = 0;
+  let wall0 = 0n;
+  let otherCpu = NaN;
+  let benchCpu = NaN;
+  let serverCpu = NaN;
+  const r = await runHttpGenerator({
+    url: srv.clientUrl,
+    workload: w,
+    inflight: s.inflight,
+    threads: s.genThreads,
+    warmupMs: s.warmupSeconds * 1000,
+    measureMs: s.seconds * 1000,
+    onWindowStart: async () => {
+      cpu0 = process.cpuUsage();
+      srv0 = cpuSeconds(srv.pid);
+      sys0 = systemBusySeconds();
+      wall0 = process.hrtime.bigint();
+      await prof?.profiler.start();
+    },
+    onWindowEnd: async () => {
+      const wall = Number(process.hrtime.bigint() - wall0) / 1e9;
+      const c = process.cpuUsage(cpu0);
+      benchCpu = (c.user + c.system) / 1e6 / wall;
+      serverCpu = (cpuSeconds(srv.pid) - srv0) / wall;
+      otherCpu = Math.max(0, (systemBusySeconds() - sys0) / wall - serverCpu - benchCpu);
+      if (prof !== undefined) saveProfile(prof.file, await prof.profiler.stop(), `${label}, ${w.name}: CPU profile of the measured window`);
+    },
+  });
+  const row: Row = {
+    server: label, workload: w.name, opsPerSec: r.ops / r.seconds, lat: summarize(r.latencies), errors: r.errors,
+    serverCpu, benchCpu, otherCpu, genElu: r.elu,
+  };
+  if (r.firstError !== undefined) row.firstError = r.firstError;
+  return row;
+}
+
+/** One line per measured row, with warnings when the machine or the generator disturbed it. */
+export function printRow(row: Row, tag: string, width = 12): void {
+  const { lat } = row;
+  process.stdout.write(
+    `${(row.workload + tag).padEnd(width)} ${f0(row.opsPerSec).padStart(7)} ops/s  p50 ${ms(lat.p50)} ms  p99 ${ms(lat.p99)} ms  max ${ms(lat.max)} ms  ` +
+      `| server CPU ${f2(row.serverCpu)} cores (${f0(usPerOp(row))} µs/op), generator ${f2(row.benchCpu)} cores ` +
+      `(event loop ${row.genElu.map(f2).join('/')}), others ${f2(row.otherCpu)} cores` +
+      (row.errors > 0 ? `  | ${row.errors} errors, first: ${row.firstError}` : '') + '\n',
+  );
+  if (row.otherCpu > 0.2) process.stdout.write(`  ! other processes used ${f2(row.otherCpu)} cores during this run: the numbers are disturbed\n`);
+  if (row.genElu.some((e) => e > 0.9)) process.stdout.write(`  ! generator event loop above 90% busy: this run may be generator-bound\n`);
+}
+
+/** The median repetition by throughput (its own latencies and CPU figures go with it). */
+export function medianRow(runs: Row[]): Row {
+  const sorted = [...runs].sort((x, y) => x.opsPerSec - y.opsPerSec);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  if (runs.length > 1) median.runs = runs.map((r) => r.opsPerSec);
+  return median;
+}
