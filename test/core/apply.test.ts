@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Applier } from '../../src/core/apply.js';
+import { AuthStore, SimpleTokens } from '../../src/core/auth/index.js';
 import { rangeOp } from '../../src/core/kv.js';
 import { Lessor } from '../../src/core/lease/lessor.js';
 import { MvccStore } from '../../src/core/mvcc/store.js';
@@ -20,9 +21,9 @@ function core() {
   const storage = new MemoryStorage();
   const store = new MvccStore(storage);
   const lessor = new Lessor(clock, 2);
-  const applier = new Applier(store, lessor, storage);
+  const applier = new Applier(store, lessor, storage, new AuthStore(storage), new SimpleTokens(clock, 300_000));
   let index = 0;
-  const apply = (request: InternalRequest['request']) => applier.apply({ header: { ID: 0n }, request }, ++index);
+  const apply = (request: InternalRequest['request']) => applier.apply({ header: { ID: 0n, username: '', authRevision: 0n }, request }, ++index);
   const put = (key: string, value: string, lease = 0n) =>
     apply({ $case: 'put', value: { key: b(key), value: b(value), lease, prevKv: false, ignoreValue: false, ignoreLease: false } });
   const range = (over: Partial<RangeRequest>) => rangeOp(store, RangeRequest.fromPartial(over), store.currentRev);
