@@ -109,6 +109,12 @@ const steps: Step[] = [
   { args: ['user', 'delete', 'root'] },
   { args: ['role', 'delete', 'root'] },
   { args: ['role', 'list'] },
+  // the root role can be granted without being added, and is then no listed role
+  { args: ['user', 'add', 'root:pw2'] },
+  { args: ['user', 'grant-role', 'root', 'root'] },
+  { args: ['role', 'list'] },
+  { args: ['role', 'get', 'root'] },
+  { args: ['user', 'get', 'root'] },
 ];
 
 interface Side {
