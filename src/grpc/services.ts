@@ -13,7 +13,7 @@ import { toServiceError, type Logger } from './status.js';
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
 /** The auth token of a call: metadata `token`, else `authorization` (as etcd reads them). */
-function callContext(md: grpc.Metadata): CallContext {
+export function callContext(md: grpc.Metadata): CallContext {
   const v = md.get('token')[0] ?? md.get('authorization')[0];
   return { token: v === undefined ? undefined : String(v) };
 }

@@ -16,6 +16,7 @@ import {
   AuthClient, KVClient, LeaseClient, MaintenanceClient, RangeRequest, WatchClient,
   type RangeResponse, type WatchResponse,
 } from '../../src/gen/etcdserverpb/rpc.js';
+import { LockClient } from '../../src/gen/v3lockpb/v3lock.js';
 import { makeTempDir, removeTempDir, startOurServer, type Server } from '../helpers/procs.js';
 
 const { status } = grpc;
@@ -213,6 +214,19 @@ describe('auth matrix (simple tokens) and restart', () => {
     await rejectsWith(c.call(c.maint, c.maint.hashKv, { revision: 0n }, alice), status.UNKNOWN, 'auth: permission denied');
     await rejectsWith(c.call(c.maint, c.maint.defragment, {}), status.UNKNOWN, 'auth: user name is empty');
     assert.ok((await c.call(c.maint, c.maint.hashKv, { revision: 0n }, root)).hash >= 0);
+  });
+
+  test('gRPC Lock runs as the caller (etcd runs its recipes with the call\'s token)', async () => {
+    const locks = new LockClient(server.endpoint, grpc.credentials.createInsecure());
+    try {
+      await rejectsWith(c.call(locks, locks.lock, { name: b('app/lock'), lease: 0n }, alice), status.UNKNOWN, 'etcdserver: permission denied');
+      await rejectsWith(c.call(locks, locks.lock, { name: b('app/lock'), lease: 0n }), status.UNKNOWN, 'etcdserver: user name is empty');
+      const held = await c.call(locks, locks.lock, { name: b('app/lock'), lease: 0n }, root);
+      assert.ok(held.key.toString().startsWith('app/lock/'));
+      await c.call(locks, locks.unlock, { key: held.key }, root);
+    } finally {
+      locks.close();
+    }
   });
 
   test('the npm etcd3 client with a user and password', async () => {

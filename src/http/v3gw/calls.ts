@@ -7,6 +7,7 @@ import * as pb from '../../gen/etcdserverpb/rpc.js';
 import * as electionpb from '../../gen/v3electionpb/v3election.js';
 import * as lockpb from '../../gen/v3lockpb/v3lock.js';
 import { campaign, leader, proclaim, resign } from '../../recipes/election.js';
+import { asCaller } from '../../recipes/backend.js';
 import { lock, unlock } from '../../recipes/lock.js';
 
 export interface CallContext {
@@ -76,10 +77,10 @@ export const unaryCalls: Readonly<Record<string, UnaryCall>> = {
   'etcdserverpb.Auth.RoleDelete': call(pb.AuthRoleDeleteRequest, (r, c) => c.backend.roleDelete(r, c.auth)),
   'etcdserverpb.Auth.RoleGrantPermission': call(pb.AuthRoleGrantPermissionRequest, (r, c) => c.backend.roleGrantPermission(r, c.auth)),
   'etcdserverpb.Auth.RoleRevokePermission': call(pb.AuthRoleRevokePermissionRequest, (r, c) => c.backend.roleRevokePermission(r, c.auth)),
-  'v3lockpb.Lock.Lock': call(lockpb.LockRequest, (r, c) => lock(c.backend, r, c.signal), 'recipe'),
-  'v3lockpb.Lock.Unlock': call(lockpb.UnlockRequest, (r, c) => unlock(c.backend, r), 'recipe'),
-  'v3electionpb.Election.Campaign': call(electionpb.CampaignRequest, (r, c) => campaign(c.backend, r, c.signal), 'recipe'),
-  'v3electionpb.Election.Proclaim': call(electionpb.ProclaimRequest, (r, c) => proclaim(c.backend, r), 'recipe'),
-  'v3electionpb.Election.Leader': call(electionpb.LeaderRequest, (r, c) => leader(c.backend, r), 'recipe'),
-  'v3electionpb.Election.Resign': call(electionpb.ResignRequest, (r, c) => resign(c.backend, r), 'recipe'),
+  'v3lockpb.Lock.Lock': call(lockpb.LockRequest, (r, c) => lock(asCaller(c.backend, c.auth), r, c.signal), 'recipe'),
+  'v3lockpb.Lock.Unlock': call(lockpb.UnlockRequest, (r, c) => unlock(asCaller(c.backend, c.auth), r), 'recipe'),
+  'v3electionpb.Election.Campaign': call(electionpb.CampaignRequest, (r, c) => campaign(asCaller(c.backend, c.auth), r, c.signal), 'recipe'),
+  'v3electionpb.Election.Proclaim': call(electionpb.ProclaimRequest, (r, c) => proclaim(asCaller(c.backend, c.auth), r), 'recipe'),
+  'v3electionpb.Election.Leader': call(electionpb.LeaderRequest, (r, c) => leader(asCaller(c.backend, c.auth), r), 'recipe'),
+  'v3electionpb.Election.Resign': call(electionpb.ResignRequest, (r, c) => resign(asCaller(c.backend, c.auth), r), 'recipe'),
 };

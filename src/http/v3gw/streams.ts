@@ -6,6 +6,7 @@ import type { CallContext } from '../../backend/index.js';
 import type { WatchRequest, LeaseKeepAliveRequest, SnapshotRequest } from '../../gen/etcdserverpb/rpc.js';
 import type { LeaderRequest } from '../../gen/v3electionpb/v3election.js';
 import { DecodeError, RequestStreamDecoder, type Message, type MethodInfo } from '../../gateway/index.js';
+import { asCaller } from '../../recipes/backend.js';
 import { observe } from '../../recipes/election.js';
 import { readBody } from './body.js';
 import { authOf, type GatewayContext } from './context.js';
@@ -131,5 +132,5 @@ export function snapshotHandler(ctx: GatewayContext, method: MethodInfo): Handle
 }
 
 export function observeHandler(ctx: GatewayContext, method: MethodInfo): Handler {
-  return serverStream(ctx, method, 'recipe', (m, signal) => observe(ctx.backend, asLeader(m), signal));
+  return serverStream(ctx, method, 'recipe', (m, signal, auth) => observe(asCaller(ctx.backend, auth), asLeader(m), signal));
 }
