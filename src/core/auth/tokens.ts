@@ -83,6 +83,14 @@ const ALGORITHMS: Readonly<Record<string, { digest: string; pss?: boolean; ecdsa
 
 export const JWT_SIGN_METHODS = Object.keys(ALGORITHMS);
 
+function readKey(what: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new Error(`--auth-token jwt: cannot read ${what} ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 function b64url(b: Buffer | string): string {
   return Buffer.from(b).toString('base64url');
 }
@@ -96,9 +104,9 @@ export class JwtTokens implements TokenProvider {
     const alg = ALGORITHMS[opts.signMethod];
     if (alg === undefined) throw new Error(`unsupported JWT sign method ${opts.signMethod}`);
     this.alg = alg;
-    this.publicKey = createPublicKey(readFileSync(opts.publicKeyPath));
+    this.publicKey = createPublicKey(readKey('pub-key', opts.publicKeyPath));
     // etcd allows a verify-only member (no private key): it can check tokens but not issue them.
-    this.privateKey = opts.privateKeyPath === '' ? undefined : createPrivateKey(readFileSync(opts.privateKeyPath));
+    this.privateKey = opts.privateKeyPath === '' ? undefined : createPrivateKey(readKey('priv-key', opts.privateKeyPath));
   }
 
   private keyOptions<K extends KeyObject>(key: K): { key: K; padding?: number; dsaEncoding?: 'ieee-p1363' } {
