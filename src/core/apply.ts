@@ -30,6 +30,9 @@ export interface ApplyResult {
   readonly changes: readonly Change[];
 }
 
+/** The requests whose key permissions were checked at an auth revision before proposing. */
+const KEY_WRITES: ReadonlySet<string | undefined> = new Set(['put', 'deleteRange', 'txn', 'leaseRevoke']);
+
 const META_INDEX = 'consistentIndex';
 const META_ALARMS = 'alarms';
 
@@ -84,10 +87,11 @@ export class Applier {
 
   private dispatch(req: InternalRequest, txn: WriteTxn, index: number): ApplyResponse {
     const r = req.request;
-    // Permissions were checked when the request was proposed, at the auth revision in its header;
-    // an auth change ordered in between makes that check stale (etcd's ErrAuthOldRevision).
+    // Key permissions were checked when the request was proposed, at the auth revision in its
+    // header; an auth change ordered in between makes that check stale (etcd's
+    // ErrAuthOldRevision). Auth management checks only the root role, never the revision.
     const authRev = Number(req.header?.authRevision ?? 0n);
-    if (req.header?.username !== '' && authRev !== 0 && authRev < this.auth.revision) throw new EtcdError('authOldRevision');
+    if (KEY_WRITES.has(r?.$case) && authRev !== 0 && authRev < this.auth.revision) throw new EtcdError('authOldRevision');
     const done = { $case: 'auth', value: { token: '' } } as const;
     switch (r?.$case) {
       case 'put': {
