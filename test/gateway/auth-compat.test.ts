@@ -77,7 +77,15 @@ const steps: Step[] = [
   { path: '/v3/maintenance/hash', body: '{}', as: 'alice' },
   { path: '/v3/maintenance/defragment', body: '{}' },
   { path: '/v3/maintenance/status', body: '{}' },
+  // etcd 3.4 checks no permission on these (a token they carry must still be valid)
+  { path: '/v3/kv/compaction', body: '{"revision":"2"}', as: 'alice' },
+  { path: '/v3/kv/compaction', body: '{"revision":"3"}' },
+  { path: '/v3/kv/compaction', body: '{"revision":"4"}', authorization: 'bogus.1' },
+  { path: '/v3/cluster/member/list', body: '{}' },
+  { path: '/v3/maintenance/alarm', body: '{"action":"GET"}' },
+  { path: '/v3/lease/grant', body: '{"TTL":"30","ID":"9191"}', authorization: 'bogus.1' },
   { path: '/v3/lease/grant', body: '{"TTL":"30","ID":"9090"}' },
+  { path: '/v3/lease/leases', body: '{}' },
   { path: '/v3/lease/revoke', body: '{"ID":"9090"}' },
   { path: '/v3/lease/revoke', body: '{"ID":"9090"}', as: 'alice' },
   { path: '/v3/watch', body: '{"create_request":{"key":"YQ=="}}', as: 'alice', streamMs: 300 },
@@ -100,6 +108,8 @@ const steps: Step[] = [
 function normalize(text: string): string {
   return text
     .replace(/"(cluster_id|member_id|raft_term|leader|raftTerm|raftIndex|raftAppliedIndex|dbSize|dbSizeInUse|hash)":"?\d+"?/g, '"$1":"N"')
+    .replace(/"(peerURLs|clientURLs)":\[[^\]]*\]/g, '"$1":[U]')
+    .replace(/"ID":"(\d{12,})"/g, '"ID":"MEMBER"')
     .replace(/"token":"[A-Za-z]{16}\.\d+"/g, '"token":"<SIMPLE_TOKEN>"');
 }
 
