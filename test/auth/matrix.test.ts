@@ -358,3 +358,31 @@ describe('JWT tokens', () => {
     assert.equal((await c.range('app/x', fresh)).kvs[0]?.value.toString(), '1');
   });
 });
+
+describe('simple token TTL (--auth-token-ttl)', () => {
+  let server: Server;
+  let dir: string;
+  let c: Conn;
+
+  before(async () => {
+    dir = await makeTempDir('auth-ttl-');
+    server = await startOurServer({ dataDir: join(dir, 'data'), extraArgs: ['--auth-token-ttl', '1'] });
+    c = new Conn(server.endpoint);
+    await setUp(c);
+  });
+  after(async () => {
+    c?.close();
+    await server?.stop();
+    await removeTempDir(dir);
+  });
+
+  test('a token used within its TTL lives on; an idle one expires', async () => {
+    const used = await c.authenticate('alice', 'alicepw');
+    const idle = await c.authenticate('alice', 'alicepw');
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal((await c.range('app/x', used)).count, 1n);
+    }
+    await rejectsWith(c.range('app/x', idle), status.UNAUTHENTICATED, 'etcdserver: invalid auth token');
+  });
+});
