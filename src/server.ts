@@ -41,6 +41,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     electionTimeoutMs: cfg.electionTimeoutMs,
     watchProgressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs,
     watchBacklogBytesMax: cfg.watchBacklogBytesMax,
+    authToken: cfg.authToken,
+    authTokenTtlMs: cfg.authTokenTtlMs,
     clock: systemClock,
     onCommitSeconds: (s) => metrics.observeCommitSeconds(s),
   });

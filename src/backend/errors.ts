@@ -8,6 +8,11 @@ export const errorCodes = [
   'invalidPeerURLs', 'notLearner', 'learnerNotReady', 'tooManyLearners', 'authNotEnabled',
   'badLeaderTransferee', 'notLeader', 'noLeader', 'stopped', 'timeout', 'corrupt',
   'electionNoLeader', 'electionNotLeader', 'electionNoLeaderField', 'invalidAuthToken', 'failed',
+  'rootUserNotExist', 'rootRoleNotExist', 'userAlreadyExist', 'userEmpty', 'userNotFound',
+  'roleAlreadyExist', 'roleNotFound', 'roleEmpty', 'authFailed', 'permissionDenied', 'roleNotGranted',
+  'permissionNotGranted', 'invalidAuthMgmt', 'authOldRevision', 'noPasswordUser',
+  // An error etcd does not map to a gRPC status: the client sees UNKNOWN and the detail text.
+  'unknown',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];

@@ -44,13 +44,29 @@ export interface V3Backend {
 
   status(req: pb.StatusRequest): Promise<pb.StatusResponse>;
   alarm(req: pb.AlarmRequest): Promise<pb.AlarmResponse>;
-  defragment(req: pb.DefragmentRequest): Promise<pb.DefragmentResponse>;
-  hash(req: pb.HashRequest): Promise<pb.HashResponse>;
-  hashKV(req: pb.HashKVRequest): Promise<pb.HashKVResponse>;
-  snapshot(req: pb.SnapshotRequest): AsyncIterable<pb.SnapshotResponse>;
+  defragment(req: pb.DefragmentRequest, ctx?: CallContext): Promise<pb.DefragmentResponse>;
+  hash(req: pb.HashRequest, ctx?: CallContext): Promise<pb.HashResponse>;
+  hashKV(req: pb.HashKVRequest, ctx?: CallContext): Promise<pb.HashKVResponse>;
+  snapshot(req: pb.SnapshotRequest, ctx?: CallContext): AsyncIterable<pb.SnapshotResponse>;
   moveLeader(req: pb.MoveLeaderRequest): Promise<pb.MoveLeaderResponse>;
 
   /** Leader, alarms, storage state: what every health check judges (src/backend/health.ts). */
   healthFacts(): HealthFacts;
+  authEnable(req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse>;
+  authDisable(req: pb.AuthDisableRequest, ctx?: CallContext): Promise<pb.AuthDisableResponse>;
+  authenticate(req: pb.AuthenticateRequest): Promise<pb.AuthenticateResponse>;
+  userAdd(req: pb.AuthUserAddRequest, ctx?: CallContext): Promise<pb.AuthUserAddResponse>;
+  userGet(req: pb.AuthUserGetRequest, ctx?: CallContext): Promise<pb.AuthUserGetResponse>;
+  userList(req: pb.AuthUserListRequest, ctx?: CallContext): Promise<pb.AuthUserListResponse>;
+  userDelete(req: pb.AuthUserDeleteRequest, ctx?: CallContext): Promise<pb.AuthUserDeleteResponse>;
+  userChangePassword(req: pb.AuthUserChangePasswordRequest, ctx?: CallContext): Promise<pb.AuthUserChangePasswordResponse>;
+  userGrantRole(req: pb.AuthUserGrantRoleRequest, ctx?: CallContext): Promise<pb.AuthUserGrantRoleResponse>;
+  userRevokeRole(req: pb.AuthUserRevokeRoleRequest, ctx?: CallContext): Promise<pb.AuthUserRevokeRoleResponse>;
+  roleAdd(req: pb.AuthRoleAddRequest, ctx?: CallContext): Promise<pb.AuthRoleAddResponse>;
+  roleGet(req: pb.AuthRoleGetRequest, ctx?: CallContext): Promise<pb.AuthRoleGetResponse>;
+  roleList(req: pb.AuthRoleListRequest, ctx?: CallContext): Promise<pb.AuthRoleListResponse>;
+  roleDelete(req: pb.AuthRoleDeleteRequest, ctx?: CallContext): Promise<pb.AuthRoleDeleteResponse>;
+  roleGrantPermission(req: pb.AuthRoleGrantPermissionRequest, ctx?: CallContext): Promise<pb.AuthRoleGrantPermissionResponse>;
+  roleRevokePermission(req: pb.AuthRoleRevokePermissionRequest, ctx?: CallContext): Promise<pb.AuthRoleRevokePermissionResponse>;
   close(): Promise<void>;
 }

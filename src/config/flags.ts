@@ -25,6 +25,8 @@ export const flagSpecs = {
   'v2-prefix': { kind: 'string', default: '/v2', help: 'v3 key prefix under which the v2 keys API stores its keyspace (see src/v2/keys.ts).' },
   'trusted-proxies': { kind: 'string', default: '', help: 'Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed in request logs (not an etcd flag).' },
   'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
+  'auth-token': { kind: 'string', default: 'simple', help: 'Auth token type: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|ES256|...>[,ttl=<duration>].' },
+  'auth-token-ttl': { kind: 'int', default: '300', help: 'Time (in seconds) of the simple auth token\'s life without use.' },
 } as const satisfies Record<string, FlagSpec>;
 
 export type FlagName = keyof typeof flagSpecs;

@@ -22,6 +22,34 @@ export interface Config {
   /** IPs/CIDRs whose X-Forwarded-For the request logs believe (--trusted-proxies). */
   readonly trustedProxies: readonly string[];
   readonly logLevel: string;
+  readonly authToken: AuthTokenConfig;
+  readonly authTokenTtlMs: number;
+}
+
+/** --auth-token: simple tokens, or JWTs signed with a key pair (etcd's option syntax). */
+export type AuthTokenConfig =
+  | { readonly kind: 'simple' }
+  | { readonly kind: 'jwt'; readonly options: { readonly signMethod: string; readonly publicKeyPath: string; readonly privateKeyPath: string; readonly ttlMs: number } };
+
+const JWT_SIGN_METHOD = /^(?:RS|PS|ES)(?:256|384|512)$/;
+
+/** "simple" or "jwt,pub-key=...,priv-key=...,sign-method=...,ttl=5m", as etcd parses it. */
+export function parseAuthToken(v: string): AuthTokenConfig {
+  const [kind, ...opts] = v.split(',');
+  if (kind === 'simple' && opts.length === 0) return { kind: 'simple' };
+  if (kind !== 'jwt') throw new FlagError(`--auth-token: unknown token type "${kind ?? ''}" (simple or jwt)`);
+  const o: Record<string, string> = {};
+  for (const opt of opts) {
+    const i = opt.indexOf('=');
+    const name = opt.slice(0, i);
+    if (i < 0 || !['pub-key', 'priv-key', 'sign-method', 'ttl'].includes(name)) throw new FlagError(`--auth-token: unknown jwt option "${opt}"`);
+    o[name] = opt.slice(i + 1);
+  }
+  const signMethod = o['sign-method'] ?? '';
+  if (!JWT_SIGN_METHOD.test(signMethod)) throw new FlagError(`--auth-token: unsupported jwt sign-method "${signMethod}" (RS256, PS256, ES256 and their 384/512 forms)`);
+  if (o['pub-key'] === undefined) throw new FlagError('--auth-token: jwt needs pub-key=<path>');
+  const ttlMs = o.ttl === undefined ? 5 * 60_000 : parseDurationMs('auth-token', o.ttl);
+  return { kind: 'jwt', options: { signMethod, publicKeyPath: o['pub-key'], privateKeyPath: o['priv-key'] ?? '', ttlMs } };
 }
 
 export type ConfigResult =
@@ -93,6 +121,8 @@ export function loadConfig(
       v2Prefix: v['v2-prefix'],
       trustedProxies: parseTrustedProxies(v['trusted-proxies']),
       logLevel: v['log-level'],
+      authToken: parseAuthToken(v['auth-token']),
+      authTokenTtlMs: parseIntFlag('auth-token-ttl', v['auth-token-ttl'], 1) * 1000,
     },
     warnings,
   };

@@ -2,6 +2,7 @@
 // once ordered (today: by arrival; with Raft: by the log), goes through here and nowhere else.
 import { EtcdError } from '../backend/errors.js';
 import type { AlarmMember, AlarmRequest, AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, TxnResponse } from '../gen/etcdserverpb/rpc.js';
+import type { AuthStore, TokenProvider } from './auth/index.js';
 import type { InternalRequest } from '../gen/serverpb/internal.js';
 import { AlarmRequest_AlarmAction as AlarmAction, AlarmType } from '../gen/etcdserverpb/rpc.js';
 import { keyRange, toBin } from '../util/bytes.js';
@@ -17,7 +18,9 @@ export type ApplyResponse =
   | { readonly $case: 'compaction'; readonly value: CompactionResponse }
   | { readonly $case: 'leaseGrant'; readonly value: LeaseGrantResponse }
   | { readonly $case: 'leaseRevoke'; readonly value: LeaseRevokeResponse }
-  | { readonly $case: 'alarm'; readonly value: AlarmResponse };
+  | { readonly $case: 'alarm'; readonly value: AlarmResponse }
+  /** Every auth change answers an empty response; Authenticate answers its token. */
+  | { readonly $case: 'auth'; readonly value: { readonly token: string } };
 
 export interface ApplyResult {
   readonly response: ApplyResponse | undefined;
@@ -26,6 +29,9 @@ export interface ApplyResult {
   readonly rev: number;
   readonly changes: readonly Change[];
 }
+
+/** The requests whose key permissions were checked at an auth revision before proposing. */
+const KEY_WRITES: ReadonlySet<string | undefined> = new Set(['put', 'deleteRange', 'txn', 'leaseRevoke']);
 
 const META_INDEX = 'consistentIndex';
 const META_ALARMS = 'alarms';
@@ -40,7 +46,13 @@ export class Applier {
   private index: number;
   readonly alarms: AlarmMember[];
 
-  constructor(private readonly store: MvccStore, private readonly lessor: Lessor, private readonly storage: MvccStorage) {
+  constructor(
+    private readonly store: MvccStore,
+    private readonly lessor: Lessor,
+    private readonly storage: MvccStorage,
+    private readonly auth: AuthStore,
+    private readonly tokens: TokenProvider,
+  ) {
     const b = storage.getMeta(META_INDEX);
     this.index = b === undefined ? 0 : b.readDoubleBE(0);
     const a = storage.getMeta(META_ALARMS);
@@ -57,7 +69,7 @@ export class Applier {
     let response: ApplyResponse | undefined;
     let error: EtcdError | undefined;
     try {
-      response = this.dispatch(req, txn);
+      response = this.dispatch(req, txn, index);
     } catch (e) {
       // Every request is fully checked before it writes; an error after a write is a bug, and
       // answering it would leave a half-applied request behind: stop instead.
@@ -73,8 +85,14 @@ export class Applier {
     return { response, error, rev: this.store.currentRev, changes: txn.changes };
   }
 
-  private dispatch(req: InternalRequest, txn: WriteTxn): ApplyResponse {
+  private dispatch(req: InternalRequest, txn: WriteTxn, index: number): ApplyResponse {
     const r = req.request;
+    // Key permissions were checked when the request was proposed, at the auth revision in its
+    // header; an auth change ordered in between makes that check stale (etcd's
+    // ErrAuthOldRevision). Auth management checks only the root role, never the revision.
+    const authRev = Number(req.header?.authRevision ?? 0n);
+    if (KEY_WRITES.has(r?.$case) && authRev !== 0 && authRev < this.auth.revision) throw new EtcdError('authOldRevision');
+    const done = { $case: 'auth', value: { token: '' } } as const;
     switch (r?.$case) {
       case 'put': {
         if (r.value.lease !== 0n && !this.lessor.has(r.value.lease)) throw new EtcdError('leaseNotFound');
@@ -106,6 +124,48 @@ export class Applier {
       }
       case 'alarm':
         return { $case: 'alarm', value: this.alarm(r.value) };
+      case 'authEnable':
+        this.auth.enable();
+        return done;
+      case 'authDisable':
+        this.auth.disable();
+        this.tokens.disable();
+        return done;
+      case 'authenticate': {
+        // The password was checked before proposing; the user may be gone or auth off since.
+        const { name, simpleToken } = r.value;
+        if (this.auth.passwordHashOf(name) === undefined) throw new EtcdError('authFailed');
+        return { $case: 'auth', value: { token: this.tokens.assign(name, this.auth.revision, simpleToken, index) } };
+      }
+      case 'authUserAdd':
+        this.auth.userAdd(r.value.name, r.value.passwordHash, r.value.options?.noPassword ?? false);
+        return done;
+      case 'authUserDelete':
+        this.auth.userDelete(r.value.name);
+        this.tokens.invalidateUser(r.value.name);
+        return done;
+      case 'authUserChangePassword':
+        this.auth.userChangePassword(r.value.name, r.value.passwordHash);
+        this.tokens.invalidateUser(r.value.name);
+        return done;
+      case 'authUserGrantRole':
+        this.auth.userGrantRole(r.value.user, r.value.role);
+        return done;
+      case 'authUserRevokeRole':
+        this.auth.userRevokeRole(r.value.name, r.value.role);
+        return done;
+      case 'authRoleAdd':
+        this.auth.roleAdd(r.value.name);
+        return done;
+      case 'authRoleDelete':
+        this.auth.roleDelete(r.value.role);
+        return done;
+      case 'authRoleGrantPermission':
+        this.auth.roleGrantPermission(r.value);
+        return done;
+      case 'authRoleRevokePermission':
+        this.auth.roleRevokePermission(r.value);
+        return done;
       case undefined:
         throw new EtcdError('failed', 'empty internal request');
     }

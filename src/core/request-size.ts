@@ -6,7 +6,13 @@ import { InternalRequest } from '../gen/serverpb/internal.js';
 
 export function internalRequestSize(req: InternalRequest): number {
   if (req.request?.$case !== 'put') return InternalRequest.encode(req).finish().length;
-  const id = req.header?.ID ?? 0n;
-  const header = req.header === undefined ? 0 : lenFieldSize(2, id !== 0n ? 1 + varintLen(id) : 0);
+  const h = req.header;
+  let headerBytes = 0;
+  if (h !== undefined) {
+    if (h.ID !== 0n) headerBytes += 1 + varintLen(h.ID);
+    if (h.username !== '') headerBytes += lenFieldSize(1, Buffer.byteLength(h.username));
+    if (h.authRevision !== 0n) headerBytes += 1 + varintLen(h.authRevision);
+  }
+  const header = h === undefined ? 0 : lenFieldSize(2, headerBytes);
   return header + lenFieldSize(1, putRequestSize(req.request.value));
 }

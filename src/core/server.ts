@@ -7,7 +7,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { EtcdError } from '../backend/errors.js';
+import { EtcdError, type ErrorCode } from '../backend/errors.js';
 import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../backend/validate.js';
 import type * as pb from '../gen/etcdserverpb/rpc.js';
@@ -18,6 +18,10 @@ import type { CoreStats } from '../metrics/index.js';
 import { fromBin } from '../util/bytes.js';
 import type { Clock } from '../util/clock.js';
 import { Applier, type ApplyResponse, type ApplyResult } from './apply.js';
+import {
+  AuthStore, checkDeleteAuth, checkLeaseRevokeAuth, checkPassword, checkPutAuth, checkTxnAuth, hashPassword,
+  JwtTokens, SimpleTokens, simpleTokenPrefix, type AuthInfo, type JwtOptions, type LeaseKeys, type TokenProvider,
+} from './auth/index.js';
 import { clusterId, memberId } from './cluster/ids.js';
 import { rangeOp, txnOp } from './kv.js';
 import { Lessor, MAX_LEASE_TTL } from './lease/lessor.js';
@@ -42,10 +46,24 @@ export interface CoreConfig {
   readonly electionTimeoutMs: number;
   readonly watchProgressNotifyIntervalMs: number;
   readonly watchBacklogBytesMax: number;
+  /** --auth-token: simple tokens, or JWTs signed and checked with these keys. */
+  readonly authToken: { readonly kind: 'simple' } | { readonly kind: 'jwt'; readonly options: JwtOptions };
+  /** --auth-token-ttl: how long a simple token lives without use. */
+  readonly authTokenTtlMs: number;
   readonly clock: Clock;
   /** Observes each storage commit's latency in seconds (the metrics' disk histograms). */
   readonly onCommitSeconds?: (seconds: number) => void;
 }
+
+/** etcd's maintenance service leaves auth errors unwrapped: clients see UNKNOWN and these texts. */
+const AUTH_PACKAGE_TEXT: Partial<Record<ErrorCode, string>> = {
+  userEmpty: 'auth: user name is empty',
+  userNotFound: 'auth: user not found',
+  permissionDenied: 'auth: permission denied',
+  invalidAuthToken: 'auth: invalid auth token',
+};
+
+type AuthChange = NonNullable<InternalRequest['request']>;
 
 type ResponseOf = { [R in ApplyResponse as R['$case']]: R['value'] };
 
@@ -60,6 +78,11 @@ export class EmbeddedBackend implements V3Backend {
   private readonly lessor: Lessor;
   private readonly applier: Applier;
   private readonly hub: WatchHub;
+  private readonly auth: AuthStore;
+  private readonly tokens: TokenProvider;
+  /** Checked against for unknown users, so a failed login takes as long whatever failed. */
+  private dummyHash: Promise<Buffer> | undefined;
+  private readonly leaseKeys: LeaseKeys = (id) => this.lessor.get(id)?.keys ?? [];
   readonly memberId: bigint;
   readonly clusterId: bigint;
   readonly term: bigint;
@@ -78,7 +101,9 @@ export class EmbeddedBackend implements V3Backend {
     this.storage = new LmdbStorage(cfg.dataDir, cfg.onCommitSeconds);
     this.store = new MvccStore(this.storage);
     this.lessor = new Lessor(cfg.clock, Math.ceil((1.5 * cfg.electionTimeoutMs) / 1000));
-    this.applier = new Applier(this.store, this.lessor, this.storage);
+    this.auth = new AuthStore(this.storage);
+    this.tokens = cfg.authToken.kind === 'jwt' ? new JwtTokens(cfg.clock, cfg.authToken.options) : new SimpleTokens(cfg.clock, cfg.authTokenTtlMs);
+    this.applier = new Applier(this.store, this.lessor, this.storage, this.auth, this.tokens);
     for (const { id, value } of this.storage.scanLeases()) this.lessor.grant(id, value.readDoubleBE(0));
     for (const kv of this.store.liveKeys({ key: '', end: null })) {
       if (kv.lease !== 0n) this.lessor.attach(kv.lease, kv.key.toString('latin1'));
@@ -123,10 +148,11 @@ export class EmbeddedBackend implements V3Backend {
   // --- the write path ---
 
   /** Encodes, applies and makes durable one mutating request; resolves with its result. */
-  private async propose(request: InternalRequest['request']): Promise<ApplyResult> {
+  private async propose(request: InternalRequest['request'], info: AuthInfo | null): Promise<ApplyResult> {
     if (this.closed) throw new EtcdError('stopped');
     if (this.failure !== undefined) throw new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`);
-    const req: InternalRequest = { header: { ID: this.requestIds.next() }, request };
+    const header = { ID: this.requestIds.next(), username: info?.username ?? '', authRevision: BigInt(info?.revision ?? 0) };
+    const req: InternalRequest = { header, request };
     if (internalRequestSize(req) > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
     const result = this.applier.apply(req, this.applier.appliedIndex + 1);
     const durable = this.storage.commit();
@@ -157,50 +183,62 @@ export class EmbeddedBackend implements V3Backend {
   // --- KV ---
 
   /**
-   * Auth is not implemented yet (issue 7), so auth is off and, as in etcd with auth off, any
-   * token a request carries is invalid.
+   * Who a call runs as: null without a token. A token that names nobody (unknown, expired, or any
+   * token while auth is off, as etcd answers after AuthDisable) is refused.
    */
-  private authenticate(ctx: CallContext | undefined): void {
-    if (ctx?.token !== undefined) throw new EtcdError('invalidAuthToken');
+  private authInfo(ctx: CallContext | undefined): AuthInfo | null {
+    const token = ctx?.token;
+    if (token === undefined) return null;
+    const info = this.auth.enabled ? this.tokens.info(token, this.auth.revision) : undefined;
+    if (info === undefined) throw new EtcdError('invalidAuthToken');
+    return info;
   }
+
+  // Permission checks run just before propose, with no await in between: the apply sees the same
+  // auth state (and refuses a request checked at an older auth revision, should one ever be
+  // ordered after an auth change).
 
   async range(req: pb.RangeRequest, ctx?: CallContext): Promise<pb.RangeResponse> {
     checkRange(req);
-    this.authenticate(ctx);
+    this.auth.checkKeys(this.authInfo(ctx), 'read', req.key, req.rangeEnd);
     return this.withHeader(rangeOp(this.store, req, this.store.currentRev));
   }
 
   async put(req: pb.PutRequest, ctx?: CallContext): Promise<pb.PutResponse> {
     checkPut(req);
-    this.authenticate(ctx);
+    const info = this.authInfo(ctx);
+    checkPutAuth(this.auth, info, req, this.leaseKeys);
     this.checkNoSpace();
-    return this.withHeader(this.expectResponse(await this.propose({ $case: 'put', value: req }), 'put'));
+    return this.withHeader(this.expectResponse(await this.propose({ $case: 'put', value: req }, info), 'put'));
   }
 
   async deleteRange(req: pb.DeleteRangeRequest, ctx?: CallContext): Promise<pb.DeleteRangeResponse> {
     checkDelete(req);
-    this.authenticate(ctx);
-    return this.withHeader(this.expectResponse(await this.propose({ $case: 'deleteRange', value: req }), 'deleteRange'));
+    const info = this.authInfo(ctx);
+    checkDeleteAuth(this.auth, info, req);
+    return this.withHeader(this.expectResponse(await this.propose({ $case: 'deleteRange', value: req }, info), 'deleteRange'));
   }
 
   async txn(req: pb.TxnRequest, ctx?: CallContext): Promise<pb.TxnResponse> {
     checkTxn(req, this.cfg.maxTxnOps);
-    this.authenticate(ctx);
+    const info = this.authInfo(ctx);
+    checkTxnAuth(this.auth, info, req, this.leaseKeys);
     if (isReadOnlyTxn(req)) {
       // Read-only txns need no write: run them against the current state.
       const txn = this.store.beginWrite();
       return this.withHeader(txnOp(this.store, this.lessor, txn, req));
     }
     if (hasPut(req)) this.checkNoSpace();
-    return this.withHeader(this.expectResponse(await this.propose({ $case: 'txn', value: req }), 'txn'));
+    return this.withHeader(this.expectResponse(await this.propose({ $case: 'txn', value: req }, info), 'txn'));
   }
 
+  /** etcd 3.4 checks no permission for Compact, only that a token it carries is valid. */
   async compact(req: pb.CompactionRequest, ctx?: CallContext): Promise<pb.CompactionResponse> {
-    this.authenticate(ctx);
+    const info = this.authInfo(ctx);
     const rev = Number(req.revision);
     if (rev <= this.store.compactRev) throw new EtcdError('compacted');
     if (rev > this.store.currentRev) throw new EtcdError('futureRev');
-    return this.withHeader(this.expectResponse(await this.propose({ $case: 'compaction', value: req }), 'compaction'));
+    return this.withHeader(this.expectResponse(await this.propose({ $case: 'compaction', value: req }, info), 'compaction'));
   }
 
   private checkNoSpace(): void {
@@ -210,7 +248,17 @@ export class EmbeddedBackend implements V3Backend {
   // --- Watch ---
 
   watch(out: WatchOutput, ctx?: CallContext): WatchSession {
-    return new CoreWatchSession(this.hub, (rev) => this.header(rev), out, ctx?.token !== undefined, {
+    // Checked at each create (read permission on the watched range), with the stream's token.
+    const authorize = (key: Uint8Array, rangeEnd: Uint8Array): ErrorCode | undefined => {
+      try {
+        this.auth.checkKeys(this.authInfo(ctx), 'read', key, rangeEnd);
+        return undefined;
+      } catch (e) {
+        if (e instanceof EtcdError) return e.code;
+        throw e;
+      }
+    };
+    return new CoreWatchSession(this.hub, (rev) => this.header(rev), out, authorize, {
       fragmentBytes: this.cfg.maxRequestBytes + 512 * 1024,
       backlogBytesMax: this.cfg.watchBacklogBytesMax,
     });
@@ -218,22 +266,24 @@ export class EmbeddedBackend implements V3Backend {
 
   // --- Lease ---
 
+  /** etcd 3.4 checks no permission for LeaseGrant, only that a token it carries is valid. */
   async leaseGrant(req: pb.LeaseGrantRequest, ctx?: CallContext): Promise<pb.LeaseGrantResponse> {
-    this.authenticate(ctx);
+    const info = this.authInfo(ctx);
     if (req.TTL > BigInt(MAX_LEASE_TTL)) throw new EtcdError('leaseTTLTooLarge');
     this.checkNoSpace();
     let id = req.ID;
     while (id === 0n || (req.ID === 0n && this.lessor.has(id))) {
       id = randomBytes(8).readBigInt64BE(0) & 0x7fff_ffff_ffff_ffffn;
     }
-    const r = await this.propose({ $case: 'leaseGrant', value: { ID: id, TTL: req.TTL } });
+    const r = await this.propose({ $case: 'leaseGrant', value: { ID: id, TTL: req.TTL } }, info);
     return this.withHeader(this.expectResponse(r, 'leaseGrant'));
   }
 
   async leaseRevoke(req: pb.LeaseRevokeRequest, ctx?: CallContext): Promise<pb.LeaseRevokeResponse> {
-    this.authenticate(ctx);
+    const info = this.authInfo(ctx);
     if (!this.lessor.has(req.ID)) throw new EtcdError('leaseNotFound');
-    return this.withHeader(this.expectResponse(await this.propose({ $case: 'leaseRevoke', value: req }), 'leaseRevoke'));
+    checkLeaseRevokeAuth(this.auth, info, req.ID, this.leaseKeys);
+    return this.withHeader(this.expectResponse(await this.propose({ $case: 'leaseRevoke', value: req }, info), 'leaseRevoke'));
   }
 
   async leaseKeepAlive(req: pb.LeaseKeepAliveRequest): Promise<pb.LeaseKeepAliveResponse> {
@@ -264,7 +314,8 @@ export class EmbeddedBackend implements V3Backend {
     for (const id of this.lessor.expired(LEASE_REVOKES_PER_CHECK)) {
       if (this.revoking.has(id)) continue;
       this.revoking.add(id);
-      this.propose({ $case: 'leaseRevoke', value: { ID: id } })
+      // The member's own revoke: no caller, no permission check.
+      this.propose({ $case: 'leaseRevoke', value: { ID: id } }, null)
         .catch(() => undefined)
         .finally(() => this.revoking.delete(id));
     }
@@ -312,15 +363,28 @@ export class EmbeddedBackend implements V3Backend {
       const alarms = this.applier.alarms.filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
       return { header: undefined, alarms: alarms.map((a) => ({ ...a })) };
     }
-    return this.expectResponse(await this.propose({ $case: 'alarm', value: req }), 'alarm');
+    return this.expectResponse(await this.propose({ $case: 'alarm', value: req }, null), 'alarm');
   }
 
-  async defragment(_req: pb.DefragmentRequest): Promise<pb.DefragmentResponse> {
+  /** Defragment, Hash, HashKV and Snapshot need the root role while auth is on, as in etcd. */
+  private checkMaintenanceAuth(ctx: CallContext | undefined): void {
+    if (!this.auth.enabled) return;
+    try {
+      this.auth.checkAdmin(this.authInfo(ctx));
+    } catch (e) {
+      const text = e instanceof EtcdError ? AUTH_PACKAGE_TEXT[e.code] : undefined;
+      throw text === undefined ? e : new EtcdError('unknown', text);
+    }
+  }
+
+  async defragment(_req: pb.DefragmentRequest, ctx?: CallContext): Promise<pb.DefragmentResponse> {
+    this.checkMaintenanceAuth(ctx);
     await this.lastCommit;
     return { header: undefined };
   }
 
-  async hash(_req: pb.HashRequest): Promise<pb.HashResponse> {
+  async hash(_req: pb.HashRequest, ctx?: CallContext): Promise<pb.HashResponse> {
+    this.checkMaintenanceAuth(ctx);
     await this.lastCommit;
     let h = 0;
     for (const r of this.storage.scanRecords(0, Number.MAX_SAFE_INTEGER)) h = crc32(r.value, h);
@@ -328,7 +392,8 @@ export class EmbeddedBackend implements V3Backend {
     return { header: this.header(this.store.currentRev), hash: h >>> 0 };
   }
 
-  async hashKV(req: pb.HashKVRequest): Promise<pb.HashKVResponse> {
+  async hashKV(req: pb.HashKVRequest, ctx?: CallContext): Promise<pb.HashKVResponse> {
+    this.checkMaintenanceAuth(ctx);
     let rev = Number(req.revision);
     if (rev > 0 && rev <= this.store.compactRev) throw new EtcdError('compacted');
     if (rev > this.store.currentRev) throw new EtcdError('futureRev');
@@ -344,7 +409,8 @@ export class EmbeddedBackend implements V3Backend {
     return { header: this.header(this.store.currentRev), hash: h >>> 0, compactRevision: BigInt(this.store.compactRev) };
   }
 
-  async *snapshot(_req: pb.SnapshotRequest): AsyncIterable<pb.SnapshotResponse> {
+  async *snapshot(_req: pb.SnapshotRequest, ctx?: CallContext): AsyncIterable<pb.SnapshotResponse> {
+    this.checkMaintenanceAuth(ctx);
     await this.lastCommit;
     const dir = await mkdtemp(join(tmpdir(), 'etcd-gateway-snap-'));
     try {
@@ -415,6 +481,104 @@ export class EmbeddedBackend implements V3Backend {
       ranges: c.ranges,
       txns: c.txns,
     };
+  }
+
+  // --- Auth ---
+
+  private authHeader(): pb.ResponseHeader {
+    return this.header(this.store.currentRev);
+  }
+
+  /** An auth management change: root only (while auth is on), applied like every write. */
+  private async authChange(ctx: CallContext | undefined, request: AuthChange): Promise<{ header: pb.ResponseHeader }> {
+    const info = this.authInfo(ctx);
+    this.auth.checkAdmin(info);
+    this.expectResponse(await this.propose(request, info), 'auth');
+    return { header: this.authHeader() };
+  }
+
+  /** The slow hash runs before anything is proposed; admin is checked before (so a refused caller
+   * costs no hash) and again after it, right before proposing. */
+  private async hashFor(ctx: CallContext | undefined, password: string): Promise<Buffer> {
+    this.auth.checkAdmin(this.authInfo(ctx));
+    return hashPassword(password);
+  }
+
+  authEnable(_req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse> {
+    return this.authChange(ctx, { $case: 'authEnable', value: {} });
+  }
+
+  authDisable(_req: pb.AuthDisableRequest, ctx?: CallContext): Promise<pb.AuthDisableResponse> {
+    return this.authChange(ctx, { $case: 'authDisable', value: {} });
+  }
+
+  async authenticate(req: pb.AuthenticateRequest): Promise<pb.AuthenticateResponse> {
+    const hash = this.auth.passwordHashOf(req.name);
+    // An unknown user costs a hash too: a failed login does not tell which part was wrong.
+    this.dummyHash ??= hashPassword(simpleTokenPrefix());
+    const ok = await checkPassword(req.password, hash ?? await this.dummyHash);
+    if (!ok || hash === undefined) throw new EtcdError('authFailed');
+    const r = await this.propose({ $case: 'authenticate', value: { name: req.name, simpleToken: simpleTokenPrefix() } }, null);
+    return { header: this.authHeader(), token: this.expectResponse(r, 'auth').token };
+  }
+
+  async userAdd(req: pb.AuthUserAddRequest, ctx?: CallContext): Promise<pb.AuthUserAddResponse> {
+    const noPassword = req.options?.noPassword ?? false;
+    const passwordHash = noPassword ? Buffer.alloc(0) : await this.hashFor(ctx, req.password);
+    return this.authChange(ctx, { $case: 'authUserAdd', value: { name: req.name, passwordHash, options: req.options } });
+  }
+
+  async userGet(req: pb.AuthUserGetRequest, ctx?: CallContext): Promise<pb.AuthUserGetResponse> {
+    this.auth.checkUserGet(this.authInfo(ctx), req.name);
+    return { header: this.authHeader(), roles: this.auth.userRoles(req.name) };
+  }
+
+  async userList(_req: pb.AuthUserListRequest, ctx?: CallContext): Promise<pb.AuthUserListResponse> {
+    this.auth.checkAdmin(this.authInfo(ctx));
+    return { header: this.authHeader(), users: this.auth.userNames() };
+  }
+
+  userDelete(req: pb.AuthUserDeleteRequest, ctx?: CallContext): Promise<pb.AuthUserDeleteResponse> {
+    return this.authChange(ctx, { $case: 'authUserDelete', value: req });
+  }
+
+  async userChangePassword(req: pb.AuthUserChangePasswordRequest, ctx?: CallContext): Promise<pb.AuthUserChangePasswordResponse> {
+    const passwordHash = await this.hashFor(ctx, req.password);
+    return this.authChange(ctx, { $case: 'authUserChangePassword', value: { name: req.name, passwordHash } });
+  }
+
+  userGrantRole(req: pb.AuthUserGrantRoleRequest, ctx?: CallContext): Promise<pb.AuthUserGrantRoleResponse> {
+    return this.authChange(ctx, { $case: 'authUserGrantRole', value: req });
+  }
+
+  userRevokeRole(req: pb.AuthUserRevokeRoleRequest, ctx?: CallContext): Promise<pb.AuthUserRevokeRoleResponse> {
+    return this.authChange(ctx, { $case: 'authUserRevokeRole', value: req });
+  }
+
+  roleAdd(req: pb.AuthRoleAddRequest, ctx?: CallContext): Promise<pb.AuthRoleAddResponse> {
+    return this.authChange(ctx, { $case: 'authRoleAdd', value: req });
+  }
+
+  async roleGet(req: pb.AuthRoleGetRequest, ctx?: CallContext): Promise<pb.AuthRoleGetResponse> {
+    this.auth.checkRoleGet(this.authInfo(ctx), req.role);
+    return { header: this.authHeader(), perm: this.auth.rolePermissions(req.role) };
+  }
+
+  async roleList(_req: pb.AuthRoleListRequest, ctx?: CallContext): Promise<pb.AuthRoleListResponse> {
+    this.auth.checkAdmin(this.authInfo(ctx));
+    return { header: this.authHeader(), roles: this.auth.roleNames() };
+  }
+
+  roleDelete(req: pb.AuthRoleDeleteRequest, ctx?: CallContext): Promise<pb.AuthRoleDeleteResponse> {
+    return this.authChange(ctx, { $case: 'authRoleDelete', value: req });
+  }
+
+  roleGrantPermission(req: pb.AuthRoleGrantPermissionRequest, ctx?: CallContext): Promise<pb.AuthRoleGrantPermissionResponse> {
+    return this.authChange(ctx, { $case: 'authRoleGrantPermission', value: req });
+  }
+
+  roleRevokePermission(req: pb.AuthRoleRevokePermissionRequest, ctx?: CallContext): Promise<pb.AuthRoleRevokePermissionResponse> {
+    return this.authChange(ctx, { $case: 'authRoleRevokePermission', value: req });
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,9 @@ import type { V3Backend } from '../backend/index.js';
 import { ElectionService, type ElectionServer } from '../gen/v3electionpb/v3election.js';
 import { LockService, type LockServer } from '../gen/v3lockpb/v3lock.js';
 import { campaign, leader, observe, proclaim, resign } from '../recipes/election.js';
+import { asCaller, type RecipeBackend } from '../recipes/backend.js';
 import { lock, unlock } from '../recipes/lock.js';
+import { callContext } from './services.js';
 import { toUnknownError, type Logger } from './status.js';
 import type { OpenStreams } from '../util/open-streams.js';
 
@@ -16,11 +18,12 @@ function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWr
   return ac.signal;
 }
 
-function unary<Req, Res>(fn: (req: Req, signal: AbortSignal) => Promise<Res>, log: Logger): grpc.handleUnaryCall<Req, Res> {
+/** The recipes run with the caller's token, as etcd's servers run clientv3 with the call's context. */
+function unary<Req, Res>(backend: V3Backend, fn: (req: Req, signal: AbortSignal, caller: RecipeBackend) => Promise<Res>, log: Logger): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     let p: Promise<Res>;
     try {
-      p = fn(call.request, callSignal(call));
+      p = fn(call.request, callSignal(call), asCaller(backend, callContext(call.metadata)));
     } catch (e) {
       callback(toUnknownError(e, log));
       return;
@@ -35,23 +38,23 @@ function unary<Req, Res>(fn: (req: Req, signal: AbortSignal) => Promise<Res>, lo
  */
 export function addRecipeServices(server: grpc.Server, backend: V3Backend, log: Logger, streams: OpenStreams): void {
   const lockServer: LockServer = {
-    lock: unary((r, s) => lock(backend, r, s), log),
-    unlock: unary((r) => unlock(backend, r), log),
+    lock: unary(backend, (r, s, b) => lock(b, r, s), log),
+    unlock: unary(backend, (r, _s, b) => unlock(b, r), log),
   };
   server.addService(LockService, lockServer);
 
   const election: ElectionServer = {
-    campaign: unary((r, s) => campaign(backend, r, s), log),
-    proclaim: unary((r) => proclaim(backend, r), log),
-    leader: unary((r) => leader(backend, r), log),
-    resign: unary((r) => resign(backend, r), log),
+    campaign: unary(backend, (r, s, b) => campaign(b, r, s), log),
+    proclaim: unary(backend, (r, _s, b) => proclaim(b, r), log),
+    leader: unary(backend, (r, _s, b) => leader(b, r), log),
+    resign: unary(backend, (r, _s, b) => resign(b, r), log),
     observe(call) {
       const shutdown = new AbortController();
       const release = streams.add(() => shutdown.abort());
       const signal = AbortSignal.any([callSignal(call), shutdown.signal]);
       void (async () => {
         try {
-          for await (const resp of observe(backend, call.request, signal)) {
+          for await (const resp of observe(asCaller(backend, callContext(call.metadata)), call.request, signal)) {
             if (call.destroyed) return;
             call.write(resp);
           }

@@ -5,8 +5,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { isServing } from '../backend/health.js';
 import type { CallContext, V3Backend } from '../backend/index.js';
 import {
-  ClusterService, KVService, LeaseService, MaintenanceService, WatchService,
-  type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
+  AuthService, ClusterService, KVService, LeaseService, MaintenanceService, WatchService,
+  type AuthServer, type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
 } from '../gen/etcdserverpb/rpc.js';
 import { HealthCheckResponse_ServingStatus, HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
 import type { OpenStreams } from '../util/open-streams.js';
@@ -15,7 +15,7 @@ import { toServiceError, type Logger } from './status.js';
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
 /** The auth token of a call: metadata `token`, else `authorization` (as etcd reads them). */
-function callContext(md: grpc.Metadata): CallContext {
+export function callContext(md: grpc.Metadata): CallContext {
   const v = md.get('token')[0] ?? md.get('authorization')[0];
   return { token: v === undefined ? undefined : String(v) };
 }
@@ -121,14 +121,14 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
   const maintenance: MaintenanceServer = {
     alarm: unary((r) => backend.alarm(r), log),
     status: unary((r) => backend.status(r), log),
-    defragment: unary((r) => backend.defragment(r), log),
-    hash: unary((r) => backend.hash(r), log),
-    hashKv: unary((r) => backend.hashKV(r), log),
+    defragment: unary((r, ctx) => backend.defragment(r, ctx), log),
+    hash: unary((r, ctx) => backend.hash(r, ctx), log),
+    hashKv: unary((r, ctx) => backend.hashKV(r, ctx), log),
     moveLeader: unary((r) => backend.moveLeader(r), log),
     snapshot(call) {
       void (async () => {
         try {
-          for await (const chunk of backend.snapshot(call.request)) {
+          for await (const chunk of backend.snapshot(call.request, callContext(call.metadata))) {
             if (call.destroyed) return;
             if (!call.write(chunk)) await new Promise((res) => call.once('drain', res));
           }
@@ -140,6 +140,26 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
     },
   };
   server.addService(MaintenanceService, maintenance);
+
+  const auth: AuthServer = {
+    authEnable: unary((r, ctx) => backend.authEnable(r, ctx), log),
+    authDisable: unary((r, ctx) => backend.authDisable(r, ctx), log),
+    authenticate: unary((r) => backend.authenticate(r), log),
+    userAdd: unary((r, ctx) => backend.userAdd(r, ctx), log),
+    userGet: unary((r, ctx) => backend.userGet(r, ctx), log),
+    userList: unary((r, ctx) => backend.userList(r, ctx), log),
+    userDelete: unary((r, ctx) => backend.userDelete(r, ctx), log),
+    userChangePassword: unary((r, ctx) => backend.userChangePassword(r, ctx), log),
+    userGrantRole: unary((r, ctx) => backend.userGrantRole(r, ctx), log),
+    userRevokeRole: unary((r, ctx) => backend.userRevokeRole(r, ctx), log),
+    roleAdd: unary((r, ctx) => backend.roleAdd(r, ctx), log),
+    roleGet: unary((r, ctx) => backend.roleGet(r, ctx), log),
+    roleList: unary((r, ctx) => backend.roleList(r, ctx), log),
+    roleDelete: unary((r, ctx) => backend.roleDelete(r, ctx), log),
+    roleGrantPermission: unary((r, ctx) => backend.roleGrantPermission(r, ctx), log),
+    roleRevokePermission: unary((r, ctx) => backend.roleRevokePermission(r, ctx), log),
+  };
+  server.addService(AuthService, auth);
 }
 
 /**

@@ -38,6 +38,23 @@ export const grpcErrors = {
   electionNoLeaderField: [status.UNKNOWN, '"leader" field must be provided'],
   invalidAuthToken: [status.UNAUTHENTICATED, 'etcdserver: invalid auth token'],
   failed: [status.UNAVAILABLE, 'etcdserver: storage failed'],
+  rootUserNotExist: [status.FAILED_PRECONDITION, 'etcdserver: root user does not exist'],
+  rootRoleNotExist: [status.FAILED_PRECONDITION, 'etcdserver: root user does not have root role'],
+  userAlreadyExist: [status.FAILED_PRECONDITION, 'etcdserver: user name already exists'],
+  userEmpty: [status.INVALID_ARGUMENT, 'etcdserver: user name is empty'],
+  userNotFound: [status.FAILED_PRECONDITION, 'etcdserver: user name not found'],
+  roleAlreadyExist: [status.FAILED_PRECONDITION, 'etcdserver: role name already exists'],
+  roleNotFound: [status.FAILED_PRECONDITION, 'etcdserver: role name not found'],
+  roleEmpty: [status.INVALID_ARGUMENT, 'etcdserver: role name is empty'],
+  authFailed: [status.INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password'],
+  permissionDenied: [status.PERMISSION_DENIED, 'etcdserver: permission denied'],
+  roleNotGranted: [status.FAILED_PRECONDITION, 'etcdserver: role is not granted to the user'],
+  permissionNotGranted: [status.FAILED_PRECONDITION, 'etcdserver: permission is not granted to the role'],
+  invalidAuthMgmt: [status.INVALID_ARGUMENT, 'etcdserver: invalid auth management'],
+  authOldRevision: [status.INVALID_ARGUMENT, 'etcdserver: revision of auth store is old'],
+  // etcd 3.4 leaves this auth error unmapped: it reaches clients as UNKNOWN with the auth package's text.
+  noPasswordUser: [status.UNKNOWN, 'auth: authentication failed, password was given for no password user'],
+  unknown: [status.UNKNOWN, ''],
 } as const satisfies Record<ErrorCode, readonly [status, string]>;
 
 export type Logger = { error(obj: object, msg: string): void };
@@ -46,8 +63,8 @@ export type Logger = { error(obj: object, msg: string): void };
 export function toServiceError(e: unknown, log: Logger): Partial<ServiceError> {
   if (e instanceof EtcdError) {
     const [code, message] = grpcErrors[e.code];
-    // 'failed' carries the storage error text; every other code uses etcd's fixed text.
-    const details = e.code === 'failed' && e.message !== e.code ? e.message : message;
+    // 'failed' and 'unknown' carry their own text; every other code uses etcd's fixed text.
+    const details = (e.code === 'failed' || e.code === 'unknown') && e.message !== e.code ? e.message : message;
     return { code, details, metadata: new Metadata() };
   }
   log.error({ err: e }, 'unexpected error in a gRPC handler');

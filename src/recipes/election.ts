@@ -1,6 +1,6 @@
 // The v3election service over any V3Backend, as etcd's electionServer runs clientv3's Election:
 // candidates put "<name>/<lease hex>"; the oldest creator leads.
-import type { V3Backend } from '../backend/index.js';
+import type { RecipeBackend } from './backend.js';
 import { EtcdError } from '../backend/errors.js';
 import { Compare_CompareResult, Compare_CompareTarget, type Compare } from '../gen/etcdserverpb/rpc.js';
 import { Event_EventType } from '../gen/mvccpb/kv.js';
@@ -20,7 +20,7 @@ function createdAt(key: Buffer, rev: bigint): Compare {
   return { key, rangeEnd: Buffer.alloc(0), target: Compare_CompareTarget.CREATE, result: Compare_CompareResult.EQUAL, targetUnion: { $case: 'createRevision', value: rev } };
 }
 
-async function proclaimAs(backend: V3Backend, leader: LeaderKey, value: Buffer): Promise<ProclaimResponse> {
+async function proclaimAs(backend: RecipeBackend, leader: LeaderKey, value: Buffer): Promise<ProclaimResponse> {
   const resp = await backend.txn({
     compare: [createdAt(leader.key, leader.rev)],
     success: [{ request: { $case: 'requestPut', value: { key: leader.key, value, lease: leader.lease, prevKv: false, ignoreValue: false, ignoreLease: false } } }],
@@ -30,7 +30,7 @@ async function proclaimAs(backend: V3Backend, leader: LeaderKey, value: Buffer):
   return { header: resp.header };
 }
 
-async function resignAs(backend: V3Backend, leader: LeaderKey): Promise<ResignResponse> {
+async function resignAs(backend: RecipeBackend, leader: LeaderKey): Promise<ResignResponse> {
   const resp = await backend.txn({
     compare: [createdAt(leader.key, leader.rev)],
     success: [{ request: { $case: 'requestDeleteRange', value: { key: leader.key, rangeEnd: Buffer.alloc(0), prevKv: false } } }],
@@ -39,7 +39,7 @@ async function resignAs(backend: V3Backend, leader: LeaderKey): Promise<ResignRe
   return { header: resp.header };
 }
 
-export async function campaign(backend: V3Backend, req: CampaignRequest, signal: AbortSignal): Promise<CampaignResponse> {
+export async function campaign(backend: RecipeBackend, req: CampaignRequest, signal: AbortSignal): Promise<CampaignResponse> {
   const lease = await sessionLease(backend, req.lease);
   const prefix = prefixOf(req.name);
   const key = sessionKey(prefix, lease);
@@ -69,24 +69,24 @@ export async function campaign(backend: V3Backend, req: CampaignRequest, signal:
   return { header: resp.header, leader };
 }
 
-export function proclaim(backend: V3Backend, req: ProclaimRequest): Promise<ProclaimResponse> {
+export function proclaim(backend: RecipeBackend, req: ProclaimRequest): Promise<ProclaimResponse> {
   if (req.leader === undefined) throw new EtcdError('electionNoLeaderField');
   return proclaimAs(backend, req.leader, req.value);
 }
 
-export function resign(backend: V3Backend, req: ResignRequest): Promise<ResignResponse> {
+export function resign(backend: RecipeBackend, req: ResignRequest): Promise<ResignResponse> {
   if (req.leader === undefined) throw new EtcdError('electionNoLeaderField');
   return resignAs(backend, req.leader);
 }
 
-export async function leader(backend: V3Backend, req: LeaderRequest): Promise<LeaderResponse> {
+export async function leader(backend: RecipeBackend, req: LeaderRequest): Promise<LeaderResponse> {
   const { header, kv } = await firstCreated(backend, prefixOf(req.name));
   if (kv === undefined) throw new EtcdError('electionNoLeader');
   return { header, kv };
 }
 
 /** The current leader, then one response per change of its value or per new leader. */
-export async function* observe(backend: V3Backend, req: LeaderRequest, signal: AbortSignal): AsyncGenerator<LeaderResponse> {
+export async function* observe(backend: RecipeBackend, req: LeaderRequest, signal: AbortSignal): AsyncGenerator<LeaderResponse> {
   const prefix = prefixOf(req.name);
   for (;;) {
     const first = await firstCreated(backend, prefix);

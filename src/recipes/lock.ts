@@ -1,7 +1,7 @@
 // The v3lock service's Lock/Unlock over any V3Backend, as etcd's lockServer runs clientv3's
 // Mutex: key "<name>/<lease hex>", the oldest creator holds the lock, waiters watch their
 // predecessor's deletion.
-import type { V3Backend } from '../backend/index.js';
+import type { RecipeBackend } from './backend.js';
 import { EtcdError } from '../backend/errors.js';
 import type { LockRequest, LockResponse, UnlockRequest, UnlockResponse } from '../gen/v3lockpb/v3lock.js';
 import { createIfAbsent, sessionKey, waitDeletes } from './mutex.js';
@@ -9,12 +9,12 @@ import { createIfAbsent, sessionKey, waitDeletes } from './mutex.js';
 /** Session TTL etcd's concurrency package grants when the request names no lease. */
 export const DEFAULT_SESSION_TTL = 60n;
 
-export async function sessionLease(backend: V3Backend, lease: bigint): Promise<bigint> {
+export async function sessionLease(backend: RecipeBackend, lease: bigint): Promise<bigint> {
   if (lease !== 0n) return lease;
   return (await backend.leaseGrant({ TTL: DEFAULT_SESSION_TTL, ID: 0n })).ID;
 }
 
-export async function lock(backend: V3Backend, req: LockRequest, signal: AbortSignal): Promise<LockResponse> {
+export async function lock(backend: RecipeBackend, req: LockRequest, signal: AbortSignal): Promise<LockResponse> {
   const lease = await sessionLease(backend, req.lease);
   const prefix = Buffer.concat([req.name, Buffer.from('/')]);
   const key = sessionKey(prefix, lease);
@@ -37,7 +37,7 @@ export async function lock(backend: V3Backend, req: LockRequest, signal: AbortSi
   }
 }
 
-export async function unlock(backend: V3Backend, req: UnlockRequest): Promise<UnlockResponse> {
+export async function unlock(backend: RecipeBackend, req: UnlockRequest): Promise<UnlockResponse> {
   if (req.key.length === 0) throw new EtcdError('emptyKey');
   const resp = await backend.deleteRange({ key: req.key, rangeEnd: Buffer.alloc(0), prevKv: false });
   return { header: resp.header };

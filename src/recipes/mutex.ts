@@ -1,6 +1,6 @@
 // etcd's client-side concurrency recipes (clientv3/concurrency), run server-side for the Lock
 // and Election services exactly as etcd's v3lock/v3election servers run them.
-import type { V3Backend } from '../backend/index.js';
+import type { RecipeBackend } from './backend.js';
 import {
   Compare_CompareResult, Compare_CompareTarget, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget,
   type ResponseHeader, type TxnResponse,
@@ -15,7 +15,7 @@ export function sessionKey(prefix: Buffer, lease: bigint): Buffer {
 }
 
 /** A txn: if key was never created, put (value, lease) and read the first creator; else read key. */
-export async function createIfAbsent(backend: V3Backend, key: Buffer, value: Buffer, lease: bigint, ownerPrefix?: Buffer): Promise<TxnResponse> {
+export async function createIfAbsent(backend: RecipeBackend, key: Buffer, value: Buffer, lease: bigint, ownerPrefix?: Buffer): Promise<TxnResponse> {
   const get = (k: Buffer, first: boolean) => ({
     request: {
       $case: 'requestRange' as const,
@@ -35,7 +35,7 @@ export async function createIfAbsent(backend: V3Backend, key: Buffer, value: Buf
 }
 
 /** etcd's waitDeletes: wait until no key under prefix has create_revision <= maxCreateRev. */
-export async function waitDeletes(backend: V3Backend, prefix: Buffer, maxCreateRev: bigint, signal: AbortSignal): Promise<ResponseHeader | undefined> {
+export async function waitDeletes(backend: RecipeBackend, prefix: Buffer, maxCreateRev: bigint, signal: AbortSignal): Promise<ResponseHeader | undefined> {
   for (;;) {
     const resp = await backend.range(RangeRequest.fromPartial({
       key: prefix, rangeEnd: prefixEnd(prefix), maxCreateRevision: maxCreateRev,
@@ -47,14 +47,14 @@ export async function waitDeletes(backend: V3Backend, prefix: Buffer, maxCreateR
   }
 }
 
-async function waitDelete(backend: V3Backend, key: Buffer, rev: bigint, signal: AbortSignal): Promise<void> {
+async function waitDelete(backend: RecipeBackend, key: Buffer, rev: bigint, signal: AbortSignal): Promise<void> {
   for await (const resp of watchStream(backend, { key, startRevision: rev }, signal)) {
     if (resp.events.some((ev) => ev.type === 1)) return;
   }
 }
 
 /** The first key created under prefix (the lock holder / election leader), with the header. */
-export async function firstCreated(backend: V3Backend, prefix: Buffer): Promise<{ header: ResponseHeader | undefined; kv: KeyValue | undefined }> {
+export async function firstCreated(backend: RecipeBackend, prefix: Buffer): Promise<{ header: ResponseHeader | undefined; kv: KeyValue | undefined }> {
   const resp = await backend.range(RangeRequest.fromPartial({
     key: prefix, rangeEnd: prefixEnd(prefix), sortOrder: RangeRequest_SortOrder.ASCEND, sortTarget: RangeRequest_SortTarget.CREATE, limit: 1n,
   }));

@@ -1,11 +1,11 @@
 // A one-watcher stream over any V3Backend, as an async iterator of WatchResponses, ended by an
 // AbortSignal: what the server-side recipes (lock, election) wait with.
-import type { V3Backend } from '../backend/index.js';
+import type { RecipeBackend } from './backend.js';
 import { EtcdError } from '../backend/errors.js';
 import { WatchCreateRequest, type WatchResponse } from '../gen/etcdserverpb/rpc.js';
 
 export async function* watchStream(
-  backend: V3Backend, create: Partial<WatchCreateRequest>, signal: AbortSignal,
+  backend: RecipeBackend, create: Partial<WatchCreateRequest>, signal: AbortSignal,
 ): AsyncGenerator<WatchResponse> {
   const queue: WatchResponse[] = [];
   let wake: (() => void) | undefined;

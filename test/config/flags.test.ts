@@ -31,6 +31,18 @@ const cases: { name: string; argv: string[]; env?: Record<string, string>; check
   { name: 'flag wins over env', argv: ['--name', 'f'], env: { ETCD_NAME: 'e' }, check: (c) => assert.equal(c.name, 'f') },
   { name: 'url lists', argv: ['--listen-client-urls', 'http://127.0.0.1:1,http://127.0.0.1:2'], check: (c) => assert.equal(c.listenClientUrls.length, 2) },
   { name: 'durations', argv: ['--experimental-watch-progress-notify-interval=1m30s'], check: (c) => assert.equal(c.watchProgressNotifyIntervalMs, 90_000) },
+  { name: 'auth token defaults', argv: [], check: (c) => { assert.deepEqual(c.authToken, { kind: 'simple' }); assert.equal(c.authTokenTtlMs, 300_000); } },
+  { name: '--auth-token-ttl', argv: ['--auth-token-ttl=30'], check: (c) => assert.equal(c.authTokenTtlMs, 30_000) },
+  {
+    name: '--auth-token jwt',
+    argv: ['--auth-token', 'jwt,pub-key=/k/pub.pem,priv-key=/k/priv.pem,sign-method=ES256,ttl=10m'],
+    check: (c) => assert.deepEqual(c.authToken, { kind: 'jwt', options: { signMethod: 'ES256', publicKeyPath: '/k/pub.pem', privateKeyPath: '/k/priv.pem', ttlMs: 600_000 } }),
+  },
+  {
+    name: '--auth-token jwt without a private key (verify only), default ttl',
+    argv: ['--auth-token=jwt,pub-key=/k/pub.pem,sign-method=RS256'],
+    check: (c) => assert.deepEqual(c.authToken, { kind: 'jwt', options: { signMethod: 'RS256', publicKeyPath: '/k/pub.pem', privateKeyPath: '', ttlMs: 300_000 } }),
+  },
 ];
 for (const c of cases) test(`flags: ${c.name}`, () => c.check(run(c.argv, c.env)));
 
@@ -43,6 +55,11 @@ const bad: [string, string[], RegExp][] = [
   ['bad url', ['--listen-client-urls=nope'], /not a URL/],
   ['url without port', ['--listen-client-urls=http://127.0.0.1'], /a port is required/],
   ['stray argument', ['serve'], /unexpected argument/],
+  ['unknown token type', ['--auth-token=magic'], /unknown token type "magic"/],
+  ['unknown jwt option', ['--auth-token=jwt,pub-key=/p,sign-method=RS256,color=red'], /unknown jwt option "color=red"/],
+  ['unsupported jwt sign method', ['--auth-token=jwt,pub-key=/p,sign-method=HS256'], /unsupported jwt sign-method "HS256"/],
+  ['jwt without a public key', ['--auth-token=jwt,sign-method=RS256'], /needs pub-key/],
+  ['zero token ttl', ['--auth-token-ttl=0'], /must be >= 1/],
 ];
 for (const [name, argv, re] of bad) {
   test(`flags: ${name} is an error`, () => assert.throws(() => loadConfig(argv, {}), (e: Error) => e instanceof FlagError && re.test(e.message)));

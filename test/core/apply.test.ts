@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Applier } from '../../src/core/apply.js';
+import { AuthStore, SimpleTokens } from '../../src/core/auth/index.js';
 import { rangeOp } from '../../src/core/kv.js';
 import { Lessor } from '../../src/core/lease/lessor.js';
 import { MvccStore } from '../../src/core/mvcc/store.js';
@@ -20,9 +21,9 @@ function core() {
   const storage = new MemoryStorage();
   const store = new MvccStore(storage);
   const lessor = new Lessor(clock, 2);
-  const applier = new Applier(store, lessor, storage);
+  const applier = new Applier(store, lessor, storage, new AuthStore(storage), new SimpleTokens(clock, 300_000));
   let index = 0;
-  const apply = (request: InternalRequest['request']) => applier.apply({ header: { ID: 0n }, request }, ++index);
+  const apply = (request: InternalRequest['request']) => applier.apply({ header: { ID: 0n, username: '', authRevision: 0n }, request }, ++index);
   const put = (key: string, value: string, lease = 0n) =>
     apply({ $case: 'put', value: { key: b(key), value: b(value), lease, prevKv: false, ignoreValue: false, ignoreLease: false } });
   const range = (over: Partial<RangeRequest>) => rangeOp(store, RangeRequest.fromPartial(over), store.currentRev);
@@ -149,4 +150,26 @@ test('compaction removes history and refuses old revisions; the store restores f
   assert.equal(restored.currentRev, 5);
   assert.equal(restored.compactRev, 4);
   assert.equal(rangeOp(restored, RangeRequest.fromPartial({ key: b('a') }), 5).kvs[0]!.version, 2n);
+});
+
+test('auth: a key write checked at an older auth revision is refused at apply; auth management is not', () => {
+  const storage = new MemoryStorage();
+  const store = new MvccStore(storage);
+  const auth = new AuthStore(storage);
+  const applier = new Applier(store, new Lessor(clock, 2), storage, auth, new SimpleTokens(clock, 300_000));
+  let index = 0;
+  const apply = (authRevision: bigint, request: InternalRequest['request']) =>
+    applier.apply({ header: { ID: 0n, username: 'root', authRevision }, request }, ++index);
+  apply(0n, { $case: 'authUserAdd', value: { name: 'root', passwordHash: b('h'), options: undefined } });
+  apply(0n, { $case: 'authUserGrantRole', value: { user: 'root', role: 'root' } });
+  apply(0n, { $case: 'authEnable', value: {} });
+  const rev = BigInt(auth.revision);
+  const put = { $case: 'put' as const, value: { key: b('k'), value: b('v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } };
+  assert.equal(apply(rev, put).error, undefined);
+  assert.equal(apply(rev - 1n, put).error?.code, 'authOldRevision');
+  assert.equal(store.currentRev, 2);
+  assert.equal(apply(rev - 1n, { $case: 'authRoleAdd', value: { name: 'r' } }).error, undefined);
+  assert.deepEqual(auth.roleNames(), ['r']);
+  // The auth state is staged with the applied index, in the same commit.
+  assert.ok(storage.meta.has('auth') && storage.meta.has('consistentIndex'));
 });

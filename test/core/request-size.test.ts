@@ -15,7 +15,7 @@ test('the arithmetic size of a put equals its encoded size', () => {
       value: Buffer.alloc(rnd(4) === 0 ? rnd(70000) : rnd(200)),
       lease: leases[rnd(leases.length)]!, prevKv: rnd(2) === 0, ignoreValue: rnd(2) === 0, ignoreLease: rnd(2) === 0,
     });
-    const req: InternalRequest = { header: rnd(5) === 0 ? undefined : { ID: ids[rnd(ids.length)]! }, request: { $case: 'put', value: put } };
+    const req: InternalRequest = { header: rnd(5) === 0 ? undefined : { ID: ids[rnd(ids.length)]!, username: ['', 'root', 'ü'.repeat(rnd(80))][rnd(3)]!, authRevision: [0n, 1n, 300n][rnd(3)]! }, request: { $case: 'put', value: put } };
     assert.equal(internalRequestSize(req), InternalRequest.encode(req).finish().length);
   }
 });

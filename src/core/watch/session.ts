@@ -1,7 +1,7 @@
 // One watch stream of the embedded backend, as etcd's serverWatchStream: watch IDs of the
 // stream, create/cancel/progress requests, events turned into WatchResponses, fragmenting,
 // and a bound on what a slow consumer may leave buffered.
-import type { WatchOutput, WatchSession } from '../../backend/index.js';
+import type { ErrorCode, WatchOutput, WatchSession } from '../../backend/index.js';
 import type { ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse } from '../../gen/etcdserverpb/rpc.js';
 import { WatchCreateRequest_FilterType as Filter } from '../../gen/etcdserverpb/rpc.js';
 import { Event, Event_EventType as EventType } from '../../gen/mvccpb/kv.js';
@@ -26,7 +26,15 @@ interface Entry {
 
 const EMPTY_KEY = Buffer.from([0]);
 /** etcd puts the whole gRPC error text of a failed auth check into cancel_reason. */
-const INVALID_TOKEN_REASON = 'rpc error: code = Unauthenticated desc = etcdserver: invalid auth token';
+const AUTH_CANCEL_REASONS: Partial<Record<ErrorCode, string>> = {
+  invalidAuthToken: 'rpc error: code = Unauthenticated desc = etcdserver: invalid auth token',
+  userEmpty: 'rpc error: code = InvalidArgument desc = etcdserver: user name is empty',
+  permissionDenied: 'rpc error: code = PermissionDenied desc = etcdserver: permission denied',
+  authOldRevision: 'rpc error: code = InvalidArgument desc = etcdserver: revision of auth store is old',
+};
+
+/** Whether the stream's caller may watch [key, rangeEnd): undefined, or why not. */
+export type WatchAuthorizer = (key: Uint8Array, rangeEnd: Uint8Array) => ErrorCode | undefined;
 
 export class CoreWatchSession implements WatchSession, WatchSink {
   private readonly byId = new Map<bigint, Entry>();
@@ -38,8 +46,7 @@ export class CoreWatchSession implements WatchSession, WatchSink {
     private readonly hub: WatchHub,
     private readonly header: (rev: number) => ResponseHeader,
     private readonly out: WatchOutput,
-    /** The stream carries an auth token, and (auth being off) no token is valid. */
-    private readonly badToken: boolean,
+    private readonly authorize: WatchAuthorizer,
     private readonly limits: SessionLimits,
   ) {
     hub.streams++;
@@ -72,7 +79,8 @@ export class CoreWatchSession implements WatchSession, WatchSink {
     const fail = (reason: string): void => {
       this.send({ ...blank(this.header(rev)), watchId: -1n, created: true, canceled: true, cancelReason: reason });
     };
-    if (this.badToken) return fail(INVALID_TOKEN_REASON);
+    const denied = this.authorize(c.key, c.rangeEnd);
+    if (denied !== undefined) return fail(AUTH_CANCEL_REASONS[denied] ?? denied);
     if (c.rangeEnd.length !== 0 && !(c.rangeEnd.length === 1 && c.rangeEnd[0] === 0) && Buffer.compare(key, c.rangeEnd) >= 0) {
       return fail('mvcc: watcher range is empty');
     }

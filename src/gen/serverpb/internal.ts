@@ -6,8 +6,18 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { UserAddOptions } from "../authpb/auth.js";
 import {
   AlarmRequest,
+  AuthDisableRequest,
+  AuthEnableRequest,
+  AuthRoleAddRequest,
+  AuthRoleDeleteRequest,
+  AuthRoleGrantPermissionRequest,
+  AuthRoleRevokePermissionRequest,
+  AuthUserDeleteRequest,
+  AuthUserGrantRoleRequest,
+  AuthUserRevokeRoleRequest,
   CompactionRequest,
   DeleteRangeRequest,
   LeaseGrantRequest,
@@ -30,6 +40,37 @@ export const protobufFileName = "serverpb/internal.proto";
 export interface RequestHeader {
   /** Proposer-chosen ID (etcd's idutil scheme) that pairs the applied result with its caller. */
   ID: bigint;
+  /**
+   * The authenticated caller ("" without a token) and the auth revision its token was checked
+   * at: apply checks permissions against them, as etcd's authApplierV3 does.
+   */
+  username: string;
+  authRevision: bigint;
+}
+
+/**
+ * etcd's InternalAuthenticateRequest without the password: it is checked (a slow hash) before
+ * proposing, and never written to the log.
+ */
+export interface InternalAuthenticateRequest {
+  name: string;
+  /** The random part of a simple token; apply appends "." + the entry's index. */
+  simpleToken: string;
+}
+
+/**
+ * UserAdd and UserChangePassword carry the salted hash computed before proposing (etcd hashes
+ * with bcrypt before raft too), so apply stays deterministic and the log never holds a password.
+ */
+export interface InternalUserAddRequest {
+  name: string;
+  passwordHash: Buffer;
+  options: UserAddOptions | undefined;
+}
+
+export interface InternalUserChangePasswordRequest {
+  name: string;
+  passwordHash: Buffer;
 }
 
 export interface InternalRequest {
@@ -42,11 +83,23 @@ export interface InternalRequest {
     | { $case: "leaseGrant"; value: LeaseGrantRequest }
     | { $case: "leaseRevoke"; value: LeaseRevokeRequest }
     | { $case: "alarm"; value: AlarmRequest }
+    | { $case: "authEnable"; value: AuthEnableRequest }
+    | { $case: "authDisable"; value: AuthDisableRequest }
+    | { $case: "authenticate"; value: InternalAuthenticateRequest }
+    | { $case: "authUserAdd"; value: InternalUserAddRequest }
+    | { $case: "authUserDelete"; value: AuthUserDeleteRequest }
+    | { $case: "authUserChangePassword"; value: InternalUserChangePasswordRequest }
+    | { $case: "authUserGrantRole"; value: AuthUserGrantRoleRequest }
+    | { $case: "authUserRevokeRole"; value: AuthUserRevokeRoleRequest }
+    | { $case: "authRoleAdd"; value: AuthRoleAddRequest }
+    | { $case: "authRoleDelete"; value: AuthRoleDeleteRequest }
+    | { $case: "authRoleGrantPermission"; value: AuthRoleGrantPermissionRequest }
+    | { $case: "authRoleRevokePermission"; value: AuthRoleRevokePermissionRequest }
     | undefined;
 }
 
 function createBaseRequestHeader(): RequestHeader {
-  return { ID: 0n };
+  return { ID: 0n, username: "", authRevision: 0n };
 }
 
 export const RequestHeader: MessageFns<RequestHeader> = {
@@ -56,6 +109,15 @@ export const RequestHeader: MessageFns<RequestHeader> = {
         throw new globalThis.Error("value provided for field message.ID of type uint64 too large");
       }
       writer.uint32(8).uint64(message.ID);
+    }
+    if (message.username !== "") {
+      writer.uint32(18).string(message.username);
+    }
+    if (message.authRevision !== 0n) {
+      if (BigInt.asUintN(64, message.authRevision) !== message.authRevision) {
+        throw new globalThis.Error("value provided for field message.authRevision of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.authRevision);
     }
     return writer;
   },
@@ -81,6 +143,22 @@ export const RequestHeader: MessageFns<RequestHeader> = {
             message.ID = reader.uint64() as bigint;
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.authRevision = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -99,6 +177,229 @@ export const RequestHeader: MessageFns<RequestHeader> = {
   fromPartial<I extends Exact<DeepPartial<RequestHeader>, I>>(object: I): RequestHeader {
     const message = createBaseRequestHeader();
     message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.username = object.username ?? "";
+    message.authRevision = (object.authRevision !== undefined && object.authRevision !== null)
+      ? BigInt(object.authRevision)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseInternalAuthenticateRequest(): InternalAuthenticateRequest {
+  return { name: "", simpleToken: "" };
+}
+
+export const InternalAuthenticateRequest: MessageFns<InternalAuthenticateRequest> = {
+  encode(message: InternalAuthenticateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.simpleToken !== "") {
+      writer.uint32(26).string(message.simpleToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InternalAuthenticateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 512) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInternalAuthenticateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.simpleToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<InternalAuthenticateRequest>, I>>(base?: I): InternalAuthenticateRequest {
+    return InternalAuthenticateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InternalAuthenticateRequest>, I>>(object: I): InternalAuthenticateRequest {
+    const message = createBaseInternalAuthenticateRequest();
+    message.name = object.name ?? "";
+    message.simpleToken = object.simpleToken ?? "";
+    return message;
+  },
+};
+
+function createBaseInternalUserAddRequest(): InternalUserAddRequest {
+  return { name: "", passwordHash: Buffer.alloc(0), options: undefined };
+}
+
+export const InternalUserAddRequest: MessageFns<InternalUserAddRequest> = {
+  encode(message: InternalUserAddRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.passwordHash.length !== 0) {
+      writer.uint32(18).bytes(message.passwordHash);
+    }
+    if (message.options !== undefined) {
+      UserAddOptions.encode(message.options, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InternalUserAddRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 512) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInternalUserAddRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.passwordHash = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.options = UserAddOptions.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<InternalUserAddRequest>, I>>(base?: I): InternalUserAddRequest {
+    return InternalUserAddRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InternalUserAddRequest>, I>>(object: I): InternalUserAddRequest {
+    const message = createBaseInternalUserAddRequest();
+    message.name = object.name ?? "";
+    message.passwordHash = object.passwordHash ?? Buffer.alloc(0);
+    message.options = (object.options !== undefined && object.options !== null)
+      ? UserAddOptions.fromPartial(object.options)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseInternalUserChangePasswordRequest(): InternalUserChangePasswordRequest {
+  return { name: "", passwordHash: Buffer.alloc(0) };
+}
+
+export const InternalUserChangePasswordRequest: MessageFns<InternalUserChangePasswordRequest> = {
+  encode(message: InternalUserChangePasswordRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.passwordHash.length !== 0) {
+      writer.uint32(18).bytes(message.passwordHash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InternalUserChangePasswordRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 512) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInternalUserChangePasswordRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.passwordHash = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<InternalUserChangePasswordRequest>, I>>(
+    base?: I,
+  ): InternalUserChangePasswordRequest {
+    return InternalUserChangePasswordRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InternalUserChangePasswordRequest>, I>>(
+    object: I,
+  ): InternalUserChangePasswordRequest {
+    const message = createBaseInternalUserChangePasswordRequest();
+    message.name = object.name ?? "";
+    message.passwordHash = object.passwordHash ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -133,6 +434,42 @@ export const InternalRequest: MessageFns<InternalRequest> = {
         break;
       case "alarm":
         AlarmRequest.encode(message.request.value, writer.uint32(82).fork()).join();
+        break;
+      case "authEnable":
+        AuthEnableRequest.encode(message.request.value, writer.uint32(8002).fork()).join();
+        break;
+      case "authDisable":
+        AuthDisableRequest.encode(message.request.value, writer.uint32(8090).fork()).join();
+        break;
+      case "authenticate":
+        InternalAuthenticateRequest.encode(message.request.value, writer.uint32(8098).fork()).join();
+        break;
+      case "authUserAdd":
+        InternalUserAddRequest.encode(message.request.value, writer.uint32(8802).fork()).join();
+        break;
+      case "authUserDelete":
+        AuthUserDeleteRequest.encode(message.request.value, writer.uint32(8810).fork()).join();
+        break;
+      case "authUserChangePassword":
+        InternalUserChangePasswordRequest.encode(message.request.value, writer.uint32(8826).fork()).join();
+        break;
+      case "authUserGrantRole":
+        AuthUserGrantRoleRequest.encode(message.request.value, writer.uint32(8834).fork()).join();
+        break;
+      case "authUserRevokeRole":
+        AuthUserRevokeRoleRequest.encode(message.request.value, writer.uint32(8842).fork()).join();
+        break;
+      case "authRoleAdd":
+        AuthRoleAddRequest.encode(message.request.value, writer.uint32(9602).fork()).join();
+        break;
+      case "authRoleDelete":
+        AuthRoleDeleteRequest.encode(message.request.value, writer.uint32(9610).fork()).join();
+        break;
+      case "authRoleGrantPermission":
+        AuthRoleGrantPermissionRequest.encode(message.request.value, writer.uint32(9626).fork()).join();
+        break;
+      case "authRoleRevokePermission":
+        AuthRoleRevokePermissionRequest.encode(message.request.value, writer.uint32(9634).fork()).join();
         break;
     }
     return writer;
@@ -215,6 +552,120 @@ export const InternalRequest: MessageFns<InternalRequest> = {
             message.request = { $case: "alarm", value: AlarmRequest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 1000: {
+            if (tag !== 8002) {
+              break;
+            }
+
+            message.request = { $case: "authEnable", value: AuthEnableRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 1011: {
+            if (tag !== 8090) {
+              break;
+            }
+
+            message.request = { $case: "authDisable", value: AuthDisableRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 1012: {
+            if (tag !== 8098) {
+              break;
+            }
+
+            message.request = {
+              $case: "authenticate",
+              value: InternalAuthenticateRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 1100: {
+            if (tag !== 8802) {
+              break;
+            }
+
+            message.request = { $case: "authUserAdd", value: InternalUserAddRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 1101: {
+            if (tag !== 8810) {
+              break;
+            }
+
+            message.request = { $case: "authUserDelete", value: AuthUserDeleteRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 1103: {
+            if (tag !== 8826) {
+              break;
+            }
+
+            message.request = {
+              $case: "authUserChangePassword",
+              value: InternalUserChangePasswordRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 1104: {
+            if (tag !== 8834) {
+              break;
+            }
+
+            message.request = {
+              $case: "authUserGrantRole",
+              value: AuthUserGrantRoleRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 1105: {
+            if (tag !== 8842) {
+              break;
+            }
+
+            message.request = {
+              $case: "authUserRevokeRole",
+              value: AuthUserRevokeRoleRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 1200: {
+            if (tag !== 9602) {
+              break;
+            }
+
+            message.request = { $case: "authRoleAdd", value: AuthRoleAddRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 1201: {
+            if (tag !== 9610) {
+              break;
+            }
+
+            message.request = { $case: "authRoleDelete", value: AuthRoleDeleteRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 1203: {
+            if (tag !== 9626) {
+              break;
+            }
+
+            message.request = {
+              $case: "authRoleGrantPermission",
+              value: AuthRoleGrantPermissionRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 1204: {
+            if (tag !== 9634) {
+              break;
+            }
+
+            message.request = {
+              $case: "authRoleRevokePermission",
+              value: AuthRoleRevokePermissionRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -275,6 +726,96 @@ export const InternalRequest: MessageFns<InternalRequest> = {
       case "alarm": {
         if (object.request?.value !== undefined && object.request?.value !== null) {
           message.request = { $case: "alarm", value: AlarmRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "authEnable": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "authEnable", value: AuthEnableRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "authDisable": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "authDisable", value: AuthDisableRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "authenticate": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = {
+            $case: "authenticate",
+            value: InternalAuthenticateRequest.fromPartial(object.request.value),
+          };
+        }
+        break;
+      }
+      case "authUserAdd": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "authUserAdd", value: InternalUserAddRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "authUserDelete": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "authUserDelete", value: AuthUserDeleteRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "authUserChangePassword": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = {
+            $case: "authUserChangePassword",
+            value: InternalUserChangePasswordRequest.fromPartial(object.request.value),
+          };
+        }
+        break;
+      }
+      case "authUserGrantRole": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = {
+            $case: "authUserGrantRole",
+            value: AuthUserGrantRoleRequest.fromPartial(object.request.value),
+          };
+        }
+        break;
+      }
+      case "authUserRevokeRole": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = {
+            $case: "authUserRevokeRole",
+            value: AuthUserRevokeRoleRequest.fromPartial(object.request.value),
+          };
+        }
+        break;
+      }
+      case "authRoleAdd": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "authRoleAdd", value: AuthRoleAddRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "authRoleDelete": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "authRoleDelete", value: AuthRoleDeleteRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "authRoleGrantPermission": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = {
+            $case: "authRoleGrantPermission",
+            value: AuthRoleGrantPermissionRequest.fromPartial(object.request.value),
+          };
+        }
+        break;
+      }
+      case "authRoleRevokePermission": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = {
+            $case: "authRoleRevokePermission",
+            value: AuthRoleRevokePermissionRequest.fromPartial(object.request.value),
+          };
         }
         break;
       }

@@ -1,5 +1,5 @@
-// Which backend call serves each unary gateway method. Methods missing here (membership changes,
-// auth) are answered UNIMPLEMENTED, as our gRPC server answers them.
+// Which backend call serves each unary gateway method. Methods missing here (membership changes)
+// are answered UNIMPLEMENTED, as our gRPC server answers them.
 import type { CallContext as BackendCallContext, V3Backend } from '../../backend/index.js';
 import { putRequestSize } from '../../backend/wire-size.js';
 import type { Message } from '../../gateway/index.js';
@@ -7,6 +7,7 @@ import * as pb from '../../gen/etcdserverpb/rpc.js';
 import * as electionpb from '../../gen/v3electionpb/v3election.js';
 import * as lockpb from '../../gen/v3lockpb/v3lock.js';
 import { campaign, leader, proclaim, resign } from '../../recipes/election.js';
+import { asCaller } from '../../recipes/backend.js';
 import { lock, unlock } from '../../recipes/lock.js';
 
 export interface CallContext {
@@ -57,13 +58,29 @@ export const unaryCalls: Readonly<Record<string, UnaryCall>> = {
   'etcdserverpb.Cluster.MemberList': call(pb.MemberListRequest, (r, c) => c.backend.memberList(r)),
   'etcdserverpb.Maintenance.Alarm': call(pb.AlarmRequest, (r, c) => c.backend.alarm(r)),
   'etcdserverpb.Maintenance.Status': call(pb.StatusRequest, (r, c) => c.backend.status(r)),
-  'etcdserverpb.Maintenance.Defragment': call(pb.DefragmentRequest, (r, c) => c.backend.defragment(r)),
-  'etcdserverpb.Maintenance.Hash': call(pb.HashRequest, (r, c) => c.backend.hash(r)),
+  'etcdserverpb.Maintenance.Defragment': call(pb.DefragmentRequest, (r, c) => c.backend.defragment(r, c.auth)),
+  'etcdserverpb.Maintenance.Hash': call(pb.HashRequest, (r, c) => c.backend.hash(r, c.auth)),
   'etcdserverpb.Maintenance.MoveLeader': call(pb.MoveLeaderRequest, (r, c) => c.backend.moveLeader(r)),
-  'v3lockpb.Lock.Lock': call(lockpb.LockRequest, (r, c) => lock(c.backend, r, c.signal), 'recipe'),
-  'v3lockpb.Lock.Unlock': call(lockpb.UnlockRequest, (r, c) => unlock(c.backend, r), 'recipe'),
-  'v3electionpb.Election.Campaign': call(electionpb.CampaignRequest, (r, c) => campaign(c.backend, r, c.signal), 'recipe'),
-  'v3electionpb.Election.Proclaim': call(electionpb.ProclaimRequest, (r, c) => proclaim(c.backend, r), 'recipe'),
-  'v3electionpb.Election.Leader': call(electionpb.LeaderRequest, (r, c) => leader(c.backend, r), 'recipe'),
-  'v3electionpb.Election.Resign': call(electionpb.ResignRequest, (r, c) => resign(c.backend, r), 'recipe'),
+  'etcdserverpb.Auth.AuthEnable': call(pb.AuthEnableRequest, (r, c) => c.backend.authEnable(r, c.auth)),
+  'etcdserverpb.Auth.AuthDisable': call(pb.AuthDisableRequest, (r, c) => c.backend.authDisable(r, c.auth)),
+  'etcdserverpb.Auth.Authenticate': call(pb.AuthenticateRequest, (r, c) => c.backend.authenticate(r)),
+  'etcdserverpb.Auth.UserAdd': call(pb.AuthUserAddRequest, (r, c) => c.backend.userAdd(r, c.auth)),
+  'etcdserverpb.Auth.UserGet': call(pb.AuthUserGetRequest, (r, c) => c.backend.userGet(r, c.auth)),
+  'etcdserverpb.Auth.UserList': call(pb.AuthUserListRequest, (r, c) => c.backend.userList(r, c.auth)),
+  'etcdserverpb.Auth.UserDelete': call(pb.AuthUserDeleteRequest, (r, c) => c.backend.userDelete(r, c.auth)),
+  'etcdserverpb.Auth.UserChangePassword': call(pb.AuthUserChangePasswordRequest, (r, c) => c.backend.userChangePassword(r, c.auth)),
+  'etcdserverpb.Auth.UserGrantRole': call(pb.AuthUserGrantRoleRequest, (r, c) => c.backend.userGrantRole(r, c.auth)),
+  'etcdserverpb.Auth.UserRevokeRole': call(pb.AuthUserRevokeRoleRequest, (r, c) => c.backend.userRevokeRole(r, c.auth)),
+  'etcdserverpb.Auth.RoleAdd': call(pb.AuthRoleAddRequest, (r, c) => c.backend.roleAdd(r, c.auth)),
+  'etcdserverpb.Auth.RoleGet': call(pb.AuthRoleGetRequest, (r, c) => c.backend.roleGet(r, c.auth)),
+  'etcdserverpb.Auth.RoleList': call(pb.AuthRoleListRequest, (r, c) => c.backend.roleList(r, c.auth)),
+  'etcdserverpb.Auth.RoleDelete': call(pb.AuthRoleDeleteRequest, (r, c) => c.backend.roleDelete(r, c.auth)),
+  'etcdserverpb.Auth.RoleGrantPermission': call(pb.AuthRoleGrantPermissionRequest, (r, c) => c.backend.roleGrantPermission(r, c.auth)),
+  'etcdserverpb.Auth.RoleRevokePermission': call(pb.AuthRoleRevokePermissionRequest, (r, c) => c.backend.roleRevokePermission(r, c.auth)),
+  'v3lockpb.Lock.Lock': call(lockpb.LockRequest, (r, c) => lock(asCaller(c.backend, c.auth), r, c.signal), 'recipe'),
+  'v3lockpb.Lock.Unlock': call(lockpb.UnlockRequest, (r, c) => unlock(asCaller(c.backend, c.auth), r), 'recipe'),
+  'v3electionpb.Election.Campaign': call(electionpb.CampaignRequest, (r, c) => campaign(asCaller(c.backend, c.auth), r, c.signal), 'recipe'),
+  'v3electionpb.Election.Proclaim': call(electionpb.ProclaimRequest, (r, c) => proclaim(asCaller(c.backend, c.auth), r), 'recipe'),
+  'v3electionpb.Election.Leader': call(electionpb.LeaderRequest, (r, c) => leader(asCaller(c.backend, c.auth), r), 'recipe'),
+  'v3electionpb.Election.Resign': call(electionpb.ResignRequest, (r, c) => resign(asCaller(c.backend, c.auth), r), 'recipe'),
 };

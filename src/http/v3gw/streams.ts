@@ -2,9 +2,11 @@
 // forward each JSON value at once; a bad first value refuses the request (500, code 2), a later
 // one only half-closes. Server streams (snapshot, observe) decode one body like a unary call.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { CallContext } from '../../backend/index.js';
 import type { WatchRequest, LeaseKeepAliveRequest, SnapshotRequest } from '../../gen/etcdserverpb/rpc.js';
 import type { LeaderRequest } from '../../gen/v3electionpb/v3election.js';
 import { DecodeError, RequestStreamDecoder, type Message, type MethodInfo } from '../../gateway/index.js';
+import { asCaller } from '../../recipes/backend.js';
 import { observe } from '../../recipes/election.js';
 import { readBody } from './body.js';
 import { authOf, type GatewayContext } from './context.js';
@@ -105,7 +107,7 @@ export function keepAliveHandler(ctx: GatewayContext, method: MethodInfo): Handl
 /** Snapshot and Observe: the body is one request, decoded like a unary one. */
 function serverStream(
   ctx: GatewayContext, method: MethodInfo, flavor: 'etcd' | 'recipe',
-  open: (m: Message, signal: AbortSignal) => AsyncIterable<unknown>,
+  open: (m: Message, signal: AbortSignal, auth: CallContext) => AsyncIterable<unknown>,
 ): Handler {
   return async (req, reply) => {
     const body = await readBody(req.raw, ctx.bodyMaxBytes);
@@ -129,7 +131,7 @@ function serverStream(
       }));
     }
     try {
-      for await (const resp of open(msg, ac.signal)) {
+      for await (const resp of open(msg, ac.signal, authOf(req.headers))) {
         if (out.closed) return;
         if (!out.send(resp)) await out.drained();
       }
@@ -141,9 +143,9 @@ function serverStream(
 }
 
 export function snapshotHandler(ctx: GatewayContext, method: MethodInfo): Handler {
-  return serverStream(ctx, method, 'etcd', (m) => ctx.backend.snapshot(asSnapshot(m)));
+  return serverStream(ctx, method, 'etcd', (m, _signal, auth) => ctx.backend.snapshot(asSnapshot(m), auth));
 }
 
 export function observeHandler(ctx: GatewayContext, method: MethodInfo): Handler {
-  return serverStream(ctx, method, 'recipe', (m, signal) => observe(ctx.backend, asLeader(m), signal));
+  return serverStream(ctx, method, 'recipe', (m, signal, auth) => observe(asCaller(ctx.backend, auth), asLeader(m), signal));
 }
