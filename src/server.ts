@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
+import { readFileSync } from 'node:fs';
 import { EmbeddedBackend } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
 import { addHealthService, addServices } from './grpc/services.js';
@@ -12,18 +13,31 @@ import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
 import { listenClient, type ClientListener } from './listener/index.js';
+import { UpstreamBackend } from './upstream/backend.js';
 import { systemClock } from './util/clock.js';
 
 export interface RunningServer {
-  readonly backend: EmbeddedBackend;
+  /** The embedded core, or (--endpoints given: gateway mode) the client of a real etcd cluster. */
+  readonly backend: EmbeddedBackend | UpstreamBackend;
   readonly app: FastifyInstance;
   /** One per --listen-client-urls entry, with the port actually bound. */
   readonly listeners: readonly ClientListener[];
   close(): Promise<void>;
 }
 
-export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
-  const backend = new EmbeddedBackend({
+function backendOf(cfg: Config): EmbeddedBackend | UpstreamBackend {
+  if (cfg.endpoints.length > 0) {
+    const file = (p: string): Buffer | undefined => (p === '' ? undefined : readFileSync(p));
+    const t = cfg.upstreamTls;
+    return new UpstreamBackend({
+      endpoints: cfg.endpoints,
+      timeoutMs: cfg.upstreamTimeoutMs,
+      tls: t === undefined ? undefined : { ca: file(t.cacert), cert: file(t.cert), key: file(t.key) },
+      maxRequestBytes: cfg.maxRequestBytes,
+      watchBacklogBytesMax: cfg.watchBacklogBytesMax,
+    });
+  }
+  return new EmbeddedBackend({
     dataDir: cfg.dataDir,
     name: cfg.name,
     advertisePeerUrls: cfg.advertisePeerUrls,
@@ -36,6 +50,10 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     watchBacklogBytesMax: cfg.watchBacklogBytesMax,
     clock: systemClock,
   });
+}
+
+export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
+  const backend = backendOf(cfg);
 
   const grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024,

@@ -22,6 +22,11 @@ export const flagSpecs = {
   'experimental-watch-progress-notify-interval': { kind: 'duration', default: '10m', help: 'Duration of periodic watch progress notifications.' },
   'watch-backlog-bytes-max': { kind: 'int', default: '67108864', help: 'Unread watch response bytes a stream may buffer before its watchers are canceled (not an etcd flag).' },
   'v2-prefix': { kind: 'string', default: '/v2', help: 'v3 key prefix under which the v2 keys API stores its keyspace (see src/v2/keys.ts).' },
+  'endpoints': { kind: 'string', default: '', help: 'Gateway mode: comma-separated host:port client endpoints of a real etcd v3 cluster to serve from (no local store).' },
+  'upstream-timeout': { kind: 'duration', default: '5s', help: 'Gateway mode: deadline of one request to the upstream cluster, retries included.' },
+  'cacert': { kind: 'string', default: '', help: 'Gateway mode: CA bundle that verifies the upstream members\' TLS certificates (enables TLS).' },
+  'cert': { kind: 'string', default: '', help: 'Gateway mode: client certificate presented to the upstream members.' },
+  'key': { kind: 'string', default: '', help: 'Gateway mode: private key of --cert.' },
   'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
 } as const satisfies Record<string, FlagSpec>;
 

@@ -17,6 +17,11 @@ export interface Config {
   readonly watchBacklogBytesMax: number;
   readonly v2Prefix: string;
   readonly logLevel: string;
+  /** Gateway mode (non-empty): the upstream etcd cluster's client endpoints, host:port. */
+  readonly endpoints: readonly string[];
+  readonly upstreamTimeoutMs: number;
+  /** TLS to the upstream: file paths ('' = not given). */
+  readonly upstreamTls: { readonly cacert: string; readonly cert: string; readonly key: string } | undefined;
 }
 
 export type ConfigResult = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: Config };
@@ -36,6 +41,12 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   if (progress < 100) throw new FlagError('--experimental-watch-progress-notify-interval must be at least 100ms');
   if (!v['v2-prefix'].startsWith('/') || v['v2-prefix'].length < 2) throw new FlagError(`--v2-prefix: "${v['v2-prefix']}" must start with "/" and name a prefix`);
   if (!LOG_LEVELS.has(v['log-level'])) throw new FlagError(`--log-level: unknown level "${v['log-level']}"`);
+  const endpoints = parseEndpoints(v.endpoints);
+  const upstreamTimeoutMs = parseDurationMs('upstream-timeout', v['upstream-timeout']);
+  if (upstreamTimeoutMs < 1) throw new FlagError('--upstream-timeout must be positive');
+  const tlsGiven = v.cacert !== '' || v.cert !== '' || v.key !== '';
+  if ((v.cert === '') !== (v.key === '')) throw new FlagError('--cert and --key must be given together');
+  if (tlsGiven && endpoints.length === 0) throw new FlagError('--cacert, --cert and --key need --endpoints');
   return {
     kind: 'run',
     config: {
@@ -52,8 +63,23 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
       watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),
       v2Prefix: v['v2-prefix'],
       logLevel: v['log-level'],
+      endpoints,
+      upstreamTimeoutMs,
+      upstreamTls: tlsGiven ? { cacert: v.cacert, cert: v.cert, key: v.key } : undefined,
     },
   };
+}
+
+/** etcdctl's --endpoints form: host:port (an http:// or https:// prefix is accepted and dropped). */
+function parseEndpoints(v: string): string[] {
+  if (v.trim() === '') return [];
+  return v.split(',').map((raw) => {
+    const s = raw.trim().replace(/^(https?|dns):\/\//, '').replace(/\/$/, '');
+    if (!/^[^\s/:]+:\d{1,5}$/.test(s) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(s)) {
+      throw new FlagError(`invalid value "${v}" for flag --endpoints: "${raw}" is not host:port`);
+    }
+    return s;
+  });
 }
 
 /** etcd prints URLs without a trailing slash: http://127.0.0.1:2379 */

@@ -1,0 +1,177 @@
+// The upstream backend: the V3Backend contract served by a real etcd v3 cluster over grpc-js
+// (gateway mode). Every unary call has a deadline; reads move to another endpoint when one fails;
+// a write is sent again only when the failure proves it never executed (see errors.ts).
+import * as grpc from '@grpc/grpc-js';
+import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
+import * as pb from '../gen/etcdserverpb/rpc.js';
+import { LeaseKeepAliveMux } from './keepalive.js';
+import { EndpointPool, requireLeader, type Endpoint, type UpstreamTls } from './pool.js';
+import { isEndpointFailure, neverExecuted, toBackendError } from './errors.js';
+import { UpstreamWatchHub } from './watch.js';
+
+export interface UpstreamConfig {
+  /** host:port of each member's client endpoint. */
+  readonly endpoints: readonly string[];
+  /** Budget of one client request, retries included (ms). */
+  readonly timeoutMs: number;
+  readonly tls?: UpstreamTls | undefined;
+  readonly maxRequestBytes: number;
+  readonly watchBacklogBytesMax: number;
+  /** How often every endpoint's health is probed (ms). */
+  readonly probeIntervalMs?: number;
+}
+
+type Kind = 'read' | 'write';
+type Callback<R> = (err: grpc.ServiceError | null, resp: R) => void;
+type Unary<Q, R> = (ep: Endpoint, req: Q, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<R>) => unknown;
+
+const RETRY_PAUSE_MS = 100;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Metadata of one upstream call: the caller's token passed through, and require-leader. */
+export function metadataOf(ctx: CallContext | undefined): grpc.Metadata {
+  const md = new grpc.Metadata();
+  if (ctx?.token !== undefined) md.set('token', ctx.token);
+  return requireLeader(md);
+}
+
+/** A txn that only reads is as safe to repeat as a range. */
+function txnKind(req: pb.TxnRequest): Kind {
+  const readOnly = (ops: pb.RequestOp[]): boolean => ops.every((op) => op.request?.$case === 'requestRange');
+  return readOnly(req.success) && readOnly(req.failure) ? 'read' : 'write';
+}
+
+export class UpstreamBackend implements V3Backend {
+  readonly pool: EndpointPool;
+  private readonly watches: UpstreamWatchHub;
+  private readonly keepAlives: LeaseKeepAliveMux;
+  /** From the last response header seen (the cluster's; the member that answered last). */
+  clusterId = 0n;
+  memberId = 0n;
+
+  constructor(private readonly cfg: UpstreamConfig) {
+    this.pool = new EndpointPool(cfg.endpoints, cfg.tls, cfg.maxRequestBytes + 512 * 1024, cfg.probeIntervalMs ?? 1000);
+    this.pool.startProbing();
+    this.watches = new UpstreamWatchHub(this.pool, cfg.watchBacklogBytesMax, async (token) => {
+      const r = await this.range(pb.RangeRequest.fromPartial({ key: Buffer.from([0]), countOnly: true, limit: 1n }), { token });
+      return r.header!.revision;
+    });
+    this.keepAlives = new LeaseKeepAliveMux(this.pool, cfg.timeoutMs);
+  }
+
+  /** One unary call within the request budget, failing over between endpoints as `kind` allows. */
+  private async call<Q, R extends { header?: pb.ResponseHeader | undefined }>(kind: Kind, fn: Unary<Q, R>, req: Q, ctx?: CallContext): Promise<R> {
+    const deadline = Date.now() + this.cfg.timeoutMs;
+    const tried = new Set<Endpoint>();
+    for (;;) {
+      const ep = this.pool.pick(tried);
+      try {
+        const resp = await new Promise<R>((resolve, reject) => {
+          fn(ep, req, metadataOf(ctx), { deadline }, (err, r) => (err !== null ? reject(err) : resolve(r)));
+        });
+        this.pool.markUp(ep);
+        if (resp.header !== undefined) {
+          this.clusterId = resp.header.clusterId;
+          this.memberId = resp.header.memberId;
+        }
+        return resp;
+      } catch (e) {
+        if (!isEndpointFailure(e)) throw toBackendError(e);
+        this.pool.markDown(ep, (e as grpc.ServiceError).details);
+        const retry = kind === 'read' || neverExecuted(e);
+        if (!retry || Date.now() + RETRY_PAUSE_MS >= deadline) throw toBackendError(e);
+        tried.add(ep);
+        // Every endpoint failed once: wait (an election takes about a second) and go round again.
+        if (tried.size >= this.pool.endpoints.length) {
+          tried.clear();
+          await sleep(RETRY_PAUSE_MS);
+        }
+      }
+    }
+  }
+
+  range(req: pb.RangeRequest, ctx?: CallContext): Promise<pb.RangeResponse> {
+    return this.call('read', (ep, q, md, o, cb) => ep.kv.range(q, md, o, cb), req, ctx);
+  }
+  put(req: pb.PutRequest, ctx?: CallContext): Promise<pb.PutResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.kv.put(q, md, o, cb), req, ctx);
+  }
+  deleteRange(req: pb.DeleteRangeRequest, ctx?: CallContext): Promise<pb.DeleteRangeResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.kv.deleteRange(q, md, o, cb), req, ctx);
+  }
+  txn(req: pb.TxnRequest, ctx?: CallContext): Promise<pb.TxnResponse> {
+    return this.call(txnKind(req), (ep, q, md, o, cb) => ep.kv.txn(q, md, o, cb), req, ctx);
+  }
+  compact(req: pb.CompactionRequest, ctx?: CallContext): Promise<pb.CompactionResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.kv.compact(q, md, o, cb), req, ctx);
+  }
+
+  watch(out: WatchOutput, ctx?: CallContext): WatchSession {
+    return this.watches.session(out, ctx?.token);
+  }
+
+  leaseGrant(req: pb.LeaseGrantRequest, ctx?: CallContext): Promise<pb.LeaseGrantResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.lease.leaseGrant(q, md, o, cb), req, ctx);
+  }
+  leaseRevoke(req: pb.LeaseRevokeRequest, ctx?: CallContext): Promise<pb.LeaseRevokeResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.lease.leaseRevoke(q, md, o, cb), req, ctx);
+  }
+  leaseKeepAlive(req: pb.LeaseKeepAliveRequest): Promise<pb.LeaseKeepAliveResponse> {
+    return this.keepAlives.keepAlive(req.ID);
+  }
+  leaseTimeToLive(req: pb.LeaseTimeToLiveRequest): Promise<pb.LeaseTimeToLiveResponse> {
+    return this.call('read', (ep, q, md, o, cb) => ep.lease.leaseTimeToLive(q, md, o, cb), req);
+  }
+  leaseLeases(req: pb.LeaseLeasesRequest): Promise<pb.LeaseLeasesResponse> {
+    return this.call('read', (ep, q, md, o, cb) => ep.lease.leaseLeases(q, md, o, cb), req);
+  }
+
+  memberList(req: pb.MemberListRequest): Promise<pb.MemberListResponse> {
+    return this.call('read', (ep, q, md, o, cb) => ep.cluster.memberList(q, md, o, cb), req);
+  }
+
+  status(req: pb.StatusRequest): Promise<pb.StatusResponse> {
+    return this.call('read', (ep, q, md, o, cb) => ep.maintenance.status(q, md, o, cb), req);
+  }
+  alarm(req: pb.AlarmRequest): Promise<pb.AlarmResponse> {
+    const kind: Kind = req.action === pb.AlarmRequest_AlarmAction.GET ? 'read' : 'write';
+    return this.call(kind, (ep, q, md, o, cb) => ep.maintenance.alarm(q, md, o, cb), req);
+  }
+  defragment(req: pb.DefragmentRequest): Promise<pb.DefragmentResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.maintenance.defragment(q, md, o, cb), req);
+  }
+  hash(req: pb.HashRequest): Promise<pb.HashResponse> {
+    return this.call('read', (ep, q, md, o, cb) => ep.maintenance.hash(q, md, o, cb), req);
+  }
+  hashKV(req: pb.HashKVRequest): Promise<pb.HashKVResponse> {
+    return this.call('read', (ep, q, md, o, cb) => ep.maintenance.hashKv(q, md, o, cb), req);
+  }
+  moveLeader(req: pb.MoveLeaderRequest): Promise<pb.MoveLeaderResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.maintenance.moveLeader(q, md, o, cb), req);
+  }
+
+  async *snapshot(req: pb.SnapshotRequest): AsyncIterable<pb.SnapshotResponse> {
+    // A snapshot is long: no deadline; it streams from one member and is not resumed elsewhere.
+    const call = this.pool.pick().maintenance.snapshot(req, metadataOf(undefined));
+    try {
+      for await (const chunk of call) yield chunk as pb.SnapshotResponse;
+    } catch (e) {
+      throw toBackendError(e);
+    } finally {
+      call.cancel();
+    }
+  }
+
+  health(): { ok: boolean; reason: string } {
+    return this.pool.anyHealthy() ? { ok: true, reason: '' } : { ok: false, reason: `no healthy etcd endpoint: ${this.pool.describe()}` };
+  }
+
+  async close(): Promise<void> {
+    this.watches.close();
+    this.keepAlives.close();
+    this.pool.close();
+  }
+}
