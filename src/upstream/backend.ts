@@ -165,6 +165,16 @@ export class UpstreamBackend implements V3Backend {
     }
   }
 
+  /** Upstream keep-alive messages sent so far (concurrent keep-alives of one lease share one). */
+  get keepAliveMessagesSent(): number {
+    return this.keepAlives.sent;
+  }
+
+  /** Upstream watchers open now (local watchers with the same parameters share one). */
+  get upstreamWatchers(): number {
+    return this.watches.upstreamWatchers;
+  }
+
   health(): { ok: boolean; reason: string } {
     return this.pool.anyHealthy() ? { ok: true, reason: '' } : { ok: false, reason: `no healthy etcd endpoint: ${this.pool.describe()}` };
   }
