@@ -55,3 +55,21 @@ test('the binary exits 2 with a clear message on a bad flag, and --help lists th
   const help = execFileSync(process.execPath, [OUR_MAIN, '--help'], { encoding: 'utf8' });
   for (const f of ['--name', '--data-dir', '--listen-client-urls', '--max-request-bytes']) assert.ok(help.includes(f), f);
 });
+
+test('gateway mode flags: --endpoints (etcdctl form), --upstream-timeout, TLS files', () => {
+  assert.deepEqual(run([]).endpoints, []);
+  const c = run(['--endpoints', 'http://127.0.0.1:2379, 10.0.0.2:2379,[::1]:2379', '--upstream-timeout', '1.5s', '--cacert', 'ca.pem']);
+  assert.deepEqual(c.endpoints, ['127.0.0.1:2379', '10.0.0.2:2379', '[::1]:2379']);
+  assert.equal(c.upstreamTimeoutMs, 1500);
+  assert.deepEqual(c.upstreamTls, { cacert: 'ca.pem', cert: '', key: '' });
+  assert.equal(run([], { ETCD_ENDPOINTS: 'h:1' }).endpoints[0], 'h:1');
+  assert.equal(run([]).upstreamTimeoutMs, 5000);
+  for (const [argv, re] of [
+    [['--endpoints', 'nohost'], /--endpoints: "nohost" is not host:port/],
+    [['--endpoints', 'h:1', '--cert', 'c.pem'], /--cert and --key must be given together/],
+    [['--cacert', 'ca.pem'], /need --endpoints/],
+    [['--upstream-timeout', '0s'], /must be positive/],
+  ] as const) {
+    assert.throws(() => loadConfig([...argv], {}), (e: Error) => e instanceof FlagError && re.test(e.message));
+  }
+});
