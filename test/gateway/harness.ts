@@ -5,7 +5,7 @@
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/index.js';
 import type { EmbeddedBackend } from '../../src/core/server.js';
-import { startServer } from '../../src/server.js';
+import { startServer, type RunningServer } from '../../src/server.js';
 import type { UpstreamBackend } from '../../src/upstream/backend.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/cluster.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
@@ -43,4 +43,12 @@ export async function startGateway(extraArgs: string[] = [], dataDir?: string, o
       if (dataDir === undefined) await removeTempDir(dir);
     },
   };
+}
+
+/** The composition from exactly these flags (plus a free loopback listener): gateway-mode tests. */
+export async function startServerWith(args: string[]): Promise<RunningServer & { url: string }> {
+  const r = loadConfig(['--listen-client-urls', 'http://127.0.0.1:0', ...args], {});
+  if (r.kind !== 'run') throw new Error('bad test config');
+  const s = await startServer(r.config, pino({ level: 'silent' }));
+  return Object.assign(s, { url: `http://127.0.0.1:${s.listeners[0]!.port}` });
 }

@@ -10,6 +10,8 @@ export interface ClusterMember {
   readonly peerPort: number;
   /** host:port */
   readonly endpoint: string;
+  /** host:port of the member's TLS client listener (only with the tls option). */
+  readonly tlsEndpoint: string | undefined;
   server: Server | undefined;
 }
 
@@ -24,7 +26,15 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
-export async function startEtcdCluster(n = 3, extraArgs: string[] = []): Promise<EtcdCluster> {
+/** TLS files for a second, https client listener on each member (the http one stays for health checks). */
+export interface ClusterTls {
+  readonly cert: string;
+  readonly key: string;
+  /** Members require client certificates signed by this CA. */
+  readonly ca: string;
+}
+
+export async function startEtcdCluster(n = 3, extraArgs: string[] = [], tls?: ClusterTls): Promise<EtcdCluster> {
   const root = await makeTempDir('etcd-cluster-');
   const used = new Set<number>();
   const port = async (): Promise<number> => {
@@ -40,7 +50,8 @@ export async function startEtcdCluster(n = 3, extraArgs: string[] = []): Promise
   for (let i = 0; i < n; i++) {
     const clientPort = await port();
     const peerPort = await port();
-    members.push({ name: `m${i}`, clientPort, peerPort, endpoint: `127.0.0.1:${clientPort}`, server: undefined });
+    const tlsEndpoint = tls !== undefined ? `127.0.0.1:${await port()}` : undefined;
+    members.push({ name: `m${i}`, clientPort, peerPort, endpoint: `127.0.0.1:${clientPort}`, tlsEndpoint, server: undefined });
   }
   const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
   const token = `gw-test-${process.pid}-${Date.now()}`;
@@ -54,7 +65,9 @@ export async function startEtcdCluster(n = 3, extraArgs: string[] = []): Promise
       command: ETCD_BIN,
       args: [
         '--name', m.name, '--data-dir', dataDir,
-        '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
+        '--listen-client-urls', m.tlsEndpoint !== undefined ? `${clientUrl},https://${m.tlsEndpoint}` : clientUrl,
+        '--advertise-client-urls', clientUrl,
+        ...(tls !== undefined ? ['--cert-file', tls.cert, '--key-file', tls.key, '--client-cert-auth', '--trusted-ca-file', tls.ca] : []),
         '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
         '--initial-cluster', initialCluster, '--initial-cluster-token', token,
         '--initial-cluster-state', state,

@@ -6,13 +6,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/index.js';
 import * as pb from '../../src/gen/etcdserverpb/rpc.js';
-import { startServer, type RunningServer } from '../../src/server.js';
 import { StatusError } from '../../src/backend/errors.js';
 import { toServiceError } from '../../src/grpc/status.js';
 import { UpstreamBackend } from '../../src/upstream/backend.js';
+import { startServerWith } from '../gateway/harness.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/cluster.js';
 import { etcdctl, freePort, hasEtcd, startOurServer, type Server } from '../helpers/procs.js';
 
@@ -30,11 +28,6 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function inProcess(args: string[]): Promise<RunningServer> {
-  const r = loadConfig(['--listen-client-urls', 'http://127.0.0.1:0', ...args], {});
-  if (r.kind !== 'run') throw new Error('bad config');
-  return startServer(r.config, pino({ level: 'silent' }));
-}
 
 test('etcdctl v3 through the gateway: KV, txn, watch, leases, members, status', { skip }, async () => {
   const ep = ours.endpoint;
@@ -83,7 +76,7 @@ test('the caller\'s token reaches etcd (auth is off there, so etcd refuses it, a
 
 test('an endpoint refusing connections is skipped, even for a write, which is applied once', { skip }, async () => {
   const dead = await freePort();
-  const s = await inProcess(['--endpoints', `127.0.0.1:${dead},${cluster.endpoints}`, '--data-dir', '/nonexistent']);
+  const s = await startServerWith(['--endpoints', `127.0.0.1:${dead},${cluster.endpoints}`, '--data-dir', '/nonexistent']);
   try {
     const before = await (s.backend as UpstreamBackend).range(pb.RangeRequest.fromPartial({ key: Buffer.from('x') }));
     const put = await (s.backend as UpstreamBackend).put(pb.PutRequest.fromPartial({ key: Buffer.from('once'), value: Buffer.from('1') }));
@@ -128,7 +121,7 @@ test('an endpoint that accepts and never answers: requests fail within --upstrea
 });
 
 test('concurrent keep-alives of one lease are one upstream message', { skip }, async () => {
-  const s = await inProcess(['--endpoints', cluster.endpoints]);
+  const s = await startServerWith(['--endpoints', cluster.endpoints]);
   try {
     const b = s.backend as UpstreamBackend;
     const lease = await b.leaseGrant(pb.LeaseGrantRequest.fromPartial({ TTL: 60n }));
