@@ -16,6 +16,10 @@ const BENCHES: Record<string, Bench> = {
     describe: 'v3 HTTP/JSON gateway KV (put, range 1, range 100) and 1 MiB put memory, real etcd 3.4 and ours',
     main: async (args) => (await import('./gateway.js')).main(args),
   },
+  upstream: {
+    describe: 'v3 HTTP/JSON put/range: our gateway mode in front of real etcd 3.4 vs etcd\'s own gateway',
+    main: async (args) => (await import('./upstream.js')).main(args),
+  },
   // v2: v2 keys API; cluster: 3-member cluster (not written yet)
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',
