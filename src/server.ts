@@ -35,6 +35,7 @@ function backendOf(cfg: Config): EmbeddedBackend | UpstreamBackend {
       tls: t === undefined ? undefined : { ca: file(t.cacert), cert: file(t.cert), key: file(t.key) },
       maxRequestBytes: cfg.maxRequestBytes,
       watchBacklogBytesMax: cfg.watchBacklogBytesMax,
+      user: cfg.upstreamUser,
     });
   }
   return new EmbeddedBackend({

@@ -27,6 +27,7 @@ export const flagSpecs = {
   'cacert': { kind: 'string', default: '', help: 'Gateway mode: CA bundle that verifies the upstream members\' TLS certificates (enables TLS).' },
   'cert': { kind: 'string', default: '', help: 'Gateway mode: client certificate presented to the upstream members.' },
   'key': { kind: 'string', default: '', help: 'Gateway mode: private key of --cert.' },
+  'user': { kind: 'string', default: '', help: 'Gateway mode: username[:password] the gateway authenticates as for requests that carry no token of their own.' },
   'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
 } as const satisfies Record<string, FlagSpec>;
 

@@ -22,6 +22,8 @@ export interface Config {
   readonly upstreamTimeoutMs: number;
   /** TLS to the upstream: file paths ('' = not given). */
   readonly upstreamTls: { readonly cacert: string; readonly cert: string; readonly key: string } | undefined;
+  /** --user name:password (gateway mode). */
+  readonly upstreamUser: { readonly name: string; readonly password: string } | undefined;
 }
 
 export type ConfigResult = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: Config };
@@ -47,6 +49,8 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   const tlsGiven = v.cacert !== '' || v.cert !== '' || v.key !== '';
   if ((v.cert === '') !== (v.key === '')) throw new FlagError('--cert and --key must be given together');
   if (tlsGiven && endpoints.length === 0) throw new FlagError('--cacert, --cert and --key need --endpoints');
+  if (v.user !== '' && endpoints.length === 0) throw new FlagError('--user needs --endpoints');
+  const colon = v.user.indexOf(':');
   return {
     kind: 'run',
     config: {
@@ -66,6 +70,8 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
       endpoints,
       upstreamTimeoutMs,
       upstreamTls: tlsGiven ? { cacert: v.cacert, cert: v.cert, key: v.key } : undefined,
+      // etcdctl's form: name:password (a name alone has an empty password here: no prompt in a server).
+      upstreamUser: v.user === '' ? undefined : colon < 0 ? { name: v.user, password: '' } : { name: v.user.slice(0, colon), password: v.user.slice(colon + 1) },
     },
   };
 }

@@ -19,6 +19,8 @@ export interface UpstreamConfig {
   readonly watchBacklogBytesMax: number;
   /** How often every endpoint's health is probed (ms). */
   readonly probeIntervalMs?: number;
+  /** --user: the gateway authenticates as this user for requests that carry no token of their own. */
+  readonly user?: { readonly name: string; readonly password: string } | undefined;
 }
 
 type Kind = 'read' | 'write';
@@ -51,6 +53,9 @@ export class UpstreamBackend implements V3Backend {
   /** From the last response header seen (the cluster's; the member that answered last). */
   clusterId = 0n;
   memberId = 0n;
+  /** The gateway's own token (--user), once authenticated; dropped when etcd calls it invalid. */
+  private gatewayToken: Promise<string> | undefined;
+  private currentGatewayToken: string | undefined;
 
   constructor(private readonly cfg: UpstreamConfig) {
     this.pool = new EndpointPool(cfg.endpoints, cfg.tls, cfg.maxRequestBytes + 512 * 1024, cfg.probeIntervalMs ?? 1000);
@@ -62,10 +67,28 @@ export class UpstreamBackend implements V3Backend {
     this.keepAlives = new LeaseKeepAliveMux(this.pool, cfg.timeoutMs);
   }
 
+  /** The gateway's token for a request without one of its own (undefined without --user). */
+  private async tokenFor(ctx: CallContext | undefined): Promise<CallContext | undefined> {
+    if (ctx?.token !== undefined || this.cfg.user === undefined) return ctx;
+    const user = this.cfg.user;
+    this.gatewayToken ??= this.call<pb.AuthenticateRequest, pb.AuthenticateResponse>('read', (ep, q, md, o, cb) => ep.auth.authenticate(q, md, o, cb), pb.AuthenticateRequest.fromPartial(user), undefined, false)
+      .then((r) => (this.currentGatewayToken = r.token));
+    const p = this.gatewayToken;
+    p.catch(() => { if (this.gatewayToken === p) this.gatewayToken = undefined; });
+    return { token: await p };
+  }
+
+  /** The gateway's token as last known, for streams (watches) opened without one. */
+  streamToken(clientToken: string | undefined): string | undefined {
+    return clientToken ?? (this.cfg.user !== undefined ? this.currentGatewayToken : undefined);
+  }
+
   /** One unary call within the request budget, failing over between endpoints as `kind` allows. */
-  private async call<Q, R extends { header?: pb.ResponseHeader | undefined }>(kind: Kind, fn: Unary<Q, R>, req: Q, ctx?: CallContext): Promise<R> {
+  private async call<Q, R extends { header?: pb.ResponseHeader | undefined }>(kind: Kind, fn: Unary<Q, R>, req: Q, clientCtx?: CallContext, asGateway = true): Promise<R> {
     const deadline = Date.now() + this.cfg.timeoutMs;
     const tried = new Set<Endpoint>();
+    let ctx = asGateway ? await this.tokenFor(clientCtx) : clientCtx;
+    let reauthenticated = false;
     for (;;) {
       const ep = this.pool.pick(tried);
       try {
@@ -79,6 +102,15 @@ export class UpstreamBackend implements V3Backend {
         }
         return resp;
       } catch (e) {
+        // The gateway's own token expired or was revoked: etcd checks it before executing
+        // anything, so authenticating again and resending is safe, even for a write.
+        if (asGateway && clientCtx?.token === undefined && ctx?.token !== undefined && !reauthenticated &&
+            (e as grpc.ServiceError).details === 'etcdserver: invalid auth token') {
+          reauthenticated = true;
+          if (this.currentGatewayToken === ctx.token) this.gatewayToken = undefined;
+          ctx = await this.tokenFor(clientCtx);
+          continue;
+        }
         if (!isEndpointFailure(e)) throw toBackendError(e);
         this.pool.markDown(ep, (e as grpc.ServiceError).details);
         const retry = kind === 'read' || neverExecuted(e);
@@ -110,7 +142,7 @@ export class UpstreamBackend implements V3Backend {
   }
 
   watch(out: WatchOutput, ctx?: CallContext): WatchSession {
-    return this.watches.session(out, ctx?.token);
+    return this.watches.session(out, this.streamToken(ctx?.token));
   }
 
   leaseGrant(req: pb.LeaseGrantRequest, ctx?: CallContext): Promise<pb.LeaseGrantResponse> {
