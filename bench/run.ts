@@ -20,6 +20,10 @@ const BENCHES: Record<string, Bench> = {
     describe: 'v2 keys API (get1, put, 10k ?wait=true watchers) against etcd 3.4 native v2, etcd 3.4 v2v3 and ours',
     main: async (args) => (await import('./v2.js')).main(args),
   },
+  upstream: {
+    describe: 'v3 HTTP/JSON put/range: our gateway mode in front of real etcd 3.4 vs etcd\'s own gateway',
+    main: async (args) => (await import('./upstream.js')).main(args),
+  },
   // cluster: 3-member cluster (not written yet)
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',

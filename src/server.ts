@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
+import { readFileSync } from 'node:fs';
 import { EmbeddedBackend } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
 import { metricsInterceptor } from './grpc/metrics.js';
@@ -15,11 +16,13 @@ import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
 import { listenClient, type ClientListener } from './listener/index.js';
 import { createMetrics, type ServerMetrics } from './metrics/index.js';
+import { UpstreamBackend } from './upstream/backend.js';
 import { systemClock } from './util/clock.js';
 import { OpenStreams } from './util/open-streams.js';
 
 export interface RunningServer {
-  readonly backend: EmbeddedBackend;
+  /** The embedded core, or (--endpoints given: gateway mode) the client of a real etcd cluster. */
+  readonly backend: EmbeddedBackend | UpstreamBackend;
   readonly metrics: ServerMetrics;
   readonly app: FastifyInstance;
   /** One per --listen-client-urls entry, with the port actually bound. */
@@ -28,9 +31,20 @@ export interface RunningServer {
   close(drainMs?: number): Promise<void>;
 }
 
-export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
-  const metrics = createMetrics();
-  const backend = new EmbeddedBackend({
+function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | UpstreamBackend {
+  if (cfg.endpoints.length > 0) {
+    const file = (p: string): Buffer | undefined => (p === '' ? undefined : readFileSync(p));
+    const t = cfg.upstreamTls;
+    return new UpstreamBackend({
+      endpoints: cfg.endpoints,
+      timeoutMs: cfg.upstreamTimeoutMs,
+      tls: t === undefined ? undefined : { ca: file(t.cacert), cert: file(t.cert), key: file(t.key) },
+      maxRequestBytes: cfg.maxRequestBytes,
+      watchBacklogBytesMax: cfg.watchBacklogBytesMax,
+      user: cfg.upstreamUser,
+    });
+  }
+  return new EmbeddedBackend({
     dataDir: cfg.dataDir,
     name: cfg.name,
     advertisePeerUrls: cfg.advertisePeerUrls,
@@ -46,7 +60,12 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     clock: systemClock,
     onCommitSeconds: (s) => metrics.observeCommitSeconds(s),
   });
-  metrics.watchCore(backend);
+}
+
+export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
+  const metrics = createMetrics();
+  const backend = backendOf(cfg, metrics);
+  if (backend instanceof EmbeddedBackend) metrics.watchCore(backend);
 
   const grpcServer = new grpc.Server({
     interceptors: [metricsInterceptor(metrics)],

@@ -23,3 +23,14 @@ export class EtcdError extends Error {
     super(detail ?? code);
   }
 }
+
+/**
+ * A gRPC status that has no code in the catalog, carried to the client unchanged: what an
+ * upstream etcd answered (gateway mode) or why it could not be reached (UNAVAILABLE, DEADLINE_EXCEEDED).
+ */
+export class StatusError extends Error {
+  override readonly name = 'StatusError';
+  constructor(readonly grpcCode: number, message: string) {
+    super(message);
+  }
+}

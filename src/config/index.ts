@@ -24,6 +24,13 @@ export interface Config {
   readonly logLevel: string;
   readonly authToken: AuthTokenConfig;
   readonly authTokenTtlMs: number;
+  /** Gateway mode (non-empty): the upstream etcd cluster's client endpoints, host:port. */
+  readonly endpoints: readonly string[];
+  readonly upstreamTimeoutMs: number;
+  /** TLS to the upstream: file paths ('' = not given). */
+  readonly upstreamTls: { readonly cacert: string; readonly cert: string; readonly key: string } | undefined;
+  /** --user name:password (gateway mode). */
+  readonly upstreamUser: { readonly name: string; readonly password: string } | undefined;
 }
 
 /** --auth-token: simple tokens, or JWTs signed with a key pair (etcd's option syntax). */
@@ -104,6 +111,14 @@ export function loadConfig(
   if (progress < 100) throw new FlagError('--experimental-watch-progress-notify-interval must be at least 100ms');
   if (!v['v2-prefix'].startsWith('/') || v['v2-prefix'].length < 2) throw new FlagError(`--v2-prefix: "${v['v2-prefix']}" must start with "/" and name a prefix`);
   if (!LOG_LEVELS.has(v['log-level'])) throw new FlagError(`--log-level: unknown level "${v['log-level']}"`);
+  const endpoints = parseEndpoints(v.endpoints);
+  const upstreamTimeoutMs = parseDurationMs('upstream-timeout', v['upstream-timeout']);
+  if (upstreamTimeoutMs < 1) throw new FlagError('--upstream-timeout must be positive');
+  const tlsGiven = v.cacert !== '' || v.cert !== '' || v.key !== '';
+  if ((v.cert === '') !== (v.key === '')) throw new FlagError('--cert and --key must be given together');
+  if (tlsGiven && endpoints.length === 0) throw new FlagError('--cacert, --cert and --key need --endpoints');
+  if (v.user !== '' && endpoints.length === 0) throw new FlagError('--user needs --endpoints');
+  const colon = v.user.indexOf(':');
   return {
     kind: 'run',
     config: {
@@ -123,6 +138,11 @@ export function loadConfig(
       logLevel: v['log-level'],
       authToken: parseAuthToken(v['auth-token']),
       authTokenTtlMs: parseIntFlag('auth-token-ttl', v['auth-token-ttl'], 1) * 1000,
+      endpoints,
+      upstreamTimeoutMs,
+      upstreamTls: tlsGiven ? { cacert: v.cacert, cert: v.cert, key: v.key } : undefined,
+      // etcdctl's form: name:password (a name alone has an empty password here: no prompt in a server).
+      upstreamUser: v.user === '' ? undefined : colon < 0 ? { name: v.user, password: '' } : { name: v.user.slice(0, colon), password: v.user.slice(colon + 1) },
     },
     warnings,
   };
@@ -138,6 +158,18 @@ function parseTrustedProxies(v: string): string[] {
     const max = family === 4 ? 32 : 128;
     const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
     if (!ok) throw new FlagError(`invalid value "${v}" for flag --trusted-proxies: "${s}" is not an IP address or CIDR`);
+    return s;
+  });
+}
+
+/** etcdctl's --endpoints form: host:port (an http:// or https:// prefix is accepted and dropped). */
+function parseEndpoints(v: string): string[] {
+  if (v.trim() === '') return [];
+  return v.split(',').map((raw) => {
+    const s = raw.trim().replace(/^(https?|dns):\/\//, '').replace(/\/$/, '');
+    if (!/^[^\s/:]+:\d{1,5}$/.test(s) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(s)) {
+      throw new FlagError(`invalid value "${v}" for flag --endpoints: "${raw}" is not host:port`);
+    }
     return s;
   });
 }

@@ -2,7 +2,7 @@
 // exact message text (clients match on the text: it must be byte for byte etcd's).
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
-import { EtcdError, type ErrorCode } from '../backend/errors.js';
+import { EtcdError, StatusError, type ErrorCode } from '../backend/errors.js';
 
 export const grpcErrors = {
   emptyKey: [status.INVALID_ARGUMENT, 'etcdserver: key is not provided'],
@@ -57,6 +57,11 @@ export const grpcErrors = {
   unknown: [status.UNKNOWN, ''],
 } as const satisfies Record<ErrorCode, readonly [status, string]>;
 
+/** etcd's message text -> its catalog code (an upstream etcd's answers become typed errors again). */
+export const errorCodeByMessage: ReadonlyMap<string, ErrorCode> = new Map(
+  (Object.entries(grpcErrors) as [ErrorCode, readonly [status, string]][]).map(([code, [, message]]) => [message, code]),
+);
+
 export type Logger = { error(obj: object, msg: string): void };
 
 /** The status a client sees for any error thrown by a handler. */
@@ -67,6 +72,7 @@ export function toServiceError(e: unknown, log: Logger): Partial<ServiceError> {
     const details = (e.code === 'failed' || e.code === 'unknown') && e.message !== e.code ? e.message : message;
     return { code, details, metadata: new Metadata() };
   }
+  if (e instanceof StatusError) return { code: e.grpcCode, details: e.message, metadata: new Metadata() };
   log.error({ err: e }, 'unexpected error in a gRPC handler');
   return { code: status.INTERNAL, details: 'etcdserver: internal error', metadata: new Metadata() };
 }

@@ -187,3 +187,24 @@ test('the binary: --help lists every flag, --version prints versions, a bad conf
   assert.equal(r.status, 2);
   assert.match(r.stderr, /config file \/nonexistent\/etcd.yml: ENOENT/);
 });
+
+test('gateway mode flags: --endpoints (etcdctl form), --upstream-timeout, TLS files', () => {
+  assert.deepEqual(run([]).endpoints, []);
+  const c = run(['--endpoints', 'http://127.0.0.1:2379, 10.0.0.2:2379,[::1]:2379', '--upstream-timeout', '1.5s', '--cacert', 'ca.pem']);
+  assert.deepEqual(c.endpoints, ['127.0.0.1:2379', '10.0.0.2:2379', '[::1]:2379']);
+  assert.equal(c.upstreamTimeoutMs, 1500);
+  assert.deepEqual(c.upstreamTls, { cacert: 'ca.pem', cert: '', key: '' });
+  assert.equal(run([], { ETCD_ENDPOINTS: 'h:1' }).endpoints[0], 'h:1');
+  assert.equal(run([]).upstreamTimeoutMs, 5000);
+  assert.deepEqual(run(['--endpoints', 'h:1', '--user', 'root:p:w']).upstreamUser, { name: 'root', password: 'p:w' });
+  assert.equal(run([]).upstreamUser, undefined);
+  for (const [argv, re] of [
+    [['--endpoints', 'nohost'], /--endpoints: "nohost" is not host:port/],
+    [['--endpoints', 'h:1', '--cert', 'c.pem'], /--cert and --key must be given together/],
+    [['--cacert', 'ca.pem'], /need --endpoints/],
+    [['--upstream-timeout', '0s'], /must be positive/],
+    [['--user', 'root:pw'], /--user needs --endpoints/],
+  ] as const) {
+    assert.throws(() => loadConfig([...argv], {}), (e: Error) => e instanceof FlagError && re.test(e.message));
+  }
+});

@@ -6,9 +6,15 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { hasEtcd, startRealEtcd, type Server } from '../helpers/procs.js';
-import { startGateway, type GatewayServer } from './harness.js';
+import { startGateway, UPSTREAM_MODE, type GatewayServer } from './harness.js';
 
-interface Call { method?: string; path: string; body?: string; contentType?: string; headers?: Record<string, string>; compare?: 'exact' | 'keys' }
+/**
+ * topology: the answer depends on the cluster's shape, not on the gateway: in upstream mode
+ * (TEST_UPSTREAM=1) a 3-member cluster answers it (three members; a follower's lease order and
+ * its "not leader" to a leadership transfer) while the reference is one member, so it is compared
+ * in embedded mode only.
+ */
+interface Call { method?: string; path: string; body?: string; contentType?: string; headers?: Record<string, string>; compare?: 'exact' | 'keys'; topology?: true }
 interface StreamCall { stream: string; body: string; headers?: Record<string, string>; then?: Call[]; readMs?: number }
 type Step = Call | StreamCall;
 
@@ -168,8 +174,8 @@ const steps: Step[] = [
   { path: '/v3/kv/put', body: '{"key":"bDE=","value":"MQ==","lease":"1000"}' },
   { path: '/v3/lease/timetolive', body: '{"ID":"1000","keys":true}' },
   { path: '/v3/kv/lease/timetolive', body: '{"ID":"4242"}' },
-  { path: '/v3/lease/leases', body: '{}' },
-  { path: '/v3/kv/lease/leases', body: '{}' },
+  { path: '/v3/lease/leases', body: '{}', topology: true },
+  { path: '/v3/kv/lease/leases', body: '{}', topology: true },
   { stream: '/v3/lease/keepalive', body: '{"ID":"1000"}{"ID":"777"}' },
   { stream: '/v3/lease/keepalive', body: '{"ID":"1000"} garbage' },
   { stream: '/v3/lease/keepalive', body: 'garbage' },
@@ -182,8 +188,8 @@ const steps: Step[] = [
   { path: '/v3/maintenance/alarm', body: '{}' },
   { path: '/v3/maintenance/alarm', body: '{"action":"GET"}' },
   { path: '/v3/maintenance/defragment', body: '{}' },
-  { path: '/v3/maintenance/transfer-leadership', body: '{"targetID":"123"}' },
-  { path: '/v3/cluster/member/list', body: '{}' },
+  { path: '/v3/maintenance/transfer-leadership', body: '{"targetID":"123"}', topology: true },
+  { path: '/v3/cluster/member/list', body: '{}', topology: true },
   { stream: '/v3/maintenance/snapshot', body: '{}', readMs: 1000 },
   { stream: '/v3/maintenance/snapshot', body: '{"x":' },
   // routing
@@ -222,7 +228,7 @@ function render(a: Answer, compare: 'exact' | 'keys' = 'exact'): string {
   return `${a.status} ${a.type}\n${body}`;
 }
 
-describe('v3 gateway vs etcd 3.4', { skip: !hasEtcd() && 'needs /usr/bin/etcd' }, () => {
+describe(`v3 gateway vs etcd 3.4${UPSTREAM_MODE ? ' (gateway mode over a 3-member etcd cluster)' : ''}`, { skip: !hasEtcd() && 'needs /usr/bin/etcd' }, () => {
   let etcd: Server;
   let ours: GatewayServer;
   before(async () => {
@@ -245,6 +251,7 @@ describe('v3 gateway vs etcd 3.4', { skip: !hasEtcd() && 'needs /usr/bin/etcd' }
       } else {
         const [a, b] = [await send(etcd.clientUrl, step), await send(ours.url, step)];
         if (VERBOSE) process.stdout.write(`${label}\n${render(b, step.compare)}\n`);
+        if (UPSTREAM_MODE && step.topology === true) continue;
         if (render(a, step.compare) !== render(b, step.compare)) mismatches.push(`${label}\n  etcd: ${render(a, step.compare)}\n  ours: ${render(b, step.compare)}`);
       }
     }

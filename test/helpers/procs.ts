@@ -184,7 +184,7 @@ export async function removeTempDir(dir: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // server start
 
-interface SpawnSpec {
+export interface SpawnSpec {
   name: 'etcd' | 'ours';
   command: string;
   args: string[];
@@ -239,7 +239,7 @@ async function waitHealthy(clientUrl: string, healthPath: string, exited: Promis
   }
 }
 
-async function launch(spec: SpawnSpec): Promise<Server> {
+export async function launch(spec: SpawnSpec): Promise<Server> {
   const fd = openSync(spec.logPath, 'a');
   let child: ChildProcess;
   try {
@@ -313,7 +313,7 @@ async function withPortRetry(make: () => Promise<Server>): Promise<Server> {
   }
 }
 
-function cleanEnv(extra?: Record<string, string>): NodeJS.ProcessEnv {
+export function cleanEnv(extra?: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     // ETCD_* and ETCDCTL_* from the caller's environment would silently change flags.

@@ -1,0 +1,72 @@
+// `npm run bench -- upstream`: the v3 JSON gateway in gateway mode. One real etcd 3.4 member; the
+// same HTTP load (POST /v3/kv/put, /v3/kv/range, JSON bodies) against etcd's own gateway on its
+// client port and against our binary with --endpoints pointing at that member (every request
+// then crosses our process and one gRPC hop). Reported side by side with the CPU of each process.
+// Not measured here yet: v2 GET/PUT against etcd's v2v3 emulation, 10,000-long-poll latency
+// (test/upstream/watch-coalescing.test.ts prints the long-poll figures).
+import { startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
+import { runHttpGenerator } from './lib/httpload.js';
+import { preload, type KvWorkload } from './lib/kvload.js';
+import { summarize } from './lib/latency.js';
+import { envList, envNum } from './lib/env.js';
+import { cpuSeconds } from './lib/procstat.js';
+
+const KEYS = 10_000;
+const VALUE_SIZE = 256;
+const WORKLOADS: KvWorkload[] = [
+  { name: 'put', op: 'put', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 0, serializable: false },
+  { name: 'range1', op: 'range', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 1, serializable: false },
+];
+
+interface Row { target: string; workload: string; ops: number; p50: number; p99: number; errors: number; firstError?: string | undefined; etcdCpu: number; oursCpu: number }
+
+const f0 = (n: number): string => n.toFixed(0);
+const ms = (n: number): string => (n < 10 ? n.toFixed(2) : n.toFixed(1));
+
+export async function main(_args: string[]): Promise<number> {
+  const seconds = envNum('BENCH_SECONDS', 5);
+  const warmup = envNum('BENCH_WARMUP_SECONDS', 1);
+  const inflight = Math.max(1, envNum('BENCH_INFLIGHT', 64));
+  const threads = envNum('BENCH_GEN_THREADS', 2);
+  const workloads = envList('BENCH_WORKLOADS', WORKLOADS.map((w) => w.name)).map((n) => WORKLOADS.find((w) => w.name === n)!);
+  const etcd = await startRealEtcd({ enableV2: false });
+  let ours: Server | undefined;
+  const rows: Row[] = [];
+  try {
+    ours = await startOurServer({ extraArgs: ['--endpoints', etcd.endpoint] });
+    await preload(etcd.endpoint, KEYS, VALUE_SIZE, inflight);
+    for (const w of workloads) {
+      for (const [target, url] of [['etcd gateway', etcd.clientUrl], ['ours → etcd', ours.clientUrl]] as const) {
+        let e0 = 0;
+        let o0 = 0;
+        let t0 = 0;
+        let etcdCpu = NaN;
+        let oursCpu = NaN;
+        const r = await runHttpGenerator({
+          url, workload: w, inflight, threads, warmupMs: warmup * 1000, measureMs: seconds * 1000,
+          onWindowStart: () => { e0 = cpuSeconds(etcd.pid); o0 = cpuSeconds(ours!.pid); t0 = Date.now(); },
+          onWindowEnd: () => {
+            const wall = (Date.now() - t0) / 1000;
+            etcdCpu = (cpuSeconds(etcd.pid) - e0) / wall;
+            oursCpu = (cpuSeconds(ours!.pid) - o0) / wall;
+          },
+        });
+        const lat = summarize(r.latencies);
+        const row: Row = { target, workload: w.name, ops: r.ops / r.seconds, p50: lat.p50, p99: lat.p99, errors: r.errors, firstError: r.firstError, etcdCpu, oursCpu };
+        rows.push(row);
+        process.stdout.write(`${w.name.padEnd(8)} ${target.padEnd(13)} ${f0(row.ops).padStart(7)} ops/s  p50 ${ms(row.p50)} ms  p99 ${ms(row.p99)} ms  etcd ${row.etcdCpu.toFixed(2)} cores, ours ${row.oursCpu.toFixed(2)} cores${row.errors > 0 ? `  ${row.errors} errors: ${row.firstError}` : ''}\n`);
+      }
+    }
+  } finally {
+    await ours?.stop();
+    await etcd.stop();
+  }
+  const out = ['', `| workload | etcd's gateway ops/s | ours in front of etcd ops/s | ratio | etcd p50/p99 ms | ours p50/p99 ms |`, '| --- | ---: | ---: | ---: | ---: | ---: |'];
+  for (const w of workloads) {
+    const e = rows.find((r) => r.workload === w.name && r.target === 'etcd gateway')!;
+    const o = rows.find((r) => r.workload === w.name && r.target !== 'etcd gateway')!;
+    out.push(`| ${w.name} | ${f0(e.ops)} | ${f0(o.ops)} | ${(o.ops / e.ops).toFixed(2)} | ${ms(e.p50)} / ${ms(e.p99)} | ${ms(o.p50)} / ${ms(o.p99)} |`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+  return rows.some((r) => r.errors > 0) ? 1 : 0;
+}
