@@ -13,7 +13,8 @@ export function isServiceError(e: unknown): e is ServiceError {
 export function toBackendError(e: unknown): Error {
   if (!isServiceError(e)) return e instanceof Error ? e : new Error(String(e));
   const code = errorCodeByMessage.get(e.details);
-  if (code !== undefined) return new EtcdError(code);
+  // The message stays etcd's text, so whoever prints it (a refused start, a v2 error cause) says what etcd said.
+  if (code !== undefined) return new EtcdError(code, e.details);
   if (e.code === status.DEADLINE_EXCEEDED) return new StatusError(status.DEADLINE_EXCEEDED, 'context deadline exceeded');
   if (e.code === status.UNAVAILABLE) return new StatusError(status.UNAVAILABLE, `etcd upstream unavailable: ${e.details}`);
   return new StatusError(e.code, e.details);

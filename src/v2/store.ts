@@ -9,7 +9,7 @@ import { listDir, readPath, subtreeDepth, walkError } from './read.js';
 import { expirationFor, leaseTtlFor, MIN_LEASE_TTL_S, nowNs, timerExpires } from './ttl.js';
 import { StoreStats } from './stats.js';
 import { checkWindow, openWatch, type V2Watch, type WatchRequest } from './watch.js';
-import { V2WatchHub } from './watch-hub.js';
+import { V2WatchHub, type SharedWatchObserver } from './watch-hub.js';
 import { needsSubtree, planWrite, type NewTtl, type WriteRequest } from './write.js';
 
 const RANGE_DEFAULTS = RangeRequest.fromPartial({});
@@ -33,18 +33,19 @@ export class V2Store {
   /** Open watches not served by the hub (their start index predates its ring). */
   private ownWatches = 0;
   readonly stats = new StoreStats();
-  constructor(readonly backend: V3Backend, prefix?: string) {
+  constructor(readonly backend: V3Backend, prefix?: string, observer?: SharedWatchObserver) {
     this.keys = new KeySchema(prefix);
-    this.hub = new V2WatchHub(backend, this.keys);
+    this.hub = new V2WatchHub(backend, this.keys, undefined, observer);
   }
 
   /**
-   * Opens the shared watch, then re-arms the sweeper for the nodes that need it (written by an
-   * earlier run of this process, whose timers died with it): resolves when both are done.
+   * Opens the shared watch and re-arms the sweeper for the nodes that need it (written by an
+   * earlier run of this process, whose timers died with it); resolves when both are done or have
+   * failed. A refusal (v3 auth on: no v2 auth yet; gateway mode: cluster unreachable) does not stop
+   * the server: watches then fall back to their own backend watch, and the hub is retried.
    */
   async start(): Promise<void> {
-    await this.hub.start();
-    await this.rearmTimers();
+    await Promise.allSettled([this.hub.start(), this.rearmTimers()]);
   }
 
   /** Stops the sweeper's timers (the leases stay as the backstop) and the shared watch. */
@@ -188,6 +189,7 @@ export class V2Store {
     const header = await this.header();
     checkWindow(req, header);
     // A compacted start index is answered by openWatch (its backend watch reports the compaction).
+    void this.hub.start().catch(() => undefined); // no-op once running; retries a refused start
     const shared = (await this.compactedSince(req.waitIndex, header)) ? undefined : this.hub.subscribe(req, header, signal);
     if (shared) return shared;
     const own = await openWatch(this.backend, this.keys, header, req, signal);

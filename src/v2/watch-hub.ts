@@ -50,6 +50,11 @@ class Subscriber {
   }
 }
 
+/** Who is told about the shared watch and its subscribers (the server's metrics). */
+export interface SharedWatchObserver {
+  opened(): { subscribed(): void; unsubscribed(): void; closed(): void };
+}
+
 export class V2WatchHub {
   private readonly ring: Entry[] = [];
   /** Entries of every revision >= coveredFrom are in the ring (Infinity: not started). */
@@ -60,7 +65,18 @@ export class V2WatchHub {
   private expiries = 0;
   private starting: Promise<void> | undefined;
 
-  constructor(private readonly backend: V3Backend, private readonly keys: KeySchema, private readonly ringMax = HISTORY_WINDOW) {}
+  private watchStats: ReturnType<SharedWatchObserver['opened']> | undefined;
+
+  constructor(private readonly backend: V3Backend, private readonly keys: KeySchema, private readonly ringMax = HISTORY_WINDOW, private readonly observer?: SharedWatchObserver) {}
+
+  private add(sub: Subscriber): void {
+    this.subs.add(sub);
+    this.watchStats?.subscribed();
+  }
+
+  private drop(sub: Subscriber): void {
+    if (this.subs.delete(sub)) this.watchStats?.unsubscribed();
+  }
 
   /** Expirations seen (etcd's `expireCount`): the sweeper's, and lease expiries of v2 nodes. */
   get expired(): number {
@@ -72,9 +88,16 @@ export class V2WatchHub {
     return this.subs.size;
   }
 
-  /** Opens the backend watch from the current revision + 1; resolves once it is created. */
+  /**
+   * Opens the backend watch from the current revision + 1; resolves once it is created, rejects
+   * when it is refused (e.g. auth on and no v2 auth yet); a later start() tries again.
+   */
   start(): Promise<void> {
-    this.starting ??= this.open();
+    if (this.starting === undefined) {
+      const p = this.open();
+      this.starting = p;
+      p.catch(() => { if (this.starting === p) this.starting = undefined; });
+    }
     return this.starting;
   }
 
@@ -82,11 +105,25 @@ export class V2WatchHub {
     if (this.stopped) return;
     const header = headerOf((await this.backend.txn({ compare: [], success: [], failure: [] })).header);
     if (this.stopped) return;
-    let created!: () => void;
-    const ready = new Promise<void>((res) => (created = res));
+    let created = false;
+    let settle!: (err?: Error) => void;
+    const ready = new Promise<void>((res, rej) => (settle = (err) => (err ? rej(err) : res())));
     const session = this.backend.watch({
       send: (resp) => {
-        if (resp.created) created();
+        if (!created) {
+          if (resp.canceled) {
+            session.close();
+            if (this.session === session) this.session = undefined;
+            settle(new Error(`v2 shared watch refused: ${resp.cancelReason || 'canceled'}`));
+            return;
+          }
+          if (resp.created) {
+            created = true;
+            this.coveredFrom = header.index + 1;
+            this.watchStats = this.observer?.opened();
+            settle();
+          }
+        }
         this.onResponse(resp);
       },
       backlogBytes: () => 0,
@@ -94,7 +131,6 @@ export class V2WatchHub {
     this.session = session;
     const range = this.keys.allRange();
     session.request({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: range.key, rangeEnd: range.rangeEnd, startRevision: BigInt(header.index + 1) }) } });
-    this.coveredFrom = header.index + 1;
     await ready;
   }
 
@@ -133,7 +169,7 @@ export class V2WatchHub {
     }
     for (const s of this.subs) {
       if (!s.offer(e)) {
-        this.subs.delete(s);
+        this.drop(s);
         s.end();
       }
     }
@@ -143,6 +179,8 @@ export class V2WatchHub {
   private reset(): void {
     this.session?.close();
     this.session = undefined;
+    this.watchStats?.closed();
+    this.watchStats = undefined;
     this.starting = undefined;
     this.ring.length = 0;
     this.coveredFrom = Infinity;
@@ -175,10 +213,10 @@ export class V2WatchHub {
     for (let i = this.firstAtOrAfter(from); i < this.ring.length; i++) {
       if (!sub.offer(this.ring[i]!)) return undefined;
     }
-    this.subs.add(sub);
+    this.add(sub);
     const hub = this;
     const onAbort = (): void => {
-      hub.subs.delete(sub);
+      hub.drop(sub);
       sub.wake?.();
     };
     signal.addEventListener('abort', onAbort);
@@ -201,14 +239,14 @@ export class V2WatchHub {
           if (req.stream && e.cand.key === req.path && DELETES.has(e.cand.action)) yield ev;
           if (req.stream && e.rev <= cur) {
             // 3.4: a stream satisfied from history is never registered for live events.
-            hub.subs.delete(sub);
+            hub.drop(sub);
             sub.queue.length = 0;
             while (await next()) { /* stays open, silent */ }
             return;
           }
         }
       } finally {
-        hub.subs.delete(sub);
+        hub.drop(sub);
         signal.removeEventListener('abort', onAbort);
       }
     }

@@ -386,3 +386,28 @@ describe('simple token TTL (--auth-token-ttl)', () => {
     await rejectsWith(c.range('app/x', idle), status.UNAUTHENTICATED, 'etcdserver: invalid auth token');
   });
 });
+
+test('with auth on, the server (re)starts and /health stays true: the probe\'s refusal proves the read path, as in etcd 3.5', async () => {
+  const { startGateway } = await import('../gateway/harness.js');
+  const { makeTempDir, removeTempDir } = await import('../helpers/procs.js');
+  const dir = await makeTempDir('auth-health-');
+  try {
+    let g = await startGateway([], dir);
+    const post = (path: string, body: object, token?: string) => fetch(`${g.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: token ? { authorization: token } : {} });
+    assert.equal((await post('/v3/auth/user/add', { name: 'root', password: 'pw' })).status, 200);
+    assert.equal((await post('/v3/auth/user/grant', { user: 'root', role: 'root' })).status, 200);
+    assert.equal((await post('/v3/auth/enable', {})).status, 200);
+    assert.deepEqual(await (await fetch(`${g.url}/health`)).json(), { health: 'true', reason: '' });
+    await g.close();
+    g = await startGateway([], dir);
+    try {
+      assert.deepEqual(await (await fetch(`${g.url}/health`)).json(), { health: 'true', reason: '' });
+      const token = ((await (await post('/v3/auth/authenticate', { name: 'root', password: 'pw' })).json()) as { token: string }).token;
+      assert.equal((await post('/v3/kv/put', { key: 'YQ==', value: 'Yg==' }, token)).status, 200);
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await removeTempDir(dir);
+  }
+});

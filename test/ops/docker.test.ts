@@ -23,7 +23,6 @@ const PENDING_FLAGS: Readonly<Record<string, string>> = {
   'listen-peer-urls': 'issue 5 (Raft clustering: peer listener)',
   'initial-cluster': 'issue 5 (Raft clustering)',
   'initial-cluster-state': 'issue 5 (Raft clustering)',
-  'endpoints': 'issue 6 (gateway mode in front of a real etcd cluster)',
 };
 
 const DOCKER_DIR = join(PROJECT_ROOT, 'docker');

@@ -158,3 +158,33 @@ test('v2 gateway metrics: requests by action and code, long polls, shared-watch 
   assert.equal(sample(s, 'etcd_gateway_v2_shared_watches'), 0);
   assert.equal(sample(s, 'etcd_gateway_v2_shared_watch_subscribers'), 0);
 });
+
+test('v2 metrics through the server: requests by action and code, open long polls, the shared watch', async () => {
+  const v2 = (path: string, init?: RequestInit) => fetch(`${srv.url}/v2/keys${path}`, init).then(async (r) => { await r.text(); return r.status; });
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  // A label set appears once counted: absent means 0.
+  const count = (s: Sample[], action: string, code: string) =>
+    s.find((x) => x.name === 'etcd_gateway_v2_requests_total' && x.labels.action === action && x.labels.code === code)?.value ?? 0;
+  const before = await scrape();
+  assert.equal(await v2('/m/a', { method: 'PUT', body: 'value=1', headers: form }), 201);
+  assert.equal(await v2('/m/a'), 200);
+  assert.equal(await v2('/m/none'), 404);
+  assert.equal(await v2('/m/a?prevExist=false', { method: 'PUT', body: 'value=2', headers: form }), 412);
+  const ac = new AbortController();
+  const poll = fetch(`${srv.url}/v2/keys/m/w?wait=true`, { signal: ac.signal }).then((r) => r.text());
+  await until('a long poll open', async () => sample(await scrape(), 'etcd_gateway_v2_long_polls') === 1);
+  let s = await scrape();
+  assert.equal(count(s, 'set', '201') - count(before, 'set', '201'), 1);
+  assert.equal(count(s, 'get', '200') - count(before, 'get', '200'), 1);
+  assert.equal(count(s, 'get', '404') - count(before, 'get', '404'), 1);
+  assert.equal(count(s, 'create', '412') - count(before, 'create', '412'), 1);
+  assert.equal(sample(s, 'etcd_gateway_v2_shared_watches'), 1);
+  assert.equal(sample(s, 'etcd_gateway_v2_shared_watch_subscribers'), 1);
+  assert.equal(await v2('/m/w', { method: 'PUT', body: 'value=x', headers: form }), 201);
+  assert.match(await poll, /"action":"set"/);
+  await until('the long poll ended', async () => sample(await scrape(), 'etcd_gateway_v2_long_polls') === 0);
+  s = await scrape();
+  assert.equal(sample(s, 'etcd_gateway_v2_shared_watch_subscribers'), 0);
+  assert.equal(count(s, 'watch', '200') - count(before, 'watch', '200'), 1);
+  ac.abort();
+});

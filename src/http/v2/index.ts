@@ -4,6 +4,8 @@
 // any other body is ignored, as etcd does.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { V3Backend } from '../../backend/index.js';
+import type { V2Metrics } from '../../metrics/index.js';
+import type { OpenStreams } from '../../util/open-streams.js';
 import { cleanPath, DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2Error, V2Store, type V2Header, type V2Watch } from '../../v2/index.js';
 import { v2ClusterRoutes } from './cluster.js';
 import { errorBody, httpStatusOf, internalError } from './errors.js';
@@ -18,6 +20,10 @@ export interface V2KeysOptions {
    * Fastify's register() reserves that option for URL prefixes.
    */
   readonly v2Prefix?: string;
+  /** Requests by action and status, open long polls, the shared watch's subscribers. */
+  readonly metrics?: V2Metrics;
+  /** Open long polls register here so a graceful shutdown ends them (empty body, as a cut poll). */
+  readonly streams?: OpenStreams;
 }
 
 /** etcd's form size limit (Go's 10 MiB for POST forms). */
@@ -28,6 +34,8 @@ const METHODS: readonly KeysMethod[] = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'];
 
 interface Ctx {
   readonly store: V2Store;
+  readonly metrics: V2Metrics | undefined;
+  readonly streams: OpenStreams | undefined;
   clusterId?: bigint;
 }
 
@@ -89,11 +97,15 @@ async function serveWatch(ctx: Ctx, reply: FastifyReply, op: Extract<KeysOperati
   const res = reply.raw;
   const onClose = (): void => ac.abort();
   res.on('close', onClose);
+  const release = ctx.streams?.add(() => ac.abort());
+  const pollEnded = ctx.metrics?.longPollOpened();
   let w: V2Watch;
   try {
     w = await ctx.store.watch({ path: op.path, recursive: op.recursive, waitIndex: op.waitIndex, stream: op.stream }, ac.signal);
   } catch (e) {
     res.off('close', onClose);
+    release?.();
+    pollEnded?.();
     throw e;
   }
   const clusterId = await clusterIdOf(ctx, w.header);
@@ -110,11 +122,28 @@ async function serveWatch(ctx: Ctx, reply: FastifyReply, op: Extract<KeysOperati
   } finally {
     ac.abort();
     res.off('close', onClose);
+    release?.();
+    pollEnded?.();
     if (!res.writableEnded) res.end();
   }
 }
 
+/** The action a request is counted under in the v2 request metrics. */
+function actionOf(op: KeysOperation | undefined): string {
+  if (op === undefined) return 'invalid';
+  return op.kind === 'write' ? op.request.kind : op.kind;
+}
+
 async function handle(ctx: Ctx, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  let op: KeysOperation | undefined;
+  try {
+    await handleOp(ctx, req, reply, (parsed) => (op = parsed));
+  } finally {
+    ctx.metrics?.request(actionOf(op), reply.raw.statusCode);
+  }
+}
+
+async function handleOp(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, parsed: (op: KeysOperation) => void): Promise<void> {
   const method = req.method as KeysMethod;
   const { path: rawPath, query } = splitUrl(req.raw.url ?? '/');
   let decoded: string;
@@ -138,6 +167,7 @@ async function handle(ctx: Ctx, req: FastifyRequest, reply: FastifyReply): Promi
 
   try {
     const op = parseKeysRequest(method, keyPath, form);
+    parsed(op);
     switch (op.kind) {
       case 'watch':
         return await serveWatch(ctx, reply, op);
@@ -158,7 +188,9 @@ async function handle(ctx: Ctx, req: FastifyRequest, reply: FastifyReply): Promi
 }
 
 async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<void> {
-  const ctx: Ctx = { store: new V2Store(opts.backend, opts.v2Prefix ?? DEFAULT_V2_PREFIX) };
+  const metrics = opts.metrics;
+  const observer = metrics === undefined ? undefined : { opened: () => metrics.sharedWatchOpened() };
+  const ctx: Ctx = { store: new V2Store(opts.backend, opts.v2Prefix ?? DEFAULT_V2_PREFIX, observer), metrics, streams: opts.streams };
   await ctx.store.start();
   app.addHook('onClose', async () => ctx.store.close());
   app.removeAllContentTypeParsers();
