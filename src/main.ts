@@ -49,7 +49,7 @@ async function run(cfg: Config, warnings: readonly string[]): Promise<void> {
 try {
   const argv = process.argv.slice(2);
   if (argv[0] === 'snapshot') {
-    process.stdout.write(snapshotCommand(argv.slice(1)) + '\n');
+    process.stdout.write((await snapshotCommand(argv.slice(1))) + '\n');
     process.exit(0);
   }
   if (argv[0] === 'migrate') process.exit(await migrateCommand(argv.slice(1)));

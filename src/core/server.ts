@@ -71,6 +71,8 @@ const SNAPSHOT_CHUNK = 32 * 1024;
 const LEASE_CHECK_MS = 500;
 const LEASE_REVOKES_PER_CHECK = 500;
 const META_TERM = 'term';
+/** Set by `snapshot restore` (src/cli/snapshot.ts): overrides --initial-cluster-token. */
+export const META_CLUSTER_TOKEN = 'clusterToken';
 
 export class EmbeddedBackend implements V3Backend {
   private readonly storage: LmdbStorage;
@@ -109,7 +111,10 @@ export class EmbeddedBackend implements V3Backend {
       if (kv.lease !== 0n) this.lessor.attach(kv.lease, kv.key.toString('latin1'));
     }
     this.hub = new WatchHub(this.store, this.storage);
-    this.memberId = memberId(cfg.advertisePeerUrls, cfg.initialClusterToken);
+    // A data dir made by `snapshot restore` carries the cluster token it was restored with (a new
+    // cluster: new member and cluster IDs, as etcd's restore --initial-cluster-token gives).
+    const token = this.storage.getMeta(META_CLUSTER_TOKEN)?.toString() ?? cfg.initialClusterToken;
+    this.memberId = memberId(cfg.advertisePeerUrls, token);
     this.clusterId = clusterId([this.memberId]);
     this.requestIds = new RequestIdGenerator(this.memberId, cfg.clock.nowMs());
     // A restarted member starts a new term, as etcd's single member does with its election.

@@ -15,10 +15,12 @@ test('a snapshot saved with etcdctl restores into a new data dir with the same H
     const src = await startOurServer();
     let hash: string;
     let keys: string;
+    let srcClusterId = '';
     try {
       for (let i = 0; i < 50; i++) assert.equal((await etcdctl(src.endpoint, ['put', `k${i}`, `v${i}`])).code, 0);
       assert.equal((await etcdctl(src.endpoint, ['del', 'k7'])).code, 0);
       hash = (await etcdctl(src.endpoint, ['endpoint', 'hashkv', '-w', 'json'])).stdout;
+      srcClusterId = (JSON.parse((await etcdctl(src.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout) as [{ Status: { header: { cluster_id: number } } }])[0].Status.header.cluster_id.toString();
       keys = (await etcdctl(src.endpoint, ['get', 'k', '--prefix'])).stdout;
       const saved = await etcdctl(src.endpoint, ['snapshot', 'save', join(dir, 'snap.db')]);
       assert.equal(saved.code, 0, saved.stderr);
@@ -30,6 +32,9 @@ test('a snapshot saved with etcdctl restores into a new data dir with the same H
     execFileSync(process.execPath, [OUR_MAIN, 'snapshot', 'restore', join(dir, 'snap.db'), '--data-dir', restored]);
     const dst = await startOurServer({ dataDir: restored });
     try {
+      // A new cluster: the restored member's cluster ID differs from the original's.
+      const idOf = async (endpoint: string): Promise<string> => (JSON.parse((await etcdctl(endpoint, ['endpoint', 'status', '-w', 'json'])).stdout) as [{ Status: { header: { cluster_id: number } } }])[0].Status.header.cluster_id.toString();
+      assert.notEqual(await idOf(dst.endpoint), srcClusterId);
       const h = JSON.parse((await etcdctl(dst.endpoint, ['endpoint', 'hashkv', '-w', 'json'])).stdout) as [{ HashKV: { hash: number } }];
       assert.equal(h[0].HashKV.hash, (JSON.parse(hash) as [{ HashKV: { hash: number } }])[0].HashKV.hash);
       assert.equal((await etcdctl(dst.endpoint, ['get', 'k', '--prefix'])).stdout, keys);
