@@ -1,0 +1,203 @@
+// The raft node: the pure raft core (raft/) driven with real I/O — the WAL (wal/), a tick timer,
+// the state machine's apply, and (multi-member, later) a transport for messages.
+//
+// One loop turns raft's Ready batches into effects, in this order (raft/types.ts Ready):
+//   1. apply the committed entries (already durable: on a single member an entry is committed only
+//      after its own WAL sync; with peers, on a quorum). Applying first means a batch's answers do
+//      not wait for the next batch's fsync.
+//   2. append the new entries and hard state to the WAL; fdatasync when raft needs it.
+//   3. advance. Proposals arriving during the fsync pile up in raft's unstable log and go out
+//      together in the next batch: that is the group commit, with no timer or batch size to tune.
+// Snapshots: after `snapshotCount` applied entries the state machine is flushed (LMDB holds
+// everything applied), a snapshot marker goes to the WAL and older segments are deleted; the
+// in-memory log keeps SNAPSHOT_CATCHUP entries for lagging followers.
+import type { Clock } from '../util/clock.js';
+import { MemoryStorage, Raft, SeededRng, type ConfState, type Entry, type HardState, type OutboundMessage } from './raft/index.js';
+import { Wal, type WalState } from './wal/wal.js';
+
+/** Entries kept in memory after a snapshot so a slightly lagging follower needs no snapshot. */
+export const SNAPSHOT_CATCHUP = 5000;
+
+export interface RaftNodeOptions {
+  readonly id: bigint;
+  /** Members of a new cluster (used only when the WAL is empty). */
+  readonly initialVoters: readonly bigint[];
+  readonly walDir: string;
+  readonly clock: Clock;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly snapshotCount: number;
+  readonly walSegmentBytes?: number;
+  /**
+   * Applies committed entries in order (skipping what the state machine already holds); returns
+   * when their effects are visible in storage (not necessarily flushed).
+   */
+  readonly apply: (entries: readonly Entry[]) => Promise<void>;
+  /** Resolves once everything applied so far is durable in the state machine's storage. */
+  readonly flushState: () => Promise<void>;
+  /** Index the state machine's storage holds (its consistent index at start). */
+  readonly appliedIndex: number;
+  readonly send?: (msgs: readonly OutboundMessage[]) => void;
+  readonly onError: (err: Error) => void;
+}
+
+export class RaftNode {
+  readonly raft: Raft;
+  readonly storage: MemoryStorage;
+  readonly wal: Wal;
+  private running = false;
+  private stopped = false;
+  private stopTick: (() => void) | undefined;
+  private leaderWaiters: (() => void)[] = [];
+  private snapshotIndex: number;
+  private snapshotting = false;
+  private appliedIndex: number;
+  /** The apply chain: resolves when every applied batch is visible in storage. */
+  private applying: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: RaftNodeOptions) {
+    const { wal, state } = Wal.open(opts.walDir, opts.walSegmentBytes);
+    this.wal = wal;
+    this.storage = storageFrom(state, opts.initialVoters);
+    if (state.snapshot === undefined) {
+      // A new member: record the bootstrap snapshot (membership at 1/1) durably before anything.
+      const snap = this.storage.snapshot();
+      wal.saveSnapshot(snap.meta);
+      wal.append(this.storage.initialState().hardState, []);
+    }
+    this.snapshotIndex = this.storage.snapshot().meta.index;
+    this.appliedIndex = opts.appliedIndex;
+    this.raft = new Raft({
+      id: opts.id,
+      storage: this.storage,
+      electionTicks: opts.electionTicks,
+      heartbeatTicks: opts.heartbeatTicks,
+      rng: new SeededRng(Number(opts.id & 0xffffffffn) ^ Date.now()),
+      preVote: true,
+      checkQuorum: true,
+      // Entries after the snapshot are delivered again; the state machine skips what it holds.
+      applied: this.snapshotIndex,
+    });
+  }
+
+  /** Starts ticking; a lone voter campaigns at once (no reason to wait an election timeout). */
+  start(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.raft.tick();
+      this.kick();
+      this.stopTick = this.opts.clock.after(this.opts.tickMs, tick);
+    };
+    this.stopTick = this.opts.clock.after(this.opts.tickMs, tick);
+    const cs = this.raft.confState();
+    if (cs.voters.length === 1 && cs.voters[0] === this.opts.id) this.raft.campaign();
+    this.kick();
+  }
+
+  get term(): number {
+    return this.raft.term;
+  }
+
+  get leader(): bigint {
+    return this.raft.lead;
+  }
+
+  get isLeader(): boolean {
+    return this.raft.role === 'leader';
+  }
+
+  /** Resolves once this node is leader (single member: right after start). */
+  whenLeader(): Promise<void> {
+    if (this.isLeader) return Promise.resolve();
+    return new Promise((res) => this.leaderWaiters.push(res));
+  }
+
+  /** Hands data to raft; false when it was dropped (no leader known). */
+  propose(data: Uint8Array): boolean {
+    if (this.stopped) return false;
+    const r = this.raft.propose(data);
+    this.kick();
+    return r !== 'dropped';
+  }
+
+  confState(): ConfState {
+    return this.raft.confState();
+  }
+
+  private kick(): void {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    void this.loop().catch((e: unknown) => {
+      this.stopped = true;
+      this.opts.onError(e instanceof Error ? e : new Error(String(e)));
+    }).finally(() => (this.running = false));
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped && this.raft.hasReady()) {
+      const rd = this.raft.ready()!;
+      this.opts.send?.(rd.messages.filter((m) => !m.afterPersist));
+      if (rd.committedEntries.length > 0) {
+        const batch = rd.committedEntries;
+        this.applying = this.applying.then(() => this.opts.apply(batch));
+        this.applying.catch((e: unknown) => this.opts.onError(e instanceof Error ? e : new Error(String(e))));
+        this.appliedIndex = batch[batch.length - 1]!.index;
+      }
+      const mustSync = this.wal.append(rd.hardState, rd.entries);
+      if (mustSync) await this.wal.sync();
+      this.storage.append(rd.entries);
+      if (rd.hardState) this.storage.setHardState(rd.hardState);
+      this.opts.send?.(rd.messages.filter((m) => m.afterPersist));
+      this.raft.advance(rd);
+      if (this.isLeader && this.leaderWaiters.length > 0) {
+        const waiters = this.leaderWaiters;
+        this.leaderWaiters = [];
+        for (const w of waiters) w();
+      }
+      this.maybeSnapshot();
+    }
+  }
+
+  /** Every `snapshotCount` applied entries: flush the state machine, mark the WAL, drop old log. */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.appliedIndex - this.snapshotIndex < this.opts.snapshotCount) return;
+    this.snapshotting = true;
+    const index = this.appliedIndex;
+    void (async () => {
+      await this.applying;
+      await this.opts.flushState();
+      if (this.stopped) return;
+      const snap = this.storage.createSnapshot(index, this.raft.confState(), new Uint8Array(0));
+      this.wal.saveSnapshot(snap.meta);
+      await this.wal.sync();
+      this.snapshotIndex = index;
+      this.storage.compact(Math.max(this.storage.firstIndex() - 1, index - SNAPSHOT_CATCHUP));
+      this.wal.releaseTo(index);
+    })().catch((e: unknown) => this.opts.onError(e instanceof Error ? e : new Error(String(e))))
+      .finally(() => (this.snapshotting = false));
+  }
+
+  /** Stops ticking and proposing; waits for in-flight applies and syncs the WAL. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopTick?.();
+    while (this.running) await new Promise((r) => setImmediate(r));
+    await this.applying.catch(() => undefined);
+    await this.wal.close();
+  }
+}
+
+/** Raft's in-memory storage rebuilt from a WAL replay (or bootstrapped for a new member). */
+function storageFrom(state: WalState, voters: readonly bigint[]): MemoryStorage {
+  if (state.snapshot === undefined) return MemoryStorage.bootstrap(voters);
+  const s = new MemoryStorage();
+  s.applySnapshot({ meta: state.snapshot, data: new Uint8Array(0) });
+  s.append(state.entries);
+  const last = state.entries[state.entries.length - 1]?.index ?? state.snapshot.index;
+  const hs: HardState = state.hardState ?? { term: state.snapshot.term, vote: 0n, commit: state.snapshot.index };
+  // A hard state written before its entries' sync could point past what survived: clamp.
+  s.setHardState({ ...hs, commit: Math.min(Math.max(hs.commit, state.snapshot.index), last) });
+  return s;
+}

@@ -1,0 +1,236 @@
+// The write-ahead log: raft entries, hard states and snapshot markers (records.ts) appended to
+// segment files `<seq:16 hex>-<first index:16 hex>.wal` in <data-dir>/member/wal/.
+//
+// - Appends go to the page cache at once (writeSync of one buffer per batch); `sync()` makes them
+//   durable with fdatasync. Group commit: the caller (node.ts) appends everything raft produced
+//   while the previous sync ran, then syncs once for all of it.
+// - A segment is closed (synced) once it passes `segmentBytes`; the next one starts with the
+//   current hard state and the newest snapshot marker, so every segment after the newest marker is
+//   self-sufficient and older segments can be deleted (`releaseTo`).
+// - Opening replays every segment in order. A torn or corrupt record at the end of the LAST
+//   segment is what a crash mid-append leaves: the file is truncated there (torn-tail repair) and
+//   appending resumes. Damage anywhere else means lost acknowledged data: opening fails.
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Entry, HardState, SnapshotMeta } from '../raft/index.js';
+import { decodeRecords, encodeEntry, encodeHardState, encodeSnapshot } from './records.js';
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+const NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+
+export class WalCorruptError extends Error {}
+
+/** What a replay recovered: the newest snapshot marker and what follows it. */
+export interface WalState {
+  readonly snapshot: SnapshotMeta | undefined;
+  readonly hardState: HardState | undefined;
+  /** Entries after the snapshot, consecutive, conflicts already resolved (later wins). */
+  readonly entries: readonly Entry[];
+  /** Bytes cut off a torn tail (0 when the log ended cleanly). */
+  readonly repairedBytes: number;
+}
+
+interface Segment {
+  readonly seq: number;
+  readonly firstIndex: number;
+  readonly file: string;
+}
+
+function segmentName(seq: number, firstIndex: number): string {
+  return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
+}
+
+/** Makes a new file's directory entry durable (a crash must not lose a whole segment). */
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fdatasyncP(fd: number): Promise<void> {
+  return new Promise((res, rej) => fdatasync(fd, (err) => (err ? rej(err) : res())));
+}
+
+export class Wal {
+  private segments: Segment[];
+  private fd: number;
+  private size: number;
+  private hardState: HardState | undefined;
+  private snapshot: SnapshotMeta | undefined;
+  private lastIndex: number;
+  /** Bytes written since the last fdatasync started. */
+  private dirty = false;
+  private syncing: Promise<void> | undefined;
+  private closed = false;
+  /** Number of fdatasync calls (tests check group commit with it; metrics later). */
+  syncs = 0;
+
+  private constructor(private readonly dir: string, private readonly segmentBytes: number, segments: Segment[], state: WalState) {
+    this.segments = segments;
+    this.hardState = state.hardState;
+    this.snapshot = state.snapshot;
+    const last = state.entries[state.entries.length - 1];
+    this.lastIndex = last?.index ?? state.snapshot?.index ?? 0;
+    const tail = segments[segments.length - 1]!;
+    this.fd = openSync(tail.file, 'r+');
+    this.size = fstatSync(this.fd).size;
+  }
+
+  /** Opens (creating if needed) the WAL in dir and replays it. */
+  static open(dir: string, segmentBytes = DEFAULT_SEGMENT_BYTES): { wal: Wal; state: WalState } {
+    mkdirSync(dir, { recursive: true });
+    const segments: Segment[] = readdirSync(dir)
+      .map((f) => NAME.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ seq: parseInt(m[1]!, 16), firstIndex: parseInt(m[2]!, 16), file: join(dir, m[0]) }))
+      .sort((a, b) => a.seq - b.seq);
+    if (segments.length === 0) {
+      const first = { seq: 0, firstIndex: 0, file: join(dir, segmentName(0, 0)) };
+      closeSync(openSync(first.file, 'wx'));
+      syncDir(dir);
+      segments.push(first);
+    }
+    const state = replay(segments);
+    return { wal: new Wal(dir, segmentBytes, segments, state), state };
+  }
+
+  /** Appends a batch (to the page cache); returns true when it must be synced before acking. */
+  append(hardState: HardState | undefined, entries: readonly Entry[]): boolean {
+    if (entries.length === 0 && hardState === undefined) return false;
+    const parts: Buffer[] = entries.map(encodeEntry);
+    if (hardState) parts.push(encodeHardState(hardState));
+    this.write(Buffer.concat(parts));
+    const mustSync = entries.length > 0 || (hardState !== undefined && (this.hardState === undefined || hardState.term !== this.hardState.term || hardState.vote !== this.hardState.vote));
+    if (hardState) this.hardState = hardState;
+    const last = entries[entries.length - 1];
+    if (last) this.lastIndex = last.index;
+    if (this.size >= this.segmentBytes) this.roll();
+    return mustSync;
+  }
+
+  /** Records that the state machine durably holds everything up to meta.index. */
+  saveSnapshot(meta: SnapshotMeta): void {
+    this.snapshot = meta;
+    this.write(encodeSnapshot(meta));
+  }
+
+  private write(buf: Buffer): void {
+    if (this.closed) throw new Error('wal: closed');
+    let o = 0;
+    while (o < buf.length) o += writeSync(this.fd, buf, o, buf.length - o, this.size + o);
+    this.size += buf.length;
+    this.dirty = true;
+  }
+
+  /** Makes everything appended so far durable (concurrent callers share fdatasyncs). */
+  async sync(): Promise<void> {
+    while (this.dirty || this.syncing) {
+      if (this.syncing) {
+        await this.syncing;
+        continue;
+      }
+      this.dirty = false;
+      this.syncs++;
+      this.syncing = fdatasyncP(this.fd).finally(() => (this.syncing = undefined));
+      await this.syncing;
+    }
+  }
+
+  /** Closes the current segment (synced) and starts the next with the hard state and snapshot. */
+  private roll(): void {
+    // The closed segment must be durable before a newer one can be relied on.
+    fdatasyncSync(this.fd);
+    closeSync(this.fd);
+    const prev = this.segments[this.segments.length - 1]!;
+    const seg = { seq: prev.seq + 1, firstIndex: this.lastIndex + 1, file: join(this.dir, segmentName(prev.seq + 1, this.lastIndex + 1)) };
+    this.fd = openSync(seg.file, 'wx+');
+    syncDir(this.dir);
+    this.segments.push(seg);
+    this.size = 0;
+    const head: Buffer[] = [];
+    if (this.snapshot) head.push(encodeSnapshot(this.snapshot));
+    if (this.hardState) head.push(encodeHardState(this.hardState));
+    if (head.length > 0) this.write(Buffer.concat(head));
+  }
+
+  /**
+   * Deletes the closed segments that only hold entries <= index (a snapshot marker at or after
+   * index must already be durable in a later segment: the caller saves one and syncs first).
+   */
+  releaseTo(index: number): number {
+    let removed = 0;
+    while (this.segments.length > 1) {
+      const next = this.segments[1]!;
+      // Segment 0 holds entries below next.firstIndex only.
+      if (next.firstIndex - 1 > index) break;
+      const s = this.segments.shift()!;
+      rmSync(s.file, { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Segment files currently on disk (oldest first). */
+  files(): string[] {
+    return this.segments.map((s) => s.file);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.sync();
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
+
+/** Reads every segment; repairs a torn tail of the last one (truncating the file). */
+function replay(segments: readonly Segment[]): WalState {
+  let snapshot: SnapshotMeta | undefined;
+  let hardState: HardState | undefined;
+  let entries: Entry[] = [];
+  let repairedBytes = 0;
+  segments.forEach((seg, i) => {
+    const buf = readFileSync(seg.file);
+    const { records, end, reason } = decodeRecords(buf);
+    if (end < buf.length) {
+      if (i !== segments.length - 1) throw new WalCorruptError(`wal: ${seg.file}: ${reason} at offset ${end} (not the last segment: refusing to start)`);
+      const fd = openSync(seg.file, 'r+');
+      try {
+        ftruncateSync(fd, end);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      repairedBytes = buf.length - end;
+    }
+    for (const r of records) {
+      switch (r.kind) {
+        case 'snapshot':
+          snapshot = r.meta;
+          entries = entries.filter((e) => e.index > r.meta.index);
+          break;
+        case 'hardState':
+          hardState = r.hardState;
+          break;
+        case 'entry': {
+          const e = r.entry;
+          if (snapshot && e.index <= snapshot.index) break;
+          // A conflicting suffix rewritten by a new leader replaces the old one.
+          const first = entries[0];
+          if (first && e.index <= entries[entries.length - 1]!.index) entries = entries.slice(0, Math.max(0, e.index - first.index));
+          const last = entries[entries.length - 1];
+          if (last && e.index !== last.index + 1) throw new WalCorruptError(`wal: ${seg.file}: entry ${e.index} does not follow ${last.index}`);
+          entries.push(e);
+          break;
+        }
+      }
+    }
+  });
+  // Entries right after the snapshot must start at snapshot.index + 1.
+  const first = entries[0];
+  if (first && snapshot && first.index !== snapshot.index + 1) throw new WalCorruptError(`wal: first entry ${first.index} does not follow snapshot ${snapshot.index}`);
+  return { snapshot, hardState, entries, repairedBytes };
+}
