@@ -51,6 +51,7 @@ function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | Upstr
     advertiseClientUrls: cfg.advertiseClientUrls,
     initialClusterToken: cfg.initialClusterToken,
     maxTxnOps: cfg.maxTxnOps,
+    snapshotCount: cfg.snapshotCount,
     maxRequestBytes: cfg.maxRequestBytes,
     electionTimeoutMs: cfg.electionTimeoutMs,
     watchProgressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs,
@@ -59,6 +60,7 @@ function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | Upstr
     authTokenTtlMs: cfg.authTokenTtlMs,
     clock: systemClock,
     onCommitSeconds: (s) => metrics.observeCommitSeconds(s),
+    onWalSyncSeconds: (s) => metrics.observeWalFsyncSeconds(s),
   });
 }
 

@@ -15,6 +15,7 @@ export interface Config {
   readonly initialClusterToken: string;
   readonly electionTimeoutMs: number;
   readonly maxTxnOps: number;
+  readonly snapshotCount: number;
   readonly maxRequestBytes: number;
   readonly watchProgressNotifyIntervalMs: number;
   readonly watchBacklogBytesMax: number;
@@ -130,6 +131,7 @@ export function loadConfig(
       initialClusterToken: v['initial-cluster-token'],
       electionTimeoutMs: parseIntFlag('election-timeout', v['election-timeout'], 1),
       maxTxnOps: parseIntFlag('max-txn-ops', v['max-txn-ops'], 1),
+      snapshotCount: parseIntFlag('snapshot-count', v['snapshot-count'], 1),
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
       watchProgressNotifyIntervalMs: progress,
       watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),

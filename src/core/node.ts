@@ -40,6 +40,7 @@ export interface RaftNodeOptions {
   readonly appliedIndex: number;
   readonly send?: (msgs: readonly OutboundMessage[]) => void;
   readonly onError: (err: Error) => void;
+  readonly onWalSyncSeconds?: (seconds: number) => void;
 }
 
 export class RaftNode {
@@ -59,7 +60,8 @@ export class RaftNode {
   constructor(private readonly opts: RaftNodeOptions) {
     const { wal, state } = Wal.open(opts.walDir, opts.walSegmentBytes);
     this.wal = wal;
-    this.storage = storageFrom(state, opts.initialVoters);
+    wal.onSyncSeconds = opts.onWalSyncSeconds;
+    this.storage = storageFrom(state, opts.initialVoters, opts.appliedIndex);
     if (state.snapshot === undefined) {
       // A new member: record the bootstrap snapshot (membership at 1/1) durably before anything.
       const snap = this.storage.snapshot();
@@ -189,9 +191,19 @@ export class RaftNode {
   }
 }
 
-/** Raft's in-memory storage rebuilt from a WAL replay (or bootstrapped for a new member). */
-function storageFrom(state: WalState, voters: readonly bigint[]): MemoryStorage {
-  if (state.snapshot === undefined) return MemoryStorage.bootstrap(voters);
+/**
+ * Raft's in-memory storage rebuilt from a WAL replay, or bootstrapped for a new member: membership
+ * as a snapshot at the state machine's index (a restored or pre-WAL data dir already holds applied
+ * entries; the log continues after them).
+ */
+function storageFrom(state: WalState, voters: readonly bigint[], applied: number): MemoryStorage {
+  if (state.snapshot === undefined) {
+    const index = Math.max(1, applied);
+    const s = new MemoryStorage();
+    s.applySnapshot({ meta: { index, term: 1, voters: [...voters], learners: [] }, data: new Uint8Array(0) });
+    s.setHardState({ term: 1, vote: 0n, commit: index });
+    return s;
+  }
   const s = new MemoryStorage();
   s.applySnapshot({ meta: state.snapshot, data: new Uint8Array(0) });
   s.append(state.entries);

@@ -26,6 +26,8 @@ import { clusterId, memberId } from './cluster/ids.js';
 import { rangeOp, txnOp } from './kv.js';
 import { Lessor, MAX_LEASE_TTL } from './lease/lessor.js';
 import { MvccStore } from './mvcc/store.js';
+import { RaftNode } from './node.js';
+import type { Entry } from './raft/index.js';
 import { RequestIdGenerator } from './request-id.js';
 import { internalRequestSize } from './request-size.js';
 import { LmdbStorage } from './storage/lmdb.js';
@@ -51,6 +53,9 @@ export interface CoreConfig {
   /** --auth-token-ttl: how long a simple token lives without use. */
   readonly authTokenTtlMs: number;
   readonly clock: Clock;
+  readonly onWalSyncSeconds?: (seconds: number) => void;
+  /** Applied entries between snapshots (WAL segments before a snapshot are deleted). */
+  readonly snapshotCount?: number;
   /** Observes each storage commit's latency in seconds (the metrics' disk histograms). */
   readonly onCommitSeconds?: (seconds: number) => void;
 }
@@ -70,7 +75,10 @@ type ResponseOf = { [R in ApplyResponse as R['$case']]: R['value'] };
 const SNAPSHOT_CHUNK = 32 * 1024;
 const LEASE_CHECK_MS = 500;
 const LEASE_REVOKES_PER_CHECK = 500;
-const META_TERM = 'term';
+/** Raft tick: the heartbeat interval (etcd's --heartbeat-interval default). */
+const TICK_MS = 100;
+/** etcd 3.4's --snapshot-count default. */
+const DEFAULT_SNAPSHOT_COUNT = 100_000;
 /** Set by `snapshot restore` (src/cli/snapshot.ts): overrides --initial-cluster-token. */
 export const META_CLUSTER_TOKEN = 'clusterToken';
 
@@ -87,7 +95,10 @@ export class EmbeddedBackend implements V3Backend {
   private readonly leaseKeys: LeaseKeys = (id) => this.lessor.get(id)?.keys ?? [];
   readonly memberId: bigint;
   readonly clusterId: bigint;
-  readonly term: bigint;
+  /** The raft node in front of apply: every write is proposed, logged (WAL), committed, applied. */
+  private readonly node: RaftNode;
+  /** Proposals of this member waiting for their entry to be applied, by request ID. */
+  private readonly pending = new Map<bigint, Pending>();
   private readonly requestIds: RequestIdGenerator;
   /** Resolves when everything applied so far is durable. */
   private lastCommit: Promise<void> = Promise.resolve();
@@ -117,13 +128,23 @@ export class EmbeddedBackend implements V3Backend {
     this.memberId = memberId(cfg.advertisePeerUrls, token);
     this.clusterId = clusterId([this.memberId]);
     this.requestIds = new RequestIdGenerator(this.memberId, cfg.clock.nowMs());
-    // A restarted member starts a new term, as etcd's single member does with its election.
-    const t = this.storage.getMeta(META_TERM);
-    this.term = (t === undefined ? 1n : t.readBigUInt64BE(0)) + 1n;
-    const tb = Buffer.alloc(8);
-    tb.writeBigUInt64BE(this.term);
-    this.storage.stage({ t: 'meta', name: META_TERM, value: tb });
-    this.lastCommit = this.storage.commit();
+    // Each (re)start elects this member in a new term, as etcd's single member does.
+    this.node = new RaftNode({
+      id: this.memberId,
+      initialVoters: [this.memberId],
+      walDir: join(cfg.dataDir, 'member', 'wal'),
+      clock: cfg.clock,
+      tickMs: TICK_MS,
+      electionTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / TICK_MS)),
+      heartbeatTicks: 1,
+      snapshotCount: cfg.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT,
+      apply: (entries) => this.applyEntries(entries),
+      flushState: () => this.storage.flushed(),
+      appliedIndex: this.applier.appliedIndex,
+      onError: (err) => { this.failure ??= err; },
+      ...(cfg.onWalSyncSeconds ? { onWalSyncSeconds: cfg.onWalSyncSeconds } : {}),
+    });
+    this.node.start();
     this.startTimers();
   }
 
@@ -145,6 +166,11 @@ export class EmbeddedBackend implements V3Backend {
     return { clusterId: this.clusterId, memberId: this.memberId, revision: BigInt(rev), raftTerm: this.term };
   }
 
+  /** The raft term this member is in. */
+  get term(): bigint {
+    return BigInt(this.node.term);
+  }
+
   private withHeader<T extends { header: pb.ResponseHeader | undefined }>(resp: T): T {
     resp.header = this.header(Number(resp.header?.revision ?? 0n));
     return resp;
@@ -152,31 +178,72 @@ export class EmbeddedBackend implements V3Backend {
 
   // --- the write path ---
 
-  /** Encodes, applies and makes durable one mutating request; resolves with its result. */
+  /**
+   * Proposes one mutating request through raft; resolves with its result once its entry is durable
+   * in the WAL, committed, applied and visible in storage.
+   */
   private async propose(request: InternalRequest['request'], info: AuthInfo | null): Promise<ApplyResult> {
     if (this.closed) throw new EtcdError('stopped');
     if (this.failure !== undefined) throw new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`);
     const header = { ID: this.requestIds.next(), username: info?.username ?? '', authRevision: BigInt(info?.revision ?? 0) };
     const req: InternalRequest = { header, request };
     if (internalRequestSize(req) > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
-    const result = this.applier.apply(req, this.applier.appliedIndex + 1);
-    const durable = this.storage.commit();
-    this.lastCommit = durable;
+    // The entry's data: the request ID (so the proposer finds its waiter without decoding), then the request.
+    const body = InternalRequest.encode(req).finish();
+    const data = Buffer.allocUnsafe(8 + body.length);
+    data.writeBigUInt64BE(header.ID, 0);
+    data.set(body, 8);
+    if (!this.node.isLeader) await this.node.whenLeader();
     this.proposalsPending++;
-    durable.then(
-      () => {
-        this.proposalsPending--;
-        if (result.changes.length > 0) this.hub.notify(result.rev, result.changes);
-      },
-      (err: unknown) => {
-        this.proposalsPending--;
-        this.proposalsFailed++;
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-      },
-    );
-    await durable;
+    let result: ApplyResult;
+    try {
+      result = await new Promise<ApplyResult>((resolve, reject) => {
+        this.pending.set(header.ID, { req, resolve, reject });
+        if (!this.node.propose(data)) {
+          this.pending.delete(header.ID);
+          reject(new EtcdError('noLeader'));
+        }
+      });
+    } catch (e) {
+      this.proposalsFailed++;
+      throw e;
+    } finally {
+      this.proposalsPending--;
+    }
     if (result.error !== undefined) throw result.error;
     return result;
+  }
+
+  /**
+   * The raft node's apply: committed entries in log order, each through the one deterministic
+   * Applier (skipping what storage already holds: a restart replays the WAL from the last
+   * snapshot); then one storage commit for the batch, after which watchers and proposers hear.
+   */
+  private async applyEntries(entries: readonly Entry[]): Promise<void> {
+    const done: [Pending | undefined, ApplyResult][] = [];
+    for (const e of entries) {
+      if (e.type !== 'normal' || e.data.length < 8 || e.index <= this.applier.appliedIndex) continue;
+      const buf = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length);
+      const id = buf.readBigUInt64BE(0);
+      const p = this.pending.get(id);
+      if (p !== undefined) this.pending.delete(id);
+      const req = p?.req ?? InternalRequest.decode(buf.subarray(8));
+      done.push([p, this.applier.apply(req, e.index)]);
+    }
+    if (done.length === 0) return;
+    const durable = this.storage.commit();
+    this.lastCommit = durable;
+    try {
+      await durable;
+    } catch (err) {
+      this.failure ??= err instanceof Error ? err : new Error(String(err));
+      for (const [p] of done) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`));
+      throw this.failure;
+    }
+    for (const [p, r] of done) {
+      if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
+      p?.resolve(r);
+    }
   }
 
   private expectResponse<C extends ApplyResponse['$case']>(r: ApplyResult, c: C): ResponseOf[C] {
@@ -315,7 +382,7 @@ export class EmbeddedBackend implements V3Backend {
 
   /** Proposes a revoke for every expired lease (the member is always the leader today). */
   private expireLeases(): void {
-    if (this.closed || this.failure !== undefined) return;
+    if (this.closed || this.failure !== undefined || !this.node.isLeader) return;
     for (const id of this.lessor.expired(LEASE_REVOKES_PER_CHECK)) {
       if (this.revoking.has(id)) continue;
       this.revoking.add(id);
@@ -354,7 +421,7 @@ export class EmbeddedBackend implements V3Backend {
       version: SERVER_VERSION,
       dbSize: BigInt(dbSize),
       leader: this.hasLeader() ? this.memberId : 0n,
-      raftIndex: index,
+      raftIndex: BigInt(this.node.raft.status().commit),
       raftTerm: this.term,
       raftAppliedIndex: index,
       errors,
@@ -445,9 +512,9 @@ export class EmbeddedBackend implements V3Backend {
     return this.hub.size;
   }
 
-  /** A single member is always its own leader; the Raft issue makes this the Raft state's. */
+  /** Raft knows a leader (a lone member: itself, from just after start). */
   hasLeader(): boolean {
-    return !this.closed;
+    return !this.closed && this.node.leader !== 0n;
   }
 
   healthFacts(): HealthFacts {
@@ -464,13 +531,15 @@ export class EmbeddedBackend implements V3Backend {
     const { dbSize, inUse } = this.storage.sizes();
     const c = this.store.counts;
     const leader = this.hasLeader();
+    const raft = this.node.raft.status();
     return {
       hasLeader: leader,
-      isLeader: leader,
+      isLeader: this.node.isLeader,
       // The member became leader once, at start (as a single etcd member reports 1).
       leaderChanges: 1,
-      proposalsCommitted: this.applier.appliedIndex,
-      proposalsApplied: this.applier.appliedIndex,
+      // etcd's are raft indexes: the commit index and the applied index of the log.
+      proposalsCommitted: raft.commit,
+      proposalsApplied: raft.applied,
       proposalsPending: this.proposalsPending,
       proposalsFailed: this.proposalsFailed,
       dbSizeBytes: dbSize,
@@ -590,9 +659,18 @@ export class EmbeddedBackend implements V3Backend {
     if (this.closed) return;
     this.closed = true;
     for (const stop of this.stopTimers) stop();
+    await this.node.stop();
+    for (const p of this.pending.values()) p.reject(new EtcdError('stopped'));
+    this.pending.clear();
     await this.lastCommit.catch(() => undefined);
     await this.storage.close();
   }
+}
+
+interface Pending {
+  readonly req: InternalRequest;
+  resolve(r: ApplyResult): void;
+  reject(e: Error): void;
 }
 
 function isReadOnlyTxn(t: pb.TxnRequest): boolean {

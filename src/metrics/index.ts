@@ -87,6 +87,8 @@ export interface V2Metrics {
 export interface ServerMetrics {
   /** Observes one storage commit (enqueue to durable, fsync included), in seconds. */
   observeCommitSeconds(seconds: number): void;
+  /** Observes one WAL fdatasync, in seconds. */
+  observeWalFsyncSeconds(seconds: number): void;
   /** Reads the core's numbers at scrape time. */
   watchCore(source: CoreMetricsSource): void;
   /** Reads gRPC connection byte counts at scrape time. */
@@ -240,8 +242,10 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
   return {
     contentType: registry.contentType,
     observeCommitSeconds(seconds) {
-      walFsync.observe(seconds);
       backendCommit.observe(seconds);
+    },
+    observeWalFsyncSeconds(seconds) {
+      walFsync.observe(seconds);
     },
     watchCore(source) {
       core = source;

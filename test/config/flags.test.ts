@@ -127,7 +127,7 @@ const fileCases: { name: string; text: string; argv?: string[]; env?: Record<str
   {
     name: 'unknown and unsupported keys are ignored with a warning',
     text: SAMPLE,
-    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: listen-peer-urls, snapshot-count, client-transport-security']),
+    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: listen-peer-urls, client-transport-security']),
   },
   {
     name: 'flags and ETCD_* variables are ignored when a file is given (defaults fill the rest)',

@@ -1,7 +1,9 @@
 // The only lmdb import: MVCC records by revision key, metadata and lease records in one LMDB
-// environment. Commits are durable when their promise resolves (overlappingSync off: LMDB
-// fsyncs before the commit is reported). Staged writes are visible to reads through an overlay
-// until their commit lands.
+// environment. A commit's promise resolves once it is committed (visible, crash-consistent:
+// overlappingSync on, LMDB syncs in the background); `flushed()` resolves once everything
+// committed is on disk. Durability of acknowledged writes comes from the WAL in front (node.ts):
+// after a crash the WAL replays what the last flush did not hold. Staged writes are visible to
+// reads through an overlay until their commit lands.
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,7 +32,7 @@ export class LmdbStorage implements MvccStorage {
     this.root = open<Buffer, Buffer>({
       path: join(this.path, 'db'),
       noSubdir: true,
-      overlappingSync: false,
+      overlappingSync: true,
       maxDbs: 8,
       mapSize: MAP_SIZE_BYTES,
       keyEncoding: 'binary',
@@ -120,7 +122,13 @@ export class LmdbStorage implements MvccStorage {
     return { dbSize, inUse: Math.min(dbSize, used) };
   }
 
-  close(): Promise<void> {
+  /** Resolves once every commit so far is durable on disk. */
+  async flushed(): Promise<void> {
+    await this.root.flushed;
+  }
+
+  async close(): Promise<void> {
+    await this.root.flushed;
     return this.root.close();
   }
 }

@@ -65,8 +65,10 @@ export class Wal {
   private dirty = false;
   private syncing: Promise<void> | undefined;
   private closed = false;
-  /** Number of fdatasync calls (tests check group commit with it; metrics later). */
+  /** Number of fdatasync calls (tests check group commit with it). */
   syncs = 0;
+  /** Called with each fdatasync's duration in seconds (etcd_disk_wal_fsync_duration_seconds). */
+  onSyncSeconds: ((s: number) => void) | undefined;
 
   private constructor(private readonly dir: string, private readonly segmentBytes: number, segments: Segment[], state: WalState) {
     this.segments = segments;
@@ -134,7 +136,11 @@ export class Wal {
       }
       this.dirty = false;
       this.syncs++;
-      this.syncing = fdatasyncP(this.fd).finally(() => (this.syncing = undefined));
+      const t0 = performance.now();
+      this.syncing = fdatasyncP(this.fd).finally(() => {
+        this.syncing = undefined;
+        this.onSyncSeconds?.((performance.now() - t0) / 1000);
+      });
       await this.syncing;
     }
   }
