@@ -30,8 +30,8 @@ export interface RaftNodeOptions {
   readonly snapshotCount: number;
   readonly walSegmentBytes?: number;
   /**
-   * Applies committed entries in order (skipping what the state machine already holds); returns
-   * when their effects are visible in storage (not necessarily flushed).
+   * Applies committed entries in order, synchronously (skipping what the state machine already
+   * holds); the promise resolves when their storage commit is done (not necessarily flushed).
    */
   readonly apply: (entries: readonly Entry[]) => Promise<void>;
   /** Resolves once everything applied so far is durable in the state machine's storage. */
@@ -142,8 +142,10 @@ export class RaftNode {
       this.opts.send?.(rd.messages.filter((m) => !m.afterPersist));
       if (rd.committedEntries.length > 0) {
         const batch = rd.committedEntries;
-        this.applying = this.applying.then(() => this.opts.apply(batch));
-        this.applying.catch((e: unknown) => this.opts.onError(e instanceof Error ? e : new Error(String(e))));
+        // Applied now, in log order; only the storage commits run behind (in order, too).
+        const committed = this.opts.apply(batch);
+        committed.catch((e: unknown) => this.opts.onError(e instanceof Error ? e : new Error(String(e))));
+        this.applying = Promise.all([this.applying, committed]).then(() => undefined);
         this.appliedIndex = batch[batch.length - 1]!.index;
       }
       const mustSync = this.wal.append(rd.hardState, rd.entries);

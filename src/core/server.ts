@@ -215,35 +215,39 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   /**
-   * The raft node's apply: committed entries in log order, each through the one deterministic
-   * Applier (skipping what storage already holds: a restart replays the WAL from the last
-   * snapshot); then one storage commit for the batch, after which watchers and proposers hear.
+   * The raft node's apply: committed entries in log order, applied now through the one
+   * deterministic Applier (skipping what storage already holds: a restart replays the WAL from the
+   * last snapshot). The returned promise is the batch's storage commit (no fsync: the WAL holds
+   * the entries durably); after it, watchers hear and then proposers are answered, so an answered
+   * write is one that watchers (whose catch-up reads storage) can already see. The node does not
+   * wait for it before applying the next batch.
    */
-  private async applyEntries(entries: readonly Entry[]): Promise<void> {
-    const done: [Pending | undefined, ApplyResult][] = [];
+  private applyEntries(entries: readonly Entry[]): Promise<void> {
+    const results: [Pending | undefined, ApplyResult][] = [];
     for (const e of entries) {
       if (e.type !== 'normal' || e.data.length < 8 || e.index <= this.applier.appliedIndex) continue;
       const buf = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length);
       const id = buf.readBigUInt64BE(0);
       const p = this.pending.get(id);
       if (p !== undefined) this.pending.delete(id);
-      const req = p?.req ?? InternalRequest.decode(buf.subarray(8));
-      done.push([p, this.applier.apply(req, e.index)]);
+      results.push([p, this.applier.apply(p?.req ?? InternalRequest.decode(buf.subarray(8)), e.index)]);
     }
-    if (done.length === 0) return;
+    if (results.length === 0) return Promise.resolve();
     const durable = this.storage.commit();
     this.lastCommit = durable;
-    try {
-      await durable;
-    } catch (err) {
-      this.failure ??= err instanceof Error ? err : new Error(String(err));
-      for (const [p] of done) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`));
-      throw this.failure;
-    }
-    for (const [p, r] of done) {
-      if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
-      p?.resolve(r);
-    }
+    return durable.then(
+      () => {
+        for (const [p, r] of results) {
+          if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
+          p?.resolve(r);
+        }
+      },
+      (err: unknown) => {
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`));
+        throw this.failure;
+      },
+    );
   }
 
   private expectResponse<C extends ApplyResponse['$case']>(r: ApplyResult, c: C): ResponseOf[C] {

@@ -93,6 +93,9 @@ export class MemoryStorage implements Storage {
     const fresh = first.index <= this.offset ? entries.slice(this.offset + 1 - first.index) : entries;
     const start = fresh[0]!.index;
     invariant(start <= this.lastIndex() + 1, () => `append: gap, last ${this.lastIndex()}, appending ${start}`);
-    this.ents = [...this.ents.slice(0, start - this.offset), ...fresh];
+    // In place: the log grows by small batches up to --snapshot-count entries, so copying it
+    // on every append would be quadratic.
+    this.ents.length = start - this.offset;
+    for (const e of fresh) this.ents.push(e);
   }
 }
