@@ -18,7 +18,7 @@ export const flagSpecs = {
   'initial-advertise-peer-urls': { kind: 'urls', default: 'http://localhost:2380', help: 'List of this member\'s peer URLs to advertise (also derives the member ID, as etcd).' },
   'initial-cluster-token': { kind: 'string', default: 'etcd-cluster', help: 'Initial cluster token (derives the member and cluster IDs, as etcd).' },
   'election-timeout': { kind: 'int', default: '1000', help: 'Time (in milliseconds) for an election to timeout; the minimum lease TTL is 1.5x this.' },
-  'snapshot-count': { kind: 'int', default: '100000', help: 'Number of committed transactions to trigger a snapshot to disk (older WAL segments are then deleted).' },
+  'snapshot-count': { kind: 'int', default: '10000', help: 'Number of committed transactions to trigger a snapshot to disk (older WAL segments are then deleted).' },
   'max-txn-ops': { kind: 'int', default: '128', help: 'Maximum number of operations permitted in a transaction.' },
   'max-request-bytes': { kind: 'int', default: '1572864', help: 'Maximum client request size in bytes the server will accept.' },
   'experimental-watch-progress-notify-interval': { kind: 'duration', default: '10m', help: 'Duration of periodic watch progress notifications.' },
