@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { Entry } from '../../src/core/raft/index.js';
-import { decodeRecords, encodeEntry, encodeHardState, encodeSnapshot } from '../../src/core/wal/records.js';
+import { decodeRecords, encodeBatch, encodeEntry, encodeHardState, encodeSnapshot } from '../../src/core/wal/records.js';
 import { Wal, WalCorruptError } from '../../src/core/wal/wal.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 
@@ -36,6 +36,13 @@ test('records round-trip, and any flipped byte is detected', () => {
     bad[i]! ^= 0x40;
     assert.ok(decodeRecords(bad).end < buf.length, `flip at ${i} noticed`);
   }
+});
+
+test('a framed batch is byte for byte the records one by one', () => {
+  const es = [entry(1), { ...entry(2), type: 'confChange' as const }, entry(3, 2, '')];
+  const hs = { term: 2, vote: 9n, commit: 2 };
+  assert.deepEqual(encodeBatch(es, hs), Buffer.concat([...es.map(encodeEntry), encodeHardState(hs)]));
+  assert.deepEqual(encodeBatch(es, undefined), Buffer.concat(es.map(encodeEntry)));
 });
 
 test('appends replay in order; a rewritten suffix (new leader) replaces the old one', () => withDir(async (dir) => {

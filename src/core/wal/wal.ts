@@ -13,7 +13,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMeta } from '../raft/index.js';
-import { decodeRecords, encodeEntry, encodeHardState, encodeSnapshot } from './records.js';
+import { decodeRecords, encodeBatch, encodeHardState, encodeSnapshot } from './records.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
@@ -102,9 +102,7 @@ export class Wal {
   /** Appends a batch (to the page cache); returns true when it must be synced before acking. */
   append(hardState: HardState | undefined, entries: readonly Entry[]): boolean {
     if (entries.length === 0 && hardState === undefined) return false;
-    const parts: Buffer[] = entries.map(encodeEntry);
-    if (hardState) parts.push(encodeHardState(hardState));
-    this.write(Buffer.concat(parts));
+    this.write(encodeBatch(entries, hardState));
     const mustSync = entries.length > 0 || (hardState !== undefined && (this.hardState === undefined || hardState.term !== this.hardState.term || hardState.vote !== this.hardState.vote));
     if (hardState) this.hardState = hardState;
     const last = entries[entries.length - 1];
