@@ -5,7 +5,12 @@ export type FormResult = { readonly ok: true; readonly values: Map<string, strin
 
 const HEX = /^[0-9a-fA-F]{2}$/;
 
+const ESCAPED = /[%+]/;
+
 function unescape(s: string): string | { error: string } {
+  // Most keys and values carry no escape: nothing to decode (the text is already UTF-8 decoded,
+  // so re-encoding it byte by byte would give the same string).
+  if (!ESCAPED.test(s)) return s;
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const ch = s[i]!;
