@@ -124,5 +124,10 @@ export function helpText(): string {
     lines.push(`  --${name}${spec.default !== '' ? ` (default "${spec.default}")` : ''}`, `      ${spec.help}`);
   }
   lines.push('  --help', '      Show this help.', '  --version', '      Print the version and exit.');
+  lines.push('', 'Subcommands:',
+    '  snapshot restore <file> --data-dir <dir> [--initial-cluster-token <token>]',
+    '      Build a new data dir (a new cluster) from a file saved with `etcdctl snapshot save`.',
+    '  migrate --from <etcd v2 URL> --to <our URL> [--prefix /p] [--include /path]... [--overwrite] [--dry-run]',
+    '      Copy a live etcd v2 store (keys, directories, TTLs) into this server\'s v2 keyspace.');
   return lines.join('\n');
 }

@@ -181,6 +181,8 @@ test('the binary: --help lists every flag, --version prints versions, a bad conf
   const { flagSpecs } = await import('../../src/config/flags.js');
   const help = execFileSync(process.execPath, [OUR_MAIN, '--help'], { encoding: 'utf8' });
   for (const f of Object.keys(flagSpecs)) assert.ok(help.includes(`--${f}`), `--help lists --${f}`);
+  assert.match(help, /snapshot restore <file>/);
+  assert.match(help, /migrate --from/);
   const version = execFileSync(process.execPath, [OUR_MAIN, '--version'], { encoding: 'utf8' });
   assert.match(version, /^etcd-gateway Version: .+\netcd API Version: 3\.4\.\d+\n/);
   const r = spawnSync(process.execPath, [OUR_MAIN, '--config-file', '/nonexistent/etcd.yml'], { encoding: 'utf8' });
