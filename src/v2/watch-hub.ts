@@ -15,10 +15,9 @@
 // response ends; the client re-watches from its last index as v2 clients do.
 import type { V3Backend, WatchSession } from '../backend/index.js';
 import { WatchCreateRequest, type WatchResponse } from '../gen/etcdserverpb/rpc.js';
-import type { Event } from '../gen/mvccpb/kv.js';
 import type { KeySchema } from './keys.js';
 import { headerOf, type V2Event, type V2Header } from './node.js';
-import { candidatesOf, DELETES, eventOf, HISTORY_WINDOW, matches, type Candidate, type V2Watch, type WatchRequest } from './watch.js';
+import { candidatesOfResponse, eventOf, HISTORY_WINDOW, matches, streamQuirks, type Candidate, type V2Watch, type WatchRequest } from './watch.js';
 
 /** Undelivered entries a subscriber may hold before it is dropped (etcd v2: 100 events). */
 export const SUBSCRIBER_QUEUE_MAX = 100;
@@ -142,16 +141,7 @@ export class V2WatchHub {
       return;
     }
     if (resp.events.length === 0) return;
-    const byRev = new Map<number, Event[]>();
-    for (const e of resp.events) {
-      const rev = Number(e.kv?.modRevision ?? 0n);
-      let list = byRev.get(rev);
-      if (!list) byRev.set(rev, (list = []));
-      list.push(e);
-    }
-    for (const [rev, evs] of [...byRev].sort((a, b) => a[0] - b[0])) {
-      for (const cand of candidatesOf(this.keys, rev, evs)) this.append({ rev, cand });
-    }
+    for (const entry of candidatesOfResponse(this.keys, resp.events)) this.append(entry);
   }
 
   private append(e: Entry): void {
@@ -235,10 +225,10 @@ export class V2WatchHub {
           if (!e) return;
           const ev = await hub.decode(e);
           if (!ev) continue;
+          const quirks = streamQuirks(req, e.cand, e.rev <= cur);
           yield ev;
-          if (req.stream && e.cand.key === req.path && DELETES.has(e.cand.action)) yield ev;
-          if (req.stream && e.rev <= cur) {
-            // 3.4: a stream satisfied from history is never registered for live events.
+          if (quirks.twice) yield ev;
+          if (quirks.silentAfter) {
             hub.drop(sub);
             sub.queue.length = 0;
             while (await next()) { /* stays open, silent */ }

@@ -79,6 +79,26 @@ export function candidatesOf(keys: KeySchema, rev: number, events: readonly Even
   return out;
 }
 
+/** The v2 candidates of one watch response, revision by revision, in revision order. */
+export function candidatesOfResponse(keys: KeySchema, events: readonly Event[]): { rev: number; cand: Candidate }[] {
+  const byRev = new Map<number, Event[]>();
+  for (const e of events) {
+    const rev = Number(e.kv?.modRevision ?? 0n);
+    let list = byRev.get(rev);
+    if (!list) byRev.set(rev, (list = []));
+    list.push(e);
+  }
+  return [...byRev].sort((a, b) => a[0] - b[0]).flatMap(([rev, evs]) => candidatesOf(keys, rev, evs).map((cand) => ({ rev, cand })));
+}
+
+/**
+ * 3.4's stream quirks, for both watch paths: a stream watching a deleted node's own path gets the
+ * event twice; a stream satisfied from history delivers that event and then stays silent.
+ */
+export function streamQuirks(req: WatchRequest, c: Candidate, history: boolean): { twice: boolean; silentAfter: boolean } {
+  return { twice: req.stream && c.key === req.path && DELETES.has(c.action), silentAfter: req.stream && history };
+}
+
 function hiddenBelow(watched: string, key: string): boolean {
   return key.slice(watched === '/' ? 0 : watched.length).includes('/_');
 }
@@ -161,24 +181,17 @@ export async function openWatch(backend: V3Backend, keys: KeySchema, header: V2H
       for (;;) {
         const resp = await next();
         if (!resp || resp.canceled) return;
-        const byRev = new Map<number, Event[]>();
-        for (const e of resp.events) {
-          const rev = Number(e.kv?.modRevision ?? 0n);
-          byRev.set(rev, [...(byRev.get(rev) ?? []), e]);
-        }
-        for (const [rev, evs] of [...byRev].sort((a, b) => a[0] - b[0])) {
-          for (const c of candidatesOf(keys, rev, evs)) {
-            const history = rev <= cur;
-            if (!matches(req, c, history)) continue;
-            const ev = await eventOf(backend, keys, c);
-            if (!ev) continue;
-            yield ev;
-            if (req.stream && c.key === req.path && DELETES.has(c.action)) yield ev;
-            if (req.stream && history) {
-              // 3.4: a stream satisfied from history is never registered for live events.
-              while (await next()) { /* stays open, silent */ }
-              return;
-            }
+        for (const { rev, cand: c } of candidatesOfResponse(keys, resp.events)) {
+          const history = rev <= cur;
+          if (!matches(req, c, history)) continue;
+          const ev = await eventOf(backend, keys, c);
+          if (!ev) continue;
+          const quirks = streamQuirks(req, c, history);
+          yield ev;
+          if (quirks.twice) yield ev;
+          if (quirks.silentAfter) {
+            while (await next()) { /* stays open, silent */ }
+            return;
           }
         }
       }
