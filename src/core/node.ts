@@ -199,13 +199,7 @@ export class RaftNode {
  * entries; the log continues after them).
  */
 function storageFrom(state: WalState, voters: readonly bigint[], applied: number): MemoryStorage {
-  if (state.snapshot === undefined) {
-    const index = Math.max(1, applied);
-    const s = new MemoryStorage();
-    s.applySnapshot({ meta: { index, term: 1, voters: [...voters], learners: [] }, data: new Uint8Array(0) });
-    s.setHardState({ term: 1, vote: 0n, commit: index });
-    return s;
-  }
+  if (state.snapshot === undefined) return MemoryStorage.bootstrap(voters, [], Math.max(1, applied));
   const s = new MemoryStorage();
   s.applySnapshot({ meta: state.snapshot, data: new Uint8Array(0) });
   s.append(state.entries);

@@ -13,11 +13,14 @@ export class MemoryStorage implements Storage {
   private snap: Snapshot = { meta: { index: 0, term: 0, voters: [], learners: [] }, data: EMPTY };
   private ents: Entry[] = [{ term: 0, index: 0, type: 'normal', data: EMPTY }];
 
-  /** A new cluster's storage: membership as a snapshot at 1/1, so joiners always start from one. */
-  static bootstrap(voters: readonly NodeId[], learners: readonly NodeId[] = []): MemoryStorage {
+  /**
+   * A new cluster's storage: membership as a snapshot at index/1 (default 1), so joiners always
+   * start from one; a state machine that already holds entries starts its log after them.
+   */
+  static bootstrap(voters: readonly NodeId[], learners: readonly NodeId[] = [], index = 1): MemoryStorage {
     const s = new MemoryStorage();
-    s.applySnapshot({ meta: { index: 1, term: 1, voters: [...voters], learners: [...learners] }, data: EMPTY });
-    s.setHardState({ term: 1, vote: NONE, commit: 1 });
+    s.applySnapshot({ meta: { index, term: 1, voters: [...voters], learners: [...learners] }, data: EMPTY });
+    s.setHardState({ term: 1, vote: NONE, commit: index });
     return s;
   }
 

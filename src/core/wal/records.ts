@@ -54,13 +54,7 @@ export function encodeBatch(entries: readonly Entry[], hs: HardState | undefined
 }
 
 export function encodeEntry(e: Entry): Buffer {
-  const p = Buffer.allocUnsafe(18 + e.data.length);
-  p[0] = 1;
-  p[1] = e.type === 'confChange' ? 1 : 0;
-  p.writeDoubleBE(e.term, 2);
-  p.writeDoubleBE(e.index, 10);
-  p.set(e.data, 18);
-  return frame(p);
+  return encodeBatch([e], undefined);
 }
 
 export function encodeHardState(hs: HardState): Buffer {
