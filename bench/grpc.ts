@@ -5,10 +5,11 @@ import { statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ETCD_BIN, PROJECT_ROOT, startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
-import { summarize, type LatencySummary } from './lib/latency.js';
+import { summarize } from './lib/latency.js';
+import { f0, f2, medianRow, ms, openWindow, printRow, type Row as HttpRow, type WindowCpu } from './lib/rows.js';
 import { preload, runGenerator, type KvWorkload } from './lib/kvload.js';
-import { cpuSeconds, currentRss, mib, peakRss, pin, systemBusySeconds, writeBytes } from './lib/procstat.js';
-import { saveProfile, startOursWithInspector, type InspectorProfiler } from './lib/profiler.js';
+import { currentRss, mib, peakRss, pin, writeBytes } from './lib/procstat.js';
+import { startOursWithInspector, type InspectorProfiler } from './lib/profiler.js';
 import { envList, envNum } from './lib/env.js';
 
 type ServerName = 'etcd' | 'ours';
@@ -66,23 +67,10 @@ function settings(): Settings {
   };
 }
 
-interface Row {
+interface Row extends HttpRow {
   server: ServerName;
-  workload: string;
-  opsPerSec: number;
-  lat: LatencySummary;
-  errors: number;
-  firstError?: string;
-  /** CPU cores used over the measured window */
-  serverCpu: number;
-  benchCpu: number;
-  /** CPU cores used by everything else on the machine (other processes: the box may be shared) */
-  otherCpu: number;
-  genElu: number[];
   /** storage bytes the server wrote per op over the measured window (/proc/PID/io) */
   writeBytesPerOp: number;
-  /** ops/s of every repetition when BENCH_REPEAT > 1 (the row itself is the median one) */
-  runs?: number[];
 }
 
 interface ServerStats {
@@ -92,9 +80,6 @@ interface ServerStats {
   dbBytes: number | undefined;
 }
 
-const f0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : 'n/a');
-const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
-const ms = (n: number): string => (!Number.isFinite(n) ? 'n/a' : n < 10 ? n.toFixed(2) : n.toFixed(1));
 
 async function startServer(name: ServerName, s: Settings): Promise<{ srv: Server; profiler?: InspectorProfiler }> {
   if (name === 'etcd') return { srv: await startRealEtcd({ enableV2: false }) };
@@ -116,15 +101,10 @@ async function measure(
   s: Settings,
   prof: { profiler: InspectorProfiler; file: string } | undefined,
 ): Promise<Row> {
-  let cpu0 = process.cpuUsage();
-  let srv0 = 0;
-  let sys0 = 0;
+  let window: { close(): Promise<WindowCpu> } | undefined;
+  let cpu: WindowCpu = { serverCpu: NaN, benchCpu: NaN, otherCpu: NaN };
   let wb0: number | undefined;
   let wb1: number | undefined;
-  let wall0 = 0n;
-  let otherCpu = NaN;
-  let benchCpu = NaN;
-  let serverCpu = NaN;
   const r = await runGenerator({
     endpoint: srv.endpoint,
     workload: w,
@@ -134,21 +114,12 @@ async function measure(
     warmupMs: s.warmupSeconds * 1000,
     measureMs: s.seconds * 1000,
     onWindowStart: async () => {
-      cpu0 = process.cpuUsage();
-      srv0 = cpuSeconds(srv.pid);
-      sys0 = systemBusySeconds();
       wb0 = writeBytes(srv.pid);
-      wall0 = process.hrtime.bigint();
-      await prof?.profiler.start();
+      window = await openWindow(srv.pid, prof && { ...prof, title: `ours, ${w.name}: CPU profile of the measured window` });
     },
     onWindowEnd: async () => {
-      const wall = Number(process.hrtime.bigint() - wall0) / 1e9;
-      const c = process.cpuUsage(cpu0);
-      benchCpu = (c.user + c.system) / 1e6 / wall;
-      serverCpu = (cpuSeconds(srv.pid) - srv0) / wall;
-      otherCpu = Math.max(0, (systemBusySeconds() - sys0) / wall - serverCpu - benchCpu);
+      if (window !== undefined) cpu = await window.close();
       wb1 = writeBytes(srv.pid);
-      if (prof !== undefined) saveProfile(prof.file, await prof.profiler.stop(), `ours, ${w.name}: CPU profile of the measured window`);
     },
   });
   const row: Row = {
@@ -157,27 +128,12 @@ async function measure(
     opsPerSec: r.ops / r.seconds,
     lat: summarize(r.latencies),
     errors: r.errors,
-    serverCpu,
-    benchCpu,
-    otherCpu,
+    ...cpu,
     genElu: r.elu,
     writeBytesPerOp: wb0 === undefined || wb1 === undefined || r.ops === 0 ? NaN : (wb1 - wb0) / r.ops,
   };
   if (r.firstError !== undefined) row.firstError = r.firstError;
   return row;
-}
-
-function printRow(row: Row, tag: string): void {
-  const { lat } = row;
-  process.stdout.write(
-    `${(row.workload + tag).padEnd(12)} ${f0(row.opsPerSec).padStart(7)} ops/s  p50 ${ms(lat.p50)} ms  p99 ${ms(lat.p99)} ms  max ${ms(lat.max)} ms  ` +
-      `| server CPU ${f2(row.serverCpu)} cores (${f0((row.serverCpu * 1e6) / row.opsPerSec)} µs/op), generator ${f2(row.benchCpu)} cores ` +
-      `(event loop ${row.genElu.map(f2).join('/')}), others ${f2(row.otherCpu)} cores` +
-      (row.errors > 0 ? `  | ${row.errors} errors, first: ${row.firstError}` : '') +
-      '\n',
-  );
-  if (row.otherCpu > 0.2) process.stdout.write(`  ! other processes used ${f2(row.otherCpu)} cores during this run: the numbers are disturbed\n`);
-  if (row.genElu.some((e) => e > 0.9)) process.stdout.write(`  ! generator event loop above 90% busy: this run may be generator-bound\n`);
 }
 
 async function benchServer(name: ServerName, s: Settings, profileDir: string, stamp: string): Promise<{ rows: Row[]; stats: ServerStats; profiles: string[] }> {
@@ -204,11 +160,7 @@ async function benchServer(name: ServerName, s: Settings, profileDir: string, st
           process.stdout.write(`  profile: ${profileFile} (summary: .md next to it)\n`);
         }
       }
-      // The median repetition by throughput (its own latencies and CPU figures go with it).
-      const sorted = [...runs].sort((x, y) => x.opsPerSec - y.opsPerSec);
-      const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-      if (s.repeat > 1) median.runs = runs.map((r) => r.opsPerSec);
-      rows.push(median);
+      rows.push(medianRow(runs));
     }
     const stats: ServerStats = { server: name, peakRss: peakRss(srv.pid), endRss: currentRss(srv.pid), dbBytes: dbSize(srv.dataDir) };
     return { rows, stats, profiles };

@@ -38,6 +38,36 @@ export const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n
 export const ms = (n: number): string => (!Number.isFinite(n) ? 'n/a' : n < 10 ? n.toFixed(2) : n.toFixed(1));
 export const usPerOp = (r: Row): number => (r.serverCpu * 1e6) / r.opsPerSec;
 
+/** CPU cores used over a measured window: the server's, this bench process's, everything else's. */
+export interface WindowCpu {
+  serverCpu: number;
+  benchCpu: number;
+  otherCpu: number;
+}
+
+/**
+ * Starts measuring a window (and CPU-profiling the server over it, if asked); `close` ends both and
+ * returns the CPU figures. One place for the accounting every generator's rows use.
+ */
+export async function openWindow(pid: number, prof?: { profiler: InspectorProfiler; file: string; title: string }): Promise<{ close(): Promise<WindowCpu> }> {
+  const cpu0 = process.cpuUsage();
+  const srv0 = cpuSeconds(pid);
+  const sys0 = systemBusySeconds();
+  const wall0 = process.hrtime.bigint();
+  await prof?.profiler.start();
+  return {
+    async close() {
+      const wall = Number(process.hrtime.bigint() - wall0) / 1e9;
+      const c = process.cpuUsage(cpu0);
+      const benchCpu = (c.user + c.system) / 1e6 / wall;
+      const serverCpu = (cpuSeconds(pid) - srv0) / wall;
+      const otherCpu = Math.max(0, (systemBusySeconds() - sys0) / wall - serverCpu - benchCpu);
+      if (prof !== undefined) saveProfile(prof.file, await prof.profiler.stop(), prof.title);
+      return { serverCpu, benchCpu, otherCpu };
+    },
+  };
+}
+
 export async function measureHttp(
   label: string,
   srv: Server,
@@ -45,13 +75,8 @@ export async function measureHttp(
   s: RowSettings,
   prof?: { profiler: InspectorProfiler; file: string },
 ): Promise<Row> {
-  let cpu0 = process.cpuUsage();
-  let srv0 = 0;
-  let sys0 = 0;
-  let wall0 = 0n;
-  let otherCpu = NaN;
-  let benchCpu = NaN;
-  let serverCpu = NaN;
+  let window: { close(): Promise<WindowCpu> } | undefined;
+  let cpu: WindowCpu = { serverCpu: NaN, benchCpu: NaN, otherCpu: NaN };
   const r = await runHttpGenerator({
     url: srv.clientUrl,
     workload: w,
@@ -60,24 +85,15 @@ export async function measureHttp(
     warmupMs: s.warmupSeconds * 1000,
     measureMs: s.seconds * 1000,
     onWindowStart: async () => {
-      cpu0 = process.cpuUsage();
-      srv0 = cpuSeconds(srv.pid);
-      sys0 = systemBusySeconds();
-      wall0 = process.hrtime.bigint();
-      await prof?.profiler.start();
+      window = await openWindow(srv.pid, prof && { ...prof, title: `${label}, ${w.name}: CPU profile of the measured window` });
     },
     onWindowEnd: async () => {
-      const wall = Number(process.hrtime.bigint() - wall0) / 1e9;
-      const c = process.cpuUsage(cpu0);
-      benchCpu = (c.user + c.system) / 1e6 / wall;
-      serverCpu = (cpuSeconds(srv.pid) - srv0) / wall;
-      otherCpu = Math.max(0, (systemBusySeconds() - sys0) / wall - serverCpu - benchCpu);
-      if (prof !== undefined) saveProfile(prof.file, await prof.profiler.stop(), `${label}, ${w.name}: CPU profile of the measured window`);
+      if (window !== undefined) cpu = await window.close();
     },
   });
   const row: Row = {
     server: label, workload: w.name, opsPerSec: r.ops / r.seconds, lat: summarize(r.latencies), errors: r.errors,
-    serverCpu, benchCpu, otherCpu, genElu: r.elu,
+    ...cpu, genElu: r.elu,
   };
   if (r.firstError !== undefined) row.firstError = r.firstError;
   return row;
@@ -97,7 +113,7 @@ export function printRow(row: Row, tag: string, width = 12): void {
 }
 
 /** The median repetition by throughput (its own latencies and CPU figures go with it). */
-export function medianRow(runs: Row[]): Row {
+export function medianRow<R extends Row>(runs: R[]): R {
   const sorted = [...runs].sort((x, y) => x.opsPerSec - y.opsPerSec);
   const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
   if (runs.length > 1) median.runs = runs.map((r) => r.opsPerSec);
