@@ -1,13 +1,12 @@
 // The whole server from a Config: backend, gRPC services, HTTP routes and one listener per client
 // URL. main.ts runs it from the command line; tests run the same composition in-process.
-import * as grpc from '@grpc/grpc-js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { readFileSync } from 'node:fs';
 import { EmbeddedBackend } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
-import { metricsInterceptor } from './grpc/metrics.js';
+import { InstrumentedServer } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { trackInflight } from './http/drain.js';
@@ -69,8 +68,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const backend = backendOf(cfg, metrics);
   if (backend instanceof EmbeddedBackend) metrics.watchCore(backend);
 
-  const grpcServer = new grpc.Server({
-    interceptors: [metricsInterceptor(metrics)],
+  // Counts every call for grpc_server_started_total / grpc_server_handled_total (grpc/metrics.ts).
+  const grpcServer = new InstrumentedServer(metrics, {
     'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024,
     'grpc.max_send_message_length': 2 ** 31 - 1,
     'grpc.max_concurrent_streams': 2 ** 31 - 1,

@@ -12,7 +12,7 @@ import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backe
 import { checkDelete, checkPut, checkRange, checkTxn } from '../backend/validate.js';
 import type * as pb from '../gen/etcdserverpb/rpc.js';
 import { AlarmRequest_AlarmAction as AlarmAction, AlarmType } from '../gen/etcdserverpb/rpc.js';
-import { InternalRequest } from '../gen/serverpb/internal.js';
+import type { InternalRequest } from '../gen/serverpb/internal.js';
 import type { HealthFacts } from '../backend/health.js';
 import type { CoreStats } from '../metrics/index.js';
 import { fromBin } from '../util/bytes.js';
@@ -29,7 +29,7 @@ import { MvccStore } from './mvcc/store.js';
 import { RaftNode } from './node.js';
 import type { Entry } from './raft/index.js';
 import { RequestIdGenerator } from './request-id.js';
-import { internalRequestSize } from './request-size.js';
+import { decodeProposal, encodeProposal, proposalId } from './proposal.js';
 import { LmdbStorage } from './storage/lmdb.js';
 import { WatchHub } from './watch/hub.js';
 import { CoreWatchSession } from './watch/session.js';
@@ -187,12 +187,8 @@ export class EmbeddedBackend implements V3Backend {
     if (this.failure !== undefined) throw new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`);
     const header = { ID: this.requestIds.next(), username: info?.username ?? '', authRevision: BigInt(info?.revision ?? 0) };
     const req: InternalRequest = { header, request };
-    if (internalRequestSize(req) > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
-    // The entry's data: the request ID (so the proposer finds its waiter without decoding), then the request.
-    const body = InternalRequest.encode(req).finish();
-    const data = Buffer.allocUnsafe(8 + body.length);
-    data.writeBigUInt64BE(header.ID, 0);
-    data.set(body, 8);
+    const { data, requestBytes } = encodeProposal(req);
+    if (requestBytes > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
     if (!this.node.isLeader) await this.node.whenLeader();
     this.proposalsPending++;
     let result: ApplyResult;
@@ -225,12 +221,11 @@ export class EmbeddedBackend implements V3Backend {
   private applyEntries(entries: readonly Entry[]): Promise<void> {
     const results: [Pending | undefined, ApplyResult][] = [];
     for (const e of entries) {
-      if (e.type !== 'normal' || e.data.length < 8 || e.index <= this.applier.appliedIndex) continue;
-      const buf = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length);
-      const id = buf.readBigUInt64BE(0);
+      const id = e.type === 'normal' ? proposalId(e.data) : undefined;
+      if (id === undefined || e.index <= this.applier.appliedIndex) continue;
       const p = this.pending.get(id);
       if (p !== undefined) this.pending.delete(id);
-      results.push([p, this.applier.apply(p?.req ?? InternalRequest.decode(buf.subarray(8)), e.index)]);
+      results.push([p, this.applier.apply(p?.req ?? decodeProposal(e.data), e.index)]);
     }
     if (results.length === 0) return Promise.resolve();
     const durable = this.storage.commit();
