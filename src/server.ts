@@ -11,6 +11,7 @@ import { metricsInterceptor } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { trackInflight } from './http/drain.js';
+import { clientErrorHandler, frameworkErrors } from './http/bad-request.js';
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
@@ -90,6 +91,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const app = Fastify({
     loggerInstance: httpLog as FastifyBaseLogger,
     trustProxy: cfg.trustedProxies.length > 0 ? [...cfg.trustedProxies] : false,
+    frameworkErrors,
+    clientErrorHandler,
   });
   const httpDrain = trackInflight(app);
   opsRoutes(app, backend, metrics);
