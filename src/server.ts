@@ -32,7 +32,7 @@ export interface RunningServer {
   close(drainMs?: number): Promise<void>;
 }
 
-function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | UpstreamBackend {
+function backendOf(cfg: Config, metrics: ServerMetrics, log: Logger): EmbeddedBackend | UpstreamBackend {
   if (cfg.endpoints.length > 0) {
     const file = (p: string): Buffer | undefined => (p === '' ? undefined : readFileSync(p));
     const t = cfg.upstreamTls;
@@ -62,12 +62,13 @@ function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | Upstr
     clock: systemClock,
     onCommitSeconds: (s) => metrics.observeCommitSeconds(s),
     onWalSyncSeconds: (s) => metrics.observeWalFsyncSeconds(s),
+    onStorageFailure: (err) => log.error({ err }, 'storage failed (WAL or backend write): refusing writes, /health fails; restart once the disk is fixed'),
   });
 }
 
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
-  const backend = backendOf(cfg, metrics);
+  const backend = backendOf(cfg, metrics, log);
   if (backend instanceof EmbeddedBackend) metrics.watchCore(backend);
 
   const grpcServer = new grpc.Server({

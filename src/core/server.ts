@@ -58,6 +58,8 @@ export interface CoreConfig {
   readonly snapshotCount?: number;
   /** Observes each storage commit's latency in seconds (the metrics' disk histograms). */
   readonly onCommitSeconds?: (seconds: number) => void;
+  /** Called once when the disk fails (writes are refused from then on): the log line. */
+  readonly onStorageFailure?: (err: Error) => void;
 }
 
 /** etcd's maintenance service leaves auth errors unwrapped: clients see UNKNOWN and these texts. */
@@ -141,7 +143,7 @@ export class EmbeddedBackend implements V3Backend {
       apply: (entries) => this.applyEntries(entries),
       flushState: () => this.storage.flushed(),
       appliedIndex: this.applier.appliedIndex,
-      onError: (err) => { this.failure ??= err; },
+      onError: (err) => this.storageFailed(err),
       ...(cfg.onWalSyncSeconds ? { onWalSyncSeconds: cfg.onWalSyncSeconds } : {}),
     });
     this.node.start();
@@ -243,11 +245,28 @@ export class EmbeddedBackend implements V3Backend {
         }
       },
       (err: unknown) => {
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`));
-        throw this.failure;
+        const failure = this.storageFailed(err);
+        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+        throw failure;
       },
     );
+  }
+
+  /**
+   * The disk failed (a WAL write or fdatasync, an LMDB commit): from now on writes are refused with
+   * "etcdserver: storage failed: <why>" and /health fails, until a restart (which replays the WAL;
+   * nothing acknowledged depends on the failed write). Proposals waiting for their entry are
+   * refused now: the raft node has stopped and will never apply them. Returns the first failure.
+   */
+  private storageFailed(err: unknown): Error {
+    if (this.failure !== undefined) return this.failure;
+    const failure = err instanceof Error ? err : new Error(String(err));
+    this.failure = failure;
+    this.cfg.onStorageFailure?.(failure);
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) p.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+    return failure;
   }
 
   private expectResponse<C extends ApplyResponse['$case']>(r: ApplyResult, c: C): ResponseOf[C] {
