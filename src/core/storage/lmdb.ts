@@ -126,15 +126,14 @@ export class LmdbStorage implements MvccStorage {
         }
       }
     });
-    return done.then(() => {
+    const committed = done.catch(async (e: unknown) => { throw await commitFailure(e); });
+    return committed.then(() => {
       this.onCommitSeconds?.((performance.now() - t0) / 1000);
       for (const op of ops) {
         if (op.t !== 'rec') continue;
         const k = revKey(op.main, op.sub).toString('latin1');
         if (this.overlay.get(k)?.op === op) this.overlay.delete(k);
       }
-    }, async (e: unknown) => {
-      throw await commitFailure(e);
     });
   }
 
