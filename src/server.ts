@@ -32,7 +32,7 @@ export interface RunningServer {
   close(drainMs?: number): Promise<void>;
 }
 
-function backendOf(cfg: Config, metrics: ServerMetrics, log: Logger): EmbeddedBackend | UpstreamBackend {
+function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | UpstreamBackend {
   if (cfg.endpoints.length > 0) {
     const file = (p: string): Buffer | undefined => (p === '' ? undefined : readFileSync(p));
     const t = cfg.upstreamTls;
@@ -62,13 +62,12 @@ function backendOf(cfg: Config, metrics: ServerMetrics, log: Logger): EmbeddedBa
     clock: systemClock,
     onCommitSeconds: (s) => metrics.observeCommitSeconds(s),
     onWalSyncSeconds: (s) => metrics.observeWalFsyncSeconds(s),
-    onStorageFailure: (err) => log.error({ err }, 'storage failed (WAL or backend write): refusing writes, /health fails; restart once the disk is fixed'),
   });
 }
 
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
-  const backend = backendOf(cfg, metrics, log);
+  const backend = backendOf(cfg, metrics);
   if (backend instanceof EmbeddedBackend) metrics.watchCore(backend);
 
   const grpcServer = new grpc.Server({
@@ -81,6 +80,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     'grpc.enable_channelz': 0,
   });
   const streams = new OpenStreams();
+  if (backend instanceof EmbeddedBackend) {
+    backend.onStorageFailure = (err) => log.error({ err }, 'storage failed (WAL or backend write): refusing writes, /health fails; restart once the disk is fixed');
+  }
   addServices(grpcServer, backend, log, streams);
   addRecipeServices(grpcServer, backend, log, streams);
   addHealthService(grpcServer, backend, streams);

@@ -39,7 +39,6 @@ export interface RaftNodeOptions {
   /** Index the state machine's storage holds (its consistent index at start). */
   readonly appliedIndex: number;
   readonly send?: (msgs: readonly OutboundMessage[]) => void;
-  /** Called once when the node stops on a storage failure (WAL, state machine commit, snapshot). */
   readonly onError: (err: Error) => void;
   readonly onWalSyncSeconds?: (seconds: number) => void;
 }

@@ -58,8 +58,6 @@ export interface CoreConfig {
   readonly snapshotCount?: number;
   /** Observes each storage commit's latency in seconds (the metrics' disk histograms). */
   readonly onCommitSeconds?: (seconds: number) => void;
-  /** Called once when the disk fails (writes are refused from then on): the log line. */
-  readonly onStorageFailure?: (err: Error) => void;
 }
 
 /** etcd's maintenance service leaves auth errors unwrapped: clients see UNKNOWN and these texts. */
@@ -105,6 +103,8 @@ export class EmbeddedBackend implements V3Backend {
   /** Resolves when everything applied so far is durable. */
   private lastCommit: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
+  /** Told once when the disk fails and writes start being refused (the server logs it). */
+  onStorageFailure: ((err: Error) => void) | undefined;
   private readonly revoking = new Set<bigint>();
   private readonly stopTimers: (() => void)[] = [];
   private closed = false;
@@ -217,6 +217,23 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   /**
+   * The disk failed (a WAL write or fdatasync, an LMDB commit): from now on writes are refused with
+   * "etcdserver: storage failed: <why>" and /health fails, until a restart (which replays the WAL;
+   * nothing acknowledged depends on the failed write). Proposals waiting for their entry are
+   * refused now: the raft node has stopped and will never apply them. Returns the first failure.
+   */
+  private storageFailed(err: unknown): Error {
+    if (this.failure !== undefined) return this.failure;
+    const failure = err instanceof Error ? err : new Error(String(err));
+    this.failure = failure;
+    this.onStorageFailure?.(failure);
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) p.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+    return failure;
+  }
+
+  /**
    * The raft node's apply: committed entries in log order, applied now through the one
    * deterministic Applier (skipping what storage already holds: a restart replays the WAL from the
    * last snapshot). The returned promise is the batch's storage commit (no fsync: the WAL holds
@@ -250,23 +267,6 @@ export class EmbeddedBackend implements V3Backend {
         throw failure;
       },
     );
-  }
-
-  /**
-   * The disk failed (a WAL write or fdatasync, an LMDB commit): from now on writes are refused with
-   * "etcdserver: storage failed: <why>" and /health fails, until a restart (which replays the WAL;
-   * nothing acknowledged depends on the failed write). Proposals waiting for their entry are
-   * refused now: the raft node has stopped and will never apply them. Returns the first failure.
-   */
-  private storageFailed(err: unknown): Error {
-    if (this.failure !== undefined) return this.failure;
-    const failure = err instanceof Error ? err : new Error(String(err));
-    this.failure = failure;
-    this.cfg.onStorageFailure?.(failure);
-    const waiting = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of waiting) p.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
-    return failure;
   }
 
   private expectResponse<C extends ApplyResponse['$case']>(r: ApplyResult, c: C): ResponseOf[C] {
