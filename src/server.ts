@@ -10,6 +10,7 @@ import { InstrumentedServer } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { trackInflight } from './http/drain.js';
+import { clientErrorHandler, frameworkErrors } from './http/bad-request.js';
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
@@ -78,6 +79,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     'grpc.enable_channelz': 0,
   });
   const streams = new OpenStreams();
+  if (backend instanceof EmbeddedBackend) {
+    backend.onStorageFailure = (err) => log.error({ err }, 'storage failed (WAL or backend write): refusing writes, /health fails; restart once the disk is fixed');
+  }
   addServices(grpcServer, backend, log, streams);
   addRecipeServices(grpcServer, backend, log, streams);
   addHealthService(grpcServer, backend, streams);
@@ -89,6 +93,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const app = Fastify({
     loggerInstance: httpLog as FastifyBaseLogger,
     trustProxy: cfg.trustedProxies.length > 0 ? [...cfg.trustedProxies] : false,
+    frameworkErrors,
+    clientErrorHandler,
   });
   const httpDrain = trackInflight(app);
   opsRoutes(app, backend, metrics);

@@ -103,6 +103,8 @@ export class EmbeddedBackend implements V3Backend {
   /** Resolves when everything applied so far is durable. */
   private lastCommit: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
+  /** Told once when the disk fails and writes start being refused (the server logs it). */
+  onStorageFailure: ((err: Error) => void) | undefined;
   private readonly revoking = new Set<bigint>();
   private readonly stopTimers: (() => void)[] = [];
   private closed = false;
@@ -141,7 +143,7 @@ export class EmbeddedBackend implements V3Backend {
       apply: (entries) => this.applyEntries(entries),
       flushState: () => this.storage.flushed(),
       appliedIndex: this.applier.appliedIndex,
-      onError: (err) => { this.failure ??= err; },
+      onError: (err) => this.storageFailed(err),
       ...(cfg.onWalSyncSeconds ? { onWalSyncSeconds: cfg.onWalSyncSeconds } : {}),
     });
     this.node.start();
@@ -211,6 +213,23 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   /**
+   * The disk failed (a WAL write or fdatasync, an LMDB commit): from now on writes are refused with
+   * "etcdserver: storage failed: <why>" and /health fails, until a restart (which replays the WAL;
+   * nothing acknowledged depends on the failed write). Proposals waiting for their entry are
+   * refused now: the raft node has stopped and will never apply them. Returns the first failure.
+   */
+  private storageFailed(err: unknown): Error {
+    if (this.failure !== undefined) return this.failure;
+    const failure = err instanceof Error ? err : new Error(String(err));
+    this.failure = failure;
+    this.onStorageFailure?.(failure);
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) p.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+    return failure;
+  }
+
+  /**
    * The raft node's apply: committed entries in log order, applied now through the one
    * deterministic Applier (skipping what storage already holds: a restart replays the WAL from the
    * last snapshot). The returned promise is the batch's storage commit (no fsync: the WAL holds
@@ -238,9 +257,9 @@ export class EmbeddedBackend implements V3Backend {
         }
       },
       (err: unknown) => {
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`));
-        throw this.failure;
+        const failure = this.storageFailed(err);
+        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+        throw failure;
       },
     );
   }

@@ -13,6 +13,28 @@ import type { MvccStorage, StorageOp } from '../mvcc/storage.js';
 /** LMDB's map size: the most the data file can grow to (there is no --quota-backend-bytes yet). */
 const MAP_SIZE_BYTES = 64 * 2 ** 30;
 
+/**
+ * lmdb rejects a failed commit with a generic "Commit failed" whose `commitError` is a second
+ * promise, rejected with the I/O error itself (EIO, ENOSPC). Unhandled, that second rejection
+ * would end the process; handled here, its text becomes the failure's.
+ */
+async function commitFailure(e: unknown): Promise<Error> {
+  const second = (e as { commitError?: unknown } | null)?.commitError;
+  if (second instanceof Promise) {
+    // lmdb rejects it right after the commit's own rejection; should it never settle, the
+    // generic error stands after a moment.
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([second, new Promise((res) => { timer = setTimeout(res, 1000); })]);
+    } catch (cause) {
+      return new Error(`LMDB commit failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return e instanceof Error ? e : new Error(String(e));
+}
+
 export class LmdbStorage implements MvccStorage {
   readonly mapSizeBytes = MAP_SIZE_BYTES;
   private readonly root: RootDatabase<Buffer, Buffer>;
@@ -40,6 +62,11 @@ export class LmdbStorage implements MvccStorage {
       path: join(this.path, 'db'),
       noSubdir: true,
       overlappingSync: true,
+      // With event-turn batching lmdb starts each batch with a commit promise of its own that no
+      // caller holds: a commit failing on a full or failing disk rejects it unhandled, which ends
+      // the process. Without it, commits are still grouped (one setImmediate per batch) and every
+      // commit promise is ours (commit() below), so the failure becomes an answer, not a crash.
+      eventTurnBatching: false,
       maxDbs: 8,
       mapSize: MAP_SIZE_BYTES,
       keyEncoding: 'binary',
@@ -124,7 +151,8 @@ export class LmdbStorage implements MvccStorage {
         else this.meta.putSync(name, value);
       }
     });
-    return done.then(() => {
+    const committed = done.catch(async (e: unknown) => { throw await commitFailure(e); });
+    return committed.then(() => {
       this.onCommitSeconds?.((performance.now() - t0) / 1000);
       for (const op of ops) {
         if (op.t === 'staged' && this.overlay.get(op.id) === op) this.overlay.delete(op.id);

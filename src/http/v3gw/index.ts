@@ -79,6 +79,11 @@ async function v3GatewayPlugin(app: FastifyInstance, opts: V3GatewayOptions): Pr
     void reply.headers(CORS_HEADERS);
     if (req.method === 'OPTIONS') await reply.code(200).send();
   });
+  // No route of the root scope (ops, docs, this not-found handler) reads a body: parsing one there
+  // would answer an unknown path that carries a bad JSON body with Fastify's JSON 400 instead of
+  // Go's 404 text.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
   app.setNotFoundHandler(async (req, reply) => {
     const path = req.url;
     if (PREFIXES.some((p) => path.startsWith(p))) return sendText(reply, 404, 'Not Found');
