@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { readFileSync } from 'node:fs';
+import type { TlsOptions } from 'node:tls';
 import { EmbeddedBackend } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
 import { InstrumentedServer } from './grpc/metrics.js';
@@ -64,6 +65,21 @@ function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | Upstr
   });
 }
 
+/** The https:// listeners' TLS options, as etcd 3.4 sets them: a client certificate is asked for
+ * (and required) only with --client-cert-auth, verified against --trusted-ca-file. */
+function clientTlsOptions(cfg: Config): TlsOptions | undefined {
+  const t = cfg.clientTls;
+  if (t === undefined) return undefined;
+  return {
+    cert: readFileSync(t.certFile),
+    key: readFileSync(t.keyFile),
+    ...(t.trustedCaFile !== '' ? { ca: readFileSync(t.trustedCaFile) } : {}),
+    requestCert: t.clientCertAuth,
+    rejectUnauthorized: t.clientCertAuth,
+    minVersion: 'TLSv1.2',
+  };
+}
+
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
   const backend = backendOf(cfg, metrics);
@@ -103,8 +119,11 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams });
   await app.ready();
 
+  const tls = clientTlsOptions(cfg);
   const listeners: ClientListener[] = [];
-  for (const url of cfg.listenClientUrls) listeners.push(await listenClient(url, grpcServer, app.server));
+  for (const url of cfg.listenClientUrls) {
+    listeners.push(await listenClient(url, grpcServer, app.server, url.protocol === 'https:' ? tls : undefined));
+  }
   metrics.watchGrpcBytes({
     grpcBytes: () => listeners.reduce((t, l) => {
       const b = l.grpcBytes();

@@ -10,6 +10,9 @@ export type { HealthFacts } from './health.js';
  * `authorization`, the gateway's Authorization header). */
 export interface CallContext {
   readonly token?: string | undefined;
+  /** The verified client certificate's Common Name (gRPC over TLS with --client-cert-auth):
+   * the caller when auth is enabled and no token is given, as etcd 3.4's AuthInfoFromTLS. */
+  readonly commonName?: string | undefined;
 }
 
 /** One watch stream (a gRPC Watch call, a gateway /v3/watch request, ...). */
@@ -52,6 +55,8 @@ export interface V3Backend {
 
   /** Leader, alarms, storage state: what every health check judges (src/backend/health.ts). */
   healthFacts(): HealthFacts;
+  /** Whether auth is on, when the backend knows it without a round trip (the embedded core). */
+  authEnabledNow?(): boolean;
   authEnable(req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse>;
   authDisable(req: pb.AuthDisableRequest, ctx?: CallContext): Promise<pb.AuthDisableResponse>;
   authenticate(req: pb.AuthenticateRequest): Promise<pb.AuthenticateResponse>;

@@ -273,12 +273,16 @@ export class EmbeddedBackend implements V3Backend {
   // --- KV ---
 
   /**
-   * Who a call runs as: null without a token. A token that names nobody (unknown, expired, or any
-   * token while auth is off, as etcd answers after AuthDisable) is refused.
+   * Who a call runs as: null without a token (or, with a verified client certificate and auth on,
+   * its Common Name at the current auth revision, as etcd 3.4). A token that names nobody
+   * (unknown, expired, or any token while auth is off, as etcd answers after AuthDisable) is refused.
    */
   private authInfo(ctx: CallContext | undefined): AuthInfo | null {
     const token = ctx?.token;
-    if (token === undefined) return null;
+    if (token === undefined) {
+      const cn = ctx?.commonName;
+      return cn !== undefined && cn !== '' && this.auth.enabled ? { username: cn, revision: this.auth.revision } : null;
+    }
     const info = this.auth.enabled ? this.tokens.info(token, this.auth.revision) : undefined;
     if (info === undefined) throw new EtcdError('invalidAuthToken');
     return info;
@@ -329,6 +333,10 @@ export class EmbeddedBackend implements V3Backend {
     if (rev <= this.store.compactRev) throw new EtcdError('compacted');
     if (rev > this.store.currentRev) throw new EtcdError('futureRev');
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'compaction', value: req }, info), 'compaction'));
+  }
+
+  authEnabledNow(): boolean {
+    return this.auth.enabled;
   }
 
   private checkNoSpace(): void {
