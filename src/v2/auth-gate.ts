@@ -18,6 +18,9 @@ export type V2Caller = string | null;
 /** Remembered logins and permission sets, at most this many each (then forgotten all at once). */
 const CACHE_MAX = 4096;
 
+/** How long an upstream cluster's probed auth state is trusted. */
+const PROBE_TTL_MS = 1000;
+
 /** What a failed password check is, as opposed to a failure to check it (no leader, ...). */
 const LOGIN_REFUSALS = new Set(['authFailed', 'userNotFound', 'noPasswordUser', 'userEmpty', 'authNotEnabled']);
 
@@ -28,14 +31,26 @@ export class V2AuthGate {
   private readonly logins = new Map<string, number>();
   /** user ("" = guest) -> permissions at an auth revision. */
   private readonly perms = new Map<string, { revision: number; perms: V2Permissions }>();
+  /** The last upstream probe (one round trip per PROBE_TTL_MS, not per request). */
+  private probed: { atMs: number; status: Promise<AuthStatus> } | undefined;
 
-  constructor(private readonly backend: V3Backend, prefix: string) {
+  /**
+   * `guestIsServer`: a request without credentials runs as the server's own login (gateway mode
+   * with --user, which serves every token-less client as that user) instead of the guest role.
+   */
+  constructor(private readonly backend: V3Backend, prefix: string, private readonly guestIsServer = false) {
     this.map = new V2PermissionMap(prefix);
   }
 
   /** The auth state: free in the embedded core; probed upstream (UserList needs a user iff auth is on). */
   async status(): Promise<AuthStatus> {
     if (this.backend.authStatus) return this.backend.authStatus();
+    const now = Date.now();
+    if (this.probed === undefined || now - this.probed.atMs >= PROBE_TTL_MS) this.probed = { atMs: now, status: this.probe() };
+    return this.probed.status;
+  }
+
+  private async probe(): Promise<AuthStatus> {
     try {
       await this.backend.userList({});
       return { enabled: false, revision: -1 };
@@ -43,6 +58,7 @@ export class V2AuthGate {
       if (e instanceof EtcdError && (e.code === 'userEmpty' || e.code === 'permissionDenied' || e.code === 'invalidAuthToken')) {
         return { enabled: true, revision: -1 };
       }
+      this.probed = undefined; // a failed probe is not remembered
       throw e;
     }
   }
@@ -74,6 +90,7 @@ export class V2AuthGate {
 
   /** The caller's permissions: its roles' (root: all); the guest role's for null (none without one). */
   async permissions(caller: V2Caller, st: AuthStatus): Promise<V2Permissions> {
+    if (caller === null && this.guestIsServer) return 'all';
     const id = caller ?? '';
     const hit = this.perms.get(id);
     if (hit !== undefined && st.revision >= 0 && hit.revision === st.revision) return hit.perms;

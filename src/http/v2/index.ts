@@ -27,6 +27,11 @@ export interface V2KeysOptions {
   readonly metrics?: V2Metrics;
   /** Open long polls register here so a graceful shutdown ends them (empty body, as a cut poll). */
   readonly streams?: OpenStreams;
+  /**
+   * With auth on, a request without credentials runs as the server's own login instead of the
+   * guest role: gateway mode with --user, whose token-less clients are all served as that user.
+   */
+  readonly guestIsServer?: boolean;
 }
 
 /** etcd's form size limit (Go's 10 MiB for POST forms). */
@@ -209,7 +214,7 @@ async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<
   // The store runs as the server (its physical keys are not the caller's to name): the caller's
   // v2 permissions are checked on its logical keys first (src/v2/auth.ts).
   const store = new V2Store(withCallContext(opts.backend, INTERNAL_CALL), prefix, observer);
-  const ctx: Ctx = { store, auth: new V2AuthGate(opts.backend, prefix), metrics, streams: opts.streams };
+  const ctx: Ctx = { store, auth: new V2AuthGate(opts.backend, prefix, opts.guestIsServer ?? false), metrics, streams: opts.streams };
   await ctx.store.start();
   app.addHook('onClose', async () => ctx.store.close());
   app.removeAllContentTypeParsers();
