@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { EtcdError, type ErrorCode } from '../backend/errors.js';
-import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
+import type { AuthStatus, CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../backend/validate.js';
 import type * as pb from '../gen/etcdserverpb/rpc.js';
 import { AlarmRequest_AlarmAction as AlarmAction, AlarmType } from '../gen/etcdserverpb/rpc.js';
@@ -20,7 +20,7 @@ import type { Clock } from '../util/clock.js';
 import { Applier, type ApplyResponse, type ApplyResult } from './apply.js';
 import {
   AuthStore, checkDeleteAuth, checkLeaseRevokeAuth, checkPassword, checkPutAuth, checkTxnAuth, hashPassword,
-  JwtTokens, SimpleTokens, simpleTokenPrefix, type AuthInfo, type JwtOptions, type LeaseKeys, type TokenProvider,
+  JwtTokens, SimpleTokens, simpleTokenPrefix, SYSTEM, type AuthInfo, type JwtOptions, type LeaseKeys, type TokenProvider,
 } from './auth/index.js';
 import { clusterId, memberId } from './cluster/ids.js';
 import { rangeOp, txnOp } from './kv.js';
@@ -278,6 +278,7 @@ export class EmbeddedBackend implements V3Backend {
    * (unknown, expired, or any token while auth is off, as etcd answers after AuthDisable) is refused.
    */
   private authInfo(ctx: CallContext | undefined): AuthInfo | null {
+    if (ctx?.internal === true) return SYSTEM;
     const token = ctx?.token;
     if (token === undefined) {
       const cn = ctx?.commonName;
@@ -333,10 +334,6 @@ export class EmbeddedBackend implements V3Backend {
     if (rev <= this.store.compactRev) throw new EtcdError('compacted');
     if (rev > this.store.currentRev) throw new EtcdError('futureRev');
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'compaction', value: req }, info), 'compaction'));
-  }
-
-  authEnabledNow(): boolean {
-    return this.auth.enabled;
   }
 
   private checkNoSpace(): void {
@@ -602,6 +599,10 @@ export class EmbeddedBackend implements V3Backend {
   private async hashFor(ctx: CallContext | undefined, password: string): Promise<Buffer> {
     this.auth.checkAdmin(this.authInfo(ctx));
     return hashPassword(password);
+  }
+
+  authStatus(): AuthStatus {
+    return { enabled: this.auth.enabled, revision: this.auth.revision };
   }
 
   authEnable(_req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse> {
