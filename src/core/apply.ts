@@ -78,11 +78,16 @@ export class Applier {
     }
     this.syncLeases(txn.changes);
     txn.end();
+    this.markApplied(index);
+    return { response, error, rev: this.store.currentRev, changes: txn.changes };
+  }
+
+  /** Records that the entry at index is applied (also entries that change no key: membership). */
+  markApplied(index: number): void {
     this.index = index;
     const b = Buffer.allocUnsafe(8);
     b.writeDoubleBE(index);
     this.storage.stage({ t: 'meta', name: META_INDEX, value: b });
-    return { response, error, rev: this.store.currentRev, changes: txn.changes };
   }
 
   private dispatch(req: InternalRequest, txn: WriteTxn, index: number): ApplyResponse {

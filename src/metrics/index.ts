@@ -89,6 +89,8 @@ export interface ServerMetrics {
   observeCommitSeconds(seconds: number): void;
   /** Observes one WAL fdatasync, in seconds. */
   observeWalFsyncSeconds(seconds: number): void;
+  /** Observes one peer probe's round trip, in seconds; `to` is the peer's member ID (hex). */
+  observePeerRoundTrip(to: string, seconds: number): void;
   /** Reads the core's numbers at scrape time. */
   watchCore(source: CoreMetricsSource): void;
   /** Reads gRPC connection byte counts at scrape time. */
@@ -173,6 +175,12 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
     name: 'etcd_disk_backend_commit_duration_seconds', help: 'The latency distributions of commit called by backend.', buckets: DISK_BUCKETS, registers,
   });
 
+  // --- peers: etcd's prober histogram (buckets 0.0001 s doubling, as etcd's) ---
+  const peerRtt = new Histogram({
+    name: 'etcd_network_peer_round_trip_time_seconds', help: 'Round-Trip-Time histogram between peers',
+    labelNames: ['To'], buckets: Array.from({ length: 16 }, (_, i) => 0.0001 * 2 ** i), registers,
+  });
+
   // --- gRPC: go-grpc-prometheus names and labels ---
   let grpcBytes: GrpcBytesSource | undefined;
   const bytesCounter = (name: string, help: string, read: (b: { received: number; sent: number }) => number): void => {
@@ -246,6 +254,9 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
     },
     observeWalFsyncSeconds(seconds) {
       walFsync.observe(seconds);
+    },
+    observePeerRoundTrip(to, seconds) {
+      peerRtt.observe({ To: to }, seconds);
     },
     watchCore(source) {
       core = source;

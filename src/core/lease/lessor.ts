@@ -60,6 +60,15 @@ export class Lessor {
     return lease.ttl;
   }
 
+  /**
+   * A member that just became leader: renewals went to the old leader, so every lease restarts
+   * its full TTL (plus `extendMs`, etcd's election-timeout grace) from now, as etcd's Promote.
+   */
+  promote(extendMs: number): void {
+    const now = this.clock.nowMs();
+    for (const l of this.leases.values()) l.expiryMs = now + l.ttl * 1000 + extendMs;
+  }
+
   /** Remaining whole seconds, truncated as etcd does; -1 for an unknown lease. */
   remaining(id: bigint): number {
     const lease = this.leases.get(id);
