@@ -101,6 +101,7 @@ function backendOf(cfg: Config, metrics: ServerMetrics, join?: JoinInfo): Embedd
     ...(cfg.listenPeerUrls !== undefined ? { listenPeerUrls: cfg.listenPeerUrls } : {}),
     snapshotCatchupEntries: cfg.snapshotCatchupEntries,
     onPeerRoundTrip: (to, s) => metrics.observePeerRoundTrip(to, s),
+    onPeerSnapshot: (d, peer, ok) => metrics.peerSnapshot(d, peer, ok),
   });
 }
 

@@ -43,8 +43,8 @@ function leaseRecord(ttl: number): Buffer {
 }
 
 export class Applier {
-  private index: number;
-  readonly alarms: AlarmMember[];
+  private index = 0;
+  alarms: AlarmMember[] = [];
 
   constructor(
     private readonly store: MvccStore,
@@ -53,9 +53,14 @@ export class Applier {
     private readonly auth: AuthStore,
     private readonly tokens: TokenProvider,
   ) {
-    const b = storage.getMeta(META_INDEX);
+    this.load();
+  }
+
+  /** (Re)reads the applied index and alarms from storage. */
+  load(): void {
+    const b = this.storage.getMeta(META_INDEX);
     this.index = b === undefined ? 0 : b.readDoubleBE(0);
-    const a = storage.getMeta(META_ALARMS);
+    const a = this.storage.getMeta(META_ALARMS);
     this.alarms = a === undefined ? [] : (JSON.parse(a.toString()) as { m: string; a: number }[]).map((x) => ({ memberID: BigInt(x.m), alarm: x.a }));
   }
 

@@ -74,6 +74,7 @@ export interface CoreConfig {
   readonly snapshotCatchupEntries?: number;
   /** Observes a peer probe's round trip (etcd_network_peer_round_trip_time_seconds). */
   readonly onPeerRoundTrip?: (toHex: string, seconds: number) => void;
+  readonly onPeerSnapshot?: (direction: 'send' | 'receive', peerHex: string, ok: boolean) => void;
 }
 
 /** What a joining member learns from the running cluster's GET /members. */
@@ -163,10 +164,7 @@ export class EmbeddedBackend implements V3Backend {
     this.auth = new AuthStore(this.storage);
     this.tokens = cfg.authToken.kind === 'jwt' ? new JwtTokens(cfg.clock, cfg.authToken.options) : new SimpleTokens(cfg.clock, cfg.authTokenTtlMs);
     this.applier = new Applier(this.store, this.lessor, this.storage, this.auth, this.tokens);
-    for (const { id, value } of this.storage.scanLeases()) this.lessor.grant(id, value.readDoubleBE(0));
-    for (const kv of this.store.liveKeys({ key: '', end: null })) {
-      if (kv.lease !== 0n) this.lessor.attach(kv.lease, kv.key.toString('latin1'));
-    }
+    this.loadLeases();
     this.hub = new WatchHub(this.store, this.storage);
     // A data dir made by `snapshot restore` carries the cluster token it was restored with (a new
     // cluster: new member and cluster IDs, as etcd's restore --initial-cluster-token gives).
@@ -280,6 +278,7 @@ export class EmbeddedBackend implements V3Backend {
       renewLease: (id) => (this.node.isLeader && this.lessor.has(id) ? this.lessor.renew(id) : -1),
       snapDir: join(this.cfg.dataDir, 'member', 'snap', 'incoming'),
       ...(this.cfg.onPeerRoundTrip ? { onRoundTrip: this.cfg.onPeerRoundTrip } : {}),
+      ...(this.cfg.onPeerSnapshot ? { onSnapshot: this.cfg.onPeerSnapshot } : {}),
     });
   }
 
@@ -575,9 +574,41 @@ export class EmbeddedBackend implements V3Backend {
     for (const w of ready) w.resolve();
   }
 
-  /** A leader's snapshot: not supported yet (see installSnapshot below, replaced when it is). */
+  private loadLeases(): void {
+    this.lessor.clear();
+    for (const { id, value } of this.storage.scanLeases()) this.lessor.grant(id, value.readDoubleBE(0));
+    for (const kv of this.store.liveKeys({ key: '', end: null })) {
+      if (kv.lease !== 0n) this.lessor.attach(kv.lease, kv.key.toString('latin1'));
+    }
+  }
+
+  /**
+   * A leader's snapshot (this member fell behind its log): the data file that came with it
+   * replaces the storage, and everything held in memory is rebuilt from it, as a restart would.
+   */
   private async installSnapshot(snap: Snapshot): Promise<void> {
-    throw new Error(`cannot install snapshot ${snap.meta.index}: not implemented`);
+    const file = this.incomingSnapshots.get(snap.meta.index);
+    if (file === undefined) throw new Error(`snapshot ${snap.meta.index}: its data file never arrived`);
+    this.incomingSnapshots.delete(snap.meta.index);
+    await this.lastCommit.catch(() => undefined);
+    await this.storage.replaceWith(file, [META_MEMBER_ID, META_CLUSTER_ID, META_CLUSTER_TOKEN]);
+    await rm(file, { force: true });
+    this.store.reload();
+    this.auth.load();
+    this.applier.load();
+    this.loadLeases();
+    this.membership = Membership.load(this.storage) ?? this.membership;
+    this.updatePeers();
+    this.raftApplied = Math.max(this.raftApplied, this.applier.appliedIndex);
+    this.hub.restored();
+    this.releaseAppliedWaiters();
+    for (const [index, f] of this.incomingSnapshots) {
+      // Older ones raft ignored: never needed.
+      if (index < snap.meta.index) {
+        this.incomingSnapshots.delete(index);
+        void rm(f, { force: true });
+      }
+    }
   }
 
   private expectResponse<C extends ApplyResponse['$case']>(r: ApplyResult, c: C): ResponseOf[C] {

@@ -17,6 +17,11 @@ export class Lessor {
 
   constructor(private readonly clock: Clock, readonly minTTL: number) {}
 
+  /** Forgets every lease (a snapshot from the leader replaces them). */
+  clear(): void {
+    this.leases.clear();
+  }
+
   get(id: bigint): Lease | undefined {
     return this.leases.get(id);
   }

@@ -57,6 +57,7 @@ export interface TransportHost {
   /** Where incoming snapshot files are written. */
   readonly snapDir: string;
   onRoundTrip?(toHex: string, seconds: number): void;
+  onSnapshot?(direction: 'send' | 'receive', peerHex: string, ok: boolean): void;
   onError?(what: string, err: unknown): void;
 }
 
@@ -200,6 +201,7 @@ export class Transport {
     } catch (e) {
       this.host.onError?.('snapshot send', e);
     }
+    this.host.onSnapshot?.('send', p.id.toString(16), ok);
     this.host.snapshotSent(p.id, ok);
   }
 
@@ -286,8 +288,10 @@ export class Transport {
       }, out);
       const [m] = decodeBatch(head.subarray(4));
       if (m?.type !== 'snapshot') throw new CodecError('snapshot: no snapshot message');
+      this.host.onSnapshot?.('receive', m.from.toString(16), true);
       this.host.receiveSnapshot(m, file);
     } catch (e) {
+      this.host.onSnapshot?.('receive', String(req.headers[FROM_HEADER] ?? ''), false);
       await rm(file, { force: true });
       throw e;
     }
