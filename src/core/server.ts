@@ -10,7 +10,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { EtcdError, type ErrorCode } from '../backend/errors.js';
+import { errorCodes, EtcdError, type ErrorCode } from '../backend/errors.js';
 import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../backend/validate.js';
 import type * as pb from '../gen/etcdserverpb/rpc.js';
@@ -275,6 +275,14 @@ export class EmbeddedBackend implements V3Backend {
       },
       snapshotSent: (to, ok) => this.node.reportSnapshot(to, ok),
       members: () => this.membership.list().map(memberInfo),
+      promote: async (id) => {
+        try {
+          await this.promoteHere(id);
+          return '';
+        } catch (e) {
+          return e instanceof EtcdError ? e.code : 'unknown';
+        }
+      },
       renewLease: (id) => (this.node.isLeader && this.lessor.has(id) ? this.lessor.renew(id) : -1),
       snapDir: join(this.cfg.dataDir, 'member', 'snap', 'incoming'),
       ...(this.cfg.onPeerRoundTrip ? { onRoundTrip: this.cfg.onPeerRoundTrip } : {}),
@@ -774,6 +782,126 @@ export class EmbeddedBackend implements V3Backend {
 
   async memberList(_req: pb.MemberListRequest): Promise<pb.MemberListResponse> {
     return { header: { ...this.header(0) }, members: this.members() };
+  }
+
+  // Membership changes, checked as etcd checks them with --strict-reconfig-check (its default):
+  // a change must leave a quorum of started (published) and connected voters.
+
+  /** Voters other than `except`, and whether each is started (has published its name) and connected. */
+  private voterHealth(except?: bigint): { total: number; started: number; connected: number } {
+    let total = 0;
+    let started = 0;
+    let connected = 0;
+    for (const m of this.membership.list()) {
+      if (m.isLearner || m.id === except) continue;
+      total++;
+      if (m.name !== '') started++;
+      if (m.id === this.memberId || this.transport?.peerActive(m.id)) connected++;
+    }
+    return { total, started, connected };
+  }
+
+  private checkPeerUrls(urls: readonly string[], except?: bigint): string[] {
+    const out: string[] = [];
+    for (const u of urls) {
+      let url: URL;
+      try {
+        url = new URL(u.trim());
+      } catch {
+        throw new EtcdError('invalidPeerURLs');
+      }
+      if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.port === '' || (url.pathname !== '/' && url.pathname !== '')) throw new EtcdError('invalidPeerURLs');
+      out.push(u.trim());
+    }
+    if (out.length === 0) throw new EtcdError('invalidPeerURLs');
+    for (const m of this.membership.list()) {
+      if (m.id !== except && m.peerURLs.some((p) => out.includes(p))) throw new EtcdError('peerURLExist');
+    }
+    return out.sort();
+  }
+
+  private clusterHeader(): pb.ResponseHeader {
+    return this.header(this.store.currentRev);
+  }
+
+  async memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> {
+    const urls = this.checkPeerUrls(req.peerURLs);
+    if (req.isLearner) {
+      if (this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
+    } else {
+      const h = this.voterHealth();
+      // etcd lets a lone member add a second one (restoring a cluster from one member's data).
+      const lone = h.started === 1 && h.total === 1;
+      if (!lone && h.started < Math.floor((h.total + 1) / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
+      if (h.connected < h.total) throw new EtcdError('unhealthy');
+    }
+    // etcd's NewMember: the peer URLs, the cluster token and the time make the ID.
+    const id = memberId(urls, `${this.cfg.initialClusterToken}${this.cfg.clock.nowMs()}`);
+    if (this.membership.get(id) !== undefined || this.membership.isRemoved(id)) throw new EtcdError('memberExist');
+    const ok = await this.proposeClusterChange(
+      { op: 'add', id: id.toString(16), peerURLs: urls, isLearner: req.isLearner },
+      { type: req.isLearner ? 'addLearner' : 'addVoter', nodeId: id },
+    );
+    if (!ok) throw new EtcdError('memberExist');
+    return {
+      header: this.clusterHeader(),
+      member: { ID: id, name: '', peerURLs: urls, clientURLs: [], isLearner: req.isLearner },
+      members: this.members(),
+    };
+  }
+
+  async memberRemove(req: pb.MemberRemoveRequest): Promise<pb.MemberRemoveResponse> {
+    const m = this.membership.get(req.ID);
+    if (m === undefined) throw new EtcdError('memberNotFound');
+    if (!m.isLearner) {
+      const h = this.voterHealth(req.ID);
+      if (h.started < Math.floor(h.total / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
+      // A member that is down is safe to remove: it is not part of the working quorum.
+      const down = req.ID !== this.memberId && !this.transport?.peerActive(req.ID);
+      if (!down && h.connected < Math.floor(h.total / 2) + 1) throw new EtcdError('unhealthy');
+    }
+    const ok = await this.proposeClusterChange({ op: 'remove', id: req.ID.toString(16) }, { type: 'remove', nodeId: req.ID });
+    if (!ok) throw new EtcdError('memberNotFound');
+    return { header: this.clusterHeader(), members: this.members() };
+  }
+
+  async memberUpdate(req: pb.MemberUpdateRequest): Promise<pb.MemberUpdateResponse> {
+    if (this.membership.get(req.ID) === undefined) throw new EtcdError('memberNotFound');
+    const urls = this.checkPeerUrls(req.peerURLs, req.ID);
+    const ok = await this.proposeClusterChange({ op: 'update', id: req.ID.toString(16), peerURLs: urls });
+    if (!ok) throw new EtcdError('memberNotFound');
+    return { header: this.clusterHeader(), members: this.members() };
+  }
+
+  /** Only the leader knows whether a learner caught up: a follower forwards (etcd does too). */
+  async memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse> {
+    const m = this.membership.get(req.ID);
+    if (m === undefined) throw new EtcdError('memberNotFound');
+    if (!m.isLearner) throw new EtcdError('notLearner');
+    if (this.node.isLeader || !this.multiMember) {
+      await this.promoteHere(req.ID);
+    } else {
+      await this.withTimeout(this.node.whenLeaderKnown());
+      const code = await this.transport?.promoteAt(this.node.leader, req.ID);
+      if (code === undefined) throw new EtcdError('noLeader');
+      if (code !== '') throw new EtcdError((errorCodes as readonly string[]).includes(code) ? code as ErrorCode : 'unknown');
+    }
+    return { header: this.clusterHeader(), members: this.members() };
+  }
+
+  /** On the leader: a learner whose log matches at least 90% of the leader's is promoted. */
+  private async promoteHere(id: bigint): Promise<void> {
+    const m = this.membership.get(id);
+    if (m === undefined) throw new EtcdError('memberNotFound');
+    if (!m.isLearner) throw new EtcdError('notLearner');
+    if (!this.node.isLeader) throw new EtcdError('notLeader');
+    const match = this.node.raft.matchOf(id) ?? 0;
+    const leaderMatch = this.node.raft.matchOf(this.memberId) ?? 0;
+    if (match < leaderMatch * 0.9) throw new EtcdError('learnerNotReady');
+    const h = this.voterHealth();
+    if (h.started + 1 < Math.floor((h.total + 1) / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
+    const ok = await this.proposeClusterChange({ op: 'promote', id: id.toString(16) }, { type: 'addVoter', nodeId: id });
+    if (!ok) throw new EtcdError('memberNotFound');
   }
 
   // --- Maintenance ---

@@ -143,6 +143,12 @@ export class Raft {
     return this.trk.confState();
   }
 
+  /** A leader's view of how far a member's log matches its own (undefined: not leader / unknown). */
+  matchOf(id: NodeId): number | undefined {
+    if (this.role !== 'leader') return undefined;
+    return this.trk.progress.get(id)?.match;
+  }
+
   status(): RaftStatus {
     const progress = new Map<NodeId, string>();
     if (this.role === 'leader') for (const [id, pr] of this.trk.progress) progress.set(id, pr.describe());

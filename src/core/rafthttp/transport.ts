@@ -54,6 +54,8 @@ export interface TransportHost {
   members(): MemberInfo[];
   /** The leader renews a lease for a follower: the remaining TTL (-1: not found / not leader). */
   renewLease(id: bigint): number;
+  /** The leader promotes a learner for a member that forwarded the request: '' or an error code. */
+  promote(id: bigint): Promise<string>;
   /** Where incoming snapshot files are written. */
   readonly snapDir: string;
   onRoundTrip?(toHex: string, seconds: number): void;
@@ -218,6 +220,19 @@ export class Transport {
     }
   }
 
+  /** A follower asks the leader to promote a learner (only the leader knows whether it caught up). */
+  async promoteAt(leader: NodeId, id: bigint): Promise<string | undefined> {
+    const p = this.peers.get(leader);
+    if (p === undefined) return undefined;
+    try {
+      const res = await p.pool.request({ method: 'POST', path: `/members/promote/${id.toString(16)}`, headers: this.headers(), headersTimeout: 15_000, bodyTimeout: 15_000 });
+      const text = await res.body.text();
+      return res.statusCode === 200 ? '' : res.statusCode === 412 && text !== 'cluster ID mismatch\n' ? text : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '';
     const reply = (code: number, body = '', type = 'text/plain'): void => {
@@ -252,6 +267,13 @@ export class Transport {
       if (req.method === 'POST' && url === '/raft/snapshot') {
         await this.receiveSnapshot(req);
         reply(204);
+        return;
+      }
+      const promote = /^\/members\/promote\/([0-9a-f]{1,16})$/.exec(url);
+      if (req.method === 'POST' && promote !== null) {
+        req.resume();
+        const code = await this.host.promote(BigInt('0x' + promote[1]!));
+        reply(code === '' ? 200 : 412, code);
         return;
       }
       if (req.method === 'POST' && url === '/leases') {
