@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startOurCluster, type OurCluster } from '../helpers/ourcluster.js';
-import { agreedLeader, endpointStatus, eventually, get, hashKV, put } from './helpers.js';
+import { agreedLeader, endpointStatus, eventually, get, hashKV, put, v3 } from './helpers.js';
 
 let c: OurCluster;
 before(async () => {
@@ -71,4 +71,23 @@ test('SIGSTOP of a follower: the cluster keeps working; after SIGCONT it catches
   // Serializable: its own state, once it has caught up by log.
   await eventually('the paused member catches up', async () => ((await get(f, 'paused-19', true)) === '19' ? true : undefined));
   assert.equal(await get(f, 'paused-0'), '0');
+});
+
+test('leases: keep-alives on a follower reach the leader; only the leader expires, everywhere', async () => {
+  const leader = await eventually('a leader', () => agreedLeader(eps()));
+  const st = await endpointStatus(c.endpoints());
+  const follower = st.find((s) => BigInt(s.Status.header.member_id) !== leader)!.Endpoint;
+  const other = st.find((s) => BigInt(s.Status.header.member_id) !== leader && s.Endpoint !== follower)!.Endpoint;
+  // The minimum TTL is 1.5 x the election timeout (500 ms): a 2 s lease stays 2 s.
+  const grant = await v3(follower, '/v3/lease/grant', { TTL: 2 });
+  await v3(follower, '/v3/kv/put', { key: Buffer.from('leased').toString('base64'), value: 'eA==', lease: grant.ID });
+  for (let i = 0; i < 6; i++) {
+    const ka = await v3(follower, '/v3/lease/keepalive', { ID: grant.ID });
+    assert.equal(Number(ka.result.TTL), 2, 'renewed by the leader through the follower');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(await get(other, 'leased'), 'x', 'kept alive for 3 s, longer than its TTL');
+  // No more keep-alives: the leader revokes it and every member deletes the key.
+  await eventually('the lease expires', async () => ((await get(other, 'leased')) === undefined ? true : undefined), 10_000);
+  assert.equal(await get(follower, 'leased', true), undefined);
 });
