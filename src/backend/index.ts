@@ -61,6 +61,10 @@ export interface V3Backend {
   leaseLeases(req: pb.LeaseLeasesRequest): Promise<pb.LeaseLeasesResponse>;
 
   memberList(req: pb.MemberListRequest): Promise<pb.MemberListResponse>;
+  memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse>;
+  memberRemove(req: pb.MemberRemoveRequest): Promise<pb.MemberRemoveResponse>;
+  memberUpdate(req: pb.MemberUpdateRequest): Promise<pb.MemberUpdateResponse>;
+  memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse>;
 
   status(req: pb.StatusRequest): Promise<pb.StatusResponse>;
   alarm(req: pb.AlarmRequest): Promise<pb.AlarmResponse>;

@@ -43,3 +43,25 @@ export function proposalId(data: Uint8Array): bigint | undefined {
 export function decodeProposal(data: Uint8Array): InternalRequest {
   return InternalRequest.decode(data.subarray(ID_BYTES));
 }
+
+/** A normal entry whose body starts with this byte is a membership change (JSON), not an
+ * InternalRequest (a protobuf message never starts with a 0 byte: field number 0 is invalid). */
+const CLUSTER_ENTRY = 0;
+
+/** A membership change's entry data: [u64 BE request ID][0][JSON]. */
+export function encodeClusterEntry(id: bigint, change: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(change));
+  const data = Buffer.allocUnsafe(ID_BYTES + 1 + json.length);
+  data.writeBigUInt64BE(id, 0);
+  data[ID_BYTES] = CLUSTER_ENTRY;
+  data.set(json, ID_BYTES + 1);
+  return data;
+}
+
+export function isClusterEntry(data: Uint8Array): boolean {
+  return data.length > ID_BYTES && data[ID_BYTES] === CLUSTER_ENTRY;
+}
+
+export function decodeClusterEntry<T>(data: Uint8Array): T {
+  return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.length).subarray(ID_BYTES + 1).toString()) as T;
+}

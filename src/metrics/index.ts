@@ -93,6 +93,10 @@ export interface ServerMetrics {
   observeCommitSeconds(seconds: number): void;
   /** Observes one WAL fdatasync, in seconds. */
   observeWalFsyncSeconds(seconds: number): void;
+  /** Observes one peer probe's round trip, in seconds; `to` is the peer's member ID (hex). */
+  observePeerRoundTrip(to: string, seconds: number): void;
+  /** Counts a snapshot sent to / received from a peer (etcd_network_snapshot_{send,receive}_{success,failures}). */
+  peerSnapshot(direction: 'send' | 'receive', peer: string, ok: boolean): void;
   /** Reads the core's numbers at scrape time. */
   watchCore(source: CoreMetricsSource): void;
   /** Reads gRPC connection byte counts at scrape time. */
@@ -176,6 +180,16 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
   const backendCommit = new Histogram({
     name: 'etcd_disk_backend_commit_duration_seconds', help: 'The latency distributions of commit called by backend.', buckets: DISK_BUCKETS, registers,
   });
+
+  // --- peers: etcd's prober histogram (buckets 0.0001 s doubling, as etcd's) ---
+  const peerRtt = new Histogram({
+    name: 'etcd_network_peer_round_trip_time_seconds', help: 'Round-Trip-Time histogram between peers',
+    labelNames: ['To'], buckets: Array.from({ length: 16 }, (_, i) => 0.0001 * 2 ** i), registers,
+  });
+
+  const snapCounter = (name: string, help: string, label: 'To' | 'From') => new Counter({ name, help, labelNames: [label], registers });
+  const snapSend = { ok: snapCounter('etcd_network_snapshot_send_success', 'Total number of successful snapshot sends', 'To'), failed: snapCounter('etcd_network_snapshot_send_failures', 'Total number of snapshot send failures', 'To') };
+  const snapReceive = { ok: snapCounter('etcd_network_snapshot_receive_success', 'Total number of successful snapshot receives', 'From'), failed: snapCounter('etcd_network_snapshot_receive_failures', 'Total number of snapshot receive failures', 'From') };
 
   // --- gRPC: go-grpc-prometheus names and labels ---
   let grpcBytes: GrpcBytesSource | undefined;
@@ -264,6 +278,13 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
     },
     observeWalFsyncSeconds(seconds) {
       walFsync.observe(seconds);
+    },
+    observePeerRoundTrip(to, seconds) {
+      peerRtt.observe({ To: to }, seconds);
+    },
+    peerSnapshot(direction, peer, ok) {
+      if (direction === 'send') (ok ? snapSend.ok : snapSend.failed).inc({ To: peer });
+      else (ok ? snapReceive.ok : snapReceive.failed).inc({ From: peer });
     },
     watchCore(source) {
       core = source;

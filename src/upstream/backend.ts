@@ -169,6 +169,22 @@ export class UpstreamBackend implements V3Backend {
     return this.call('read', (ep, q, md, o, cb) => ep.cluster.memberList(q, md, o, cb), req);
   }
 
+  memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.cluster.memberAdd(q, md, o, cb), req);
+  }
+
+  memberRemove(req: pb.MemberRemoveRequest): Promise<pb.MemberRemoveResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.cluster.memberRemove(q, md, o, cb), req);
+  }
+
+  memberUpdate(req: pb.MemberUpdateRequest): Promise<pb.MemberUpdateResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.cluster.memberUpdate(q, md, o, cb), req);
+  }
+
+  memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse> {
+    return this.call('write', (ep, q, md, o, cb) => ep.cluster.memberPromote(q, md, o, cb), req);
+  }
+
   status(req: pb.StatusRequest): Promise<pb.StatusResponse> {
     return this.call('read', (ep, q, md, o, cb) => ep.maintenance.status(q, md, o, cb), req);
   }

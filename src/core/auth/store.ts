@@ -59,6 +59,17 @@ export class AuthStore {
   private readonly cache = new Map<string, MergedPermissions>();
 
   constructor(private readonly storage: Pick<MvccStorage, 'getMeta' | 'stage'>) {
+    this.load();
+  }
+
+  /** (Re)reads the stored state: at start, and after a snapshot from the leader replaced it. */
+  load(): void {
+    this.enabledFlag = false;
+    this.rev = 0;
+    this.users.clear();
+    this.roles.clear();
+    this.cache.clear();
+    const storage = this.storage;
     const b = storage.getMeta(META_AUTH);
     if (b === undefined) return;
     const s = JSON.parse(b.toString()) as StoredState;

@@ -160,6 +160,36 @@ export class LmdbStorage implements MvccStorage {
     });
   }
 
+  /**
+   * Replaces everything with the contents of another data file (a leader's snapshot), in one
+   * transaction; the metadata named in `keep` (this member's own identity) survives.
+   */
+  async replaceWith(file: string, keep: readonly string[]): Promise<void> {
+    const src = open<Buffer, Buffer>({ path: file, noSubdir: true, readOnly: true, maxDbs: 8, keyEncoding: 'binary', encoding: 'binary' });
+    try {
+      const from = {
+        key: src.openDB<Buffer, Buffer>({ name: 'key', keyEncoding: 'binary', encoding: 'binary' }),
+        meta: src.openDB<Buffer, string>({ name: 'meta', keyEncoding: 'ordered-binary', encoding: 'binary' }),
+        lease: src.openDB<Buffer, Buffer>({ name: 'lease', keyEncoding: 'binary', encoding: 'binary' }),
+      };
+      const kept = keep.map((n) => [n, this.meta.getBinary(n)] as const);
+      this.overlay.clear();
+      this.staged = [];
+      await this.root.transaction(() => {
+        for (const [to, f] of [[this.records, from.key], [this.leases, from.lease]] as const) {
+          for (const k of to.getKeys()) to.removeSync(k);
+          for (const { key, value } of f.getRange()) to.putSync(key, Buffer.from(value));
+        }
+        for (const k of this.meta.getKeys()) this.meta.removeSync(k);
+        for (const { key, value } of from.meta.getRange()) this.meta.putSync(key, Buffer.from(value));
+        for (const [n, v] of kept) if (v !== undefined) this.meta.putSync(n, Buffer.from(v));
+      });
+      await this.root.flushed;
+    } finally {
+      await src.close();
+    }
+  }
+
   /** A consistent copy of the whole environment, written to `file`. */
   backup(file: string): Promise<void> {
     return this.root.backup(file, true);

@@ -96,6 +96,19 @@ export class WatchHub {
     }
   }
 
+  /**
+   * The store was replaced by a newer snapshot: every watcher catches up from storage (the
+   * revisions in between were never notified here).
+   */
+  restored(): void {
+    for (const set of this.byKey.values()) for (const w of set) this.unsynced.add(w);
+    for (const w of this.ranges) this.unsynced.add(w);
+    this.byKey.clear();
+    this.ranges.clear();
+    this.rev = this.store.currentRev;
+    this.scheduleSync();
+  }
+
   /** Delivers the changes of one durable revision to the synced watchers. */
   notify(rev: number, changes: readonly Change[]): void {
     this.rev = rev;
