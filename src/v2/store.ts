@@ -41,8 +41,9 @@ export class V2Store {
   /**
    * Opens the shared watch and re-arms the sweeper for the nodes that need it (written by an
    * earlier run of this process, whose timers died with it); resolves when both are done or have
-   * failed. A refusal (v3 auth on: no v2 auth yet; gateway mode: cluster unreachable) does not stop
-   * the server: watches then fall back to their own backend watch, and the hub is retried.
+   * failed. A refusal (gateway mode: cluster unreachable, or auth on upstream without --user)
+   * does not stop the server: watches then fall back to their own backend watch, and the hub is
+   * retried.
    */
   async start(): Promise<void> {
     await Promise.allSettled([this.hub.start(), this.rearmTimers()]);
