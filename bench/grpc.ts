@@ -5,9 +5,8 @@ import { statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ETCD_BIN, PROJECT_ROOT, startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
-import { summarize } from './lib/latency.js';
-import { f0, f2, medianRow, ms, openWindow, printRow, type Row as HttpRow, type WindowCpu } from './lib/rows.js';
-import { preload, runGenerator, type KvWorkload } from './lib/kvload.js';
+import { f0, f2, measureGrpc, medianRow, ms, printRow, type Row as HttpRow } from './lib/rows.js';
+import { preload, type KvWorkload } from './lib/kvload.js';
 import { currentRss, mib, peakRss, pin, writeBytes } from './lib/procstat.js';
 import { startOursWithInspector, type InspectorProfiler } from './lib/profiler.js';
 import { envList, envNum } from './lib/env.js';
@@ -101,39 +100,14 @@ async function measure(
   s: Settings,
   prof: { profiler: InspectorProfiler; file: string } | undefined,
 ): Promise<Row> {
-  let window: { close(): Promise<WindowCpu> } | undefined;
-  let cpu: WindowCpu = { serverCpu: NaN, benchCpu: NaN, otherCpu: NaN };
   let wb0: number | undefined;
   let wb1: number | undefined;
-  const r = await runGenerator({
-    endpoint: srv.endpoint,
-    workload: w,
-    inflight: s.inflight,
-    clients: s.clients,
-    threads: s.genThreads,
-    warmupMs: s.warmupSeconds * 1000,
-    measureMs: s.seconds * 1000,
-    onWindowStart: async () => {
-      wb0 = writeBytes(srv.pid);
-      window = await openWindow(srv.pid, prof && { ...prof, title: `ours, ${w.name}: CPU profile of the measured window` });
-    },
-    onWindowEnd: async () => {
-      if (window !== undefined) cpu = await window.close();
-      wb1 = writeBytes(srv.pid);
-    },
+  const row = await measureGrpc(name, srv, w, s, prof, {
+    onStart: () => { wb0 = writeBytes(srv.pid); },
+    onEnd: () => { wb1 = writeBytes(srv.pid); },
   });
-  const row: Row = {
-    server: name,
-    workload: w.name,
-    opsPerSec: r.ops / r.seconds,
-    lat: summarize(r.latencies),
-    errors: r.errors,
-    ...cpu,
-    genElu: r.elu,
-    writeBytesPerOp: wb0 === undefined || wb1 === undefined || r.ops === 0 ? NaN : (wb1 - wb0) / r.ops,
-  };
-  if (r.firstError !== undefined) row.firstError = r.firstError;
-  return row;
+  const ops = row.opsPerSec * s.seconds;
+  return { ...row, server: name, writeBytesPerOp: wb0 === undefined || wb1 === undefined || ops === 0 ? NaN : (wb1 - wb0) / ops };
 }
 
 async function benchServer(name: ServerName, s: Settings, profileDir: string, stamp: string): Promise<{ rows: Row[]; stats: ServerStats; profiles: string[] }> {

@@ -24,6 +24,10 @@ const BENCHES: Record<string, Bench> = {
     describe: 'v3 HTTP/JSON put/range: our gateway mode in front of real etcd 3.4 vs etcd\'s own gateway',
     main: async (args) => (await import('./upstream.js')).main(args),
   },
+  auth: {
+    describe: 'auth off vs on (simple token, JWT, v2 basic auth) for gRPC, gateway and v2 put/get rows, etcd 3.4 and ours: cost per request',
+    main: async (args) => (await import('./auth.js')).main(args),
+  },
   // cluster: 3-member cluster (not written yet)
   crashloop: {
     describe: 'SIGKILL ours at random moments under a write load (50 times by default): iterations, acknowledged writes lost',

@@ -36,9 +36,12 @@ export function makePool(url: string, connections: number): Pool {
 
 const HEADERS = { 'content-type': 'application/json' };
 
+/** The request headers of a gateway workload: JSON, plus the raw token as etcd's gateway reads it. */
+const headersFor = (token: string | undefined): Record<string, string> => (token === undefined ? HEADERS : { ...HEADERS, authorization: token });
+
 /** POST path with a JSON body; resolves with the response text, rejects on a non-200 status. */
-export async function postJson(pool: Pool, path: string, body: string | Buffer): Promise<string> {
-  const r = await pool.request({ path, method: 'POST', body, headers: HEADERS });
+export async function postJson(pool: Pool, path: string, body: string | Buffer, headers: Record<string, string> = HEADERS): Promise<string> {
+  const r = await pool.request({ path, method: 'POST', body, headers });
   const text = await r.body.text();
   if (r.statusCode !== 200) throw new Error(`${path}: HTTP ${r.statusCode}: ${text.slice(0, 200)}`);
   return text;
@@ -55,12 +58,13 @@ interface RangeJson {
 }
 
 function issuer(w: KvWorkload): Issue {
+  const headers = headersFor(w.token);
   const keys = Array.from({ length: w.keyCount + w.rangeWidth }, (_, i) => b64(benchKey(i)));
   if (w.op === 'put') {
     const value = b64(randomBytes(w.valueSize));
     const bodies = keys.slice(0, w.keyCount).map((k) => Buffer.from(JSON.stringify({ key: k, value })));
     return async (pool, r, check) => {
-      const text = await postJson(pool, '/v3/kv/put', bodies[r() % w.keyCount]!);
+      const text = await postJson(pool, '/v3/kv/put', bodies[r() % w.keyCount]!, headers);
       if (!check) return undefined;
       const resp = JSON.parse(text) as RangeJson;
       return Number(resp.header?.revision ?? 0) > 0 ? undefined : `put: no revision in ${text.slice(0, 200)}`;
@@ -78,7 +82,7 @@ function issuer(w: KvWorkload): Issue {
   );
   const wantValueB64 = Math.ceil(w.valueSize / 3) * 4;
   return async (pool, r, check) => {
-    const text = await postJson(pool, '/v3/kv/range', bodies[r() % starts]!);
+    const text = await postJson(pool, '/v3/kv/range', bodies[r() % starts]!, headers);
     if (!check) return undefined;
     const resp = JSON.parse(text) as RangeJson;
     const kvs = resp.kvs ?? [];
@@ -90,9 +94,9 @@ function issuer(w: KvWorkload): Issue {
 
 /** Opens every connection of the pool (one cheap request of the workload's API per loop, all at once). */
 export async function warmConnections(pool: Pool, n: number, w: HttpWorkload): Promise<void> {
-  if (isV2(w)) return warmV2(pool, n);
+  if (isV2(w)) return warmV2(pool, n, w.authorization);
   const body = JSON.stringify({ key: b64(Buffer.from('bench/warm')) });
-  await Promise.all(Array.from({ length: n }, () => postJson(pool, '/v3/kv/range', body)));
+  await Promise.all(Array.from({ length: n }, () => postJson(pool, '/v3/kv/range', body, headersFor(w.token))));
 }
 
 export function runHttpLoad(opts: HttpLoadOptions, pool: Pool, window: LoadWindow): Promise<LoadResult> {

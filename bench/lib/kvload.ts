@@ -20,6 +20,11 @@ export interface KvWorkload {
   rangeWidth: number;
   /** range: serializable (false = linearizable, etcd's default) */
   serializable: boolean;
+  /**
+   * Auth token sent with every request (gRPC metadata `token`; the gateway's `Authorization`
+   * header), from an Authenticate the bench made beforehand; none when auth is off.
+   */
+  token?: string;
 }
 
 export interface LoadOptions {
@@ -92,8 +97,13 @@ const identity = (b: Buffer): Buffer => b;
  * spend its (scarce, see README) CPU on protobuf encoding and decoding. Responses are decoded and
  * checked on a sample only (see VALIDATE_EVERY).
  */
-function call(c: grpc.Client, path: string, req: Buffer): Promise<Buffer> {
-  return new Promise((res, rej) => c.makeUnaryRequest(path, identity, identity, req, (err, r) => (err ? rej(err) : res(r!))));
+function call(c: grpc.Client, path: string, req: Buffer, token?: string): Promise<Buffer> {
+  const cb = (res: (b: Buffer) => void, rej: (e: Error) => void) => (err: grpc.ServiceError | null, r?: Buffer): void => (err ? rej(err) : res(r!));
+  if (token === undefined) return new Promise((res, rej) => c.makeUnaryRequest(path, identity, identity, req, cb(res, rej)));
+  // A fresh Metadata per call: grpc-js may add to the one it is given.
+  const md = new grpc.Metadata();
+  md.set('token', token);
+  return new Promise((res, rej) => c.makeUnaryRequest(path, identity, identity, req, md, cb(res, rej)));
 }
 
 
@@ -107,7 +117,7 @@ function issuer(w: KvWorkload): Issue {
     const value = randomBytes(w.valueSize);
     const reqs = keys.slice(0, w.keyCount).map((key) => Buffer.from(PutRequest.encode(PutRequest.fromPartial({ key, value })).finish()));
     return async (c, r, check) => {
-      const raw = await call(c, PUT, reqs[r() % w.keyCount]!);
+      const raw = await call(c, PUT, reqs[r() % w.keyCount]!, w.token);
       if (!check) return undefined;
       const resp = PutResponse.decode(raw);
       return resp.header !== undefined && resp.header.revision > 0n ? undefined : 'put: no revision in header';
@@ -127,7 +137,7 @@ function issuer(w: KvWorkload): Issue {
   );
   const want = BigInt(w.rangeWidth);
   return async (c, r, check) => {
-    const raw = await call(c, RANGE, reqs[r() % starts]!);
+    const raw = await call(c, RANGE, reqs[r() % starts]!, w.token);
     if (!check) return undefined;
     const resp = RangeResponse.decode(raw);
     return resp.kvs.length === w.rangeWidth && resp.count === want && resp.kvs[0]!.value.length === w.valueSize

@@ -3,6 +3,7 @@
 // exactly the measured window; optionally CPU-profile our server over that window too.
 import type { Server } from '../../test/helpers/procs.js';
 import { runHttpGenerator, type HttpWorkload } from './httpload.js';
+import { runGenerator, type GeneratorResult, type KvWorkload } from './kvload.js';
 import { summarize, type LatencySummary } from './latency.js';
 import { cpuSeconds, systemBusySeconds } from './procstat.js';
 import { saveProfile, type InspectorProfiler } from './profiler.js';
@@ -68,35 +69,64 @@ export async function openWindow(pid: number, prof?: { profiler: InspectorProfil
   };
 }
 
-export async function measureHttp(
+/** Extra work at the edges of the measured window (after the CPU window opens, before it closes). */
+export interface ExtraHooks {
+  onStart?: () => void;
+  onEnd?: () => void;
+}
+
+type Run = (hooks: { onWindowStart: () => Promise<void>; onWindowEnd: () => Promise<void> }) => Promise<GeneratorResult>;
+
+/** Runs one generator with the CPU window (and profile) over its measured window: the row. */
+async function measureWith(
+  label: string, srv: Server, name: string, run: Run, prof?: { profiler: InspectorProfiler; file: string }, extra?: ExtraHooks,
+): Promise<Row> {
+  let window: { close(): Promise<WindowCpu> } | undefined;
+  let cpu: WindowCpu = { serverCpu: NaN, benchCpu: NaN, otherCpu: NaN };
+  const r = await run({
+    onWindowStart: async () => {
+      extra?.onStart?.();
+      window = await openWindow(srv.pid, prof && { ...prof, title: `${label}, ${name}: CPU profile of the measured window` });
+    },
+    onWindowEnd: async () => {
+      if (window !== undefined) cpu = await window.close();
+      extra?.onEnd?.();
+    },
+  });
+  const row: Row = {
+    server: label, workload: name, opsPerSec: r.ops / r.seconds, lat: summarize(r.latencies), errors: r.errors,
+    ...cpu, genElu: r.elu,
+  };
+  if (r.firstError !== undefined) row.firstError = r.firstError;
+  return row;
+}
+
+export function measureHttp(
   label: string,
   srv: Server,
   w: HttpWorkload,
   s: RowSettings,
   prof?: { profiler: InspectorProfiler; file: string },
 ): Promise<Row> {
-  let window: { close(): Promise<WindowCpu> } | undefined;
-  let cpu: WindowCpu = { serverCpu: NaN, benchCpu: NaN, otherCpu: NaN };
-  const r = await runHttpGenerator({
-    url: srv.clientUrl,
-    workload: w,
-    inflight: s.inflight,
-    threads: s.genThreads,
-    warmupMs: s.warmupSeconds * 1000,
-    measureMs: s.seconds * 1000,
-    onWindowStart: async () => {
-      window = await openWindow(srv.pid, prof && { ...prof, title: `${label}, ${w.name}: CPU profile of the measured window` });
-    },
-    onWindowEnd: async () => {
-      if (window !== undefined) cpu = await window.close();
-    },
-  });
-  const row: Row = {
-    server: label, workload: w.name, opsPerSec: r.ops / r.seconds, lat: summarize(r.latencies), errors: r.errors,
-    ...cpu, genElu: r.elu,
-  };
-  if (r.firstError !== undefined) row.firstError = r.firstError;
-  return row;
+  return measureWith(label, srv, w.name, (hooks) => runHttpGenerator({
+    url: srv.clientUrl, workload: w, inflight: s.inflight, threads: s.genThreads,
+    warmupMs: s.warmupSeconds * 1000, measureMs: s.seconds * 1000, ...hooks,
+  }), prof);
+}
+
+/** The gRPC generator's row (`clients` channels); `extra` reads more counters over the same window. */
+export function measureGrpc(
+  label: string,
+  srv: Server,
+  w: KvWorkload,
+  s: RowSettings & { clients: number },
+  prof?: { profiler: InspectorProfiler; file: string },
+  extra?: ExtraHooks,
+): Promise<Row> {
+  return measureWith(label, srv, w.name, (hooks) => runGenerator({
+    endpoint: srv.endpoint, workload: w, inflight: s.inflight, clients: s.clients, threads: s.genThreads,
+    warmupMs: s.warmupSeconds * 1000, measureMs: s.seconds * 1000, ...hooks,
+  }), prof, extra);
 }
 
 /** One line per measured row, with warnings when the machine or the generator disturbed it. */

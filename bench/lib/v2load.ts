@@ -14,6 +14,13 @@ export interface V2Workload {
   keyCount: number;
   /** bytes of each value (letters and digits only: the form encoding is the value itself) */
   valueSize: number;
+  /** `Authorization` header sent with every request (HTTP basic auth); none when auth is off. */
+  authorization?: string;
+}
+
+/** The `Authorization` value of HTTP basic auth, as v2 clients send it. */
+export function basicAuth(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
 /** The one key the `get` rows read (preloaded); the watchers' GET-latency probe reads it too. */
@@ -47,8 +54,12 @@ interface V2Answer {
 }
 
 /** One v2 request; rejects on a status outside `ok` (the error text carries etcd's message). */
-export async function v2Request(pool: Pool, method: 'GET' | 'PUT', key: string, body?: string, ok: readonly number[] = [200]): Promise<string> {
-  const r = await pool.request({ path: `/v2/keys${key}`, method, ...(body === undefined ? {} : { body, headers: FORM }) });
+export async function v2Request(
+  pool: Pool, method: 'GET' | 'PUT', key: string, body?: string, ok: readonly number[] = [200], authorization?: string,
+): Promise<string> {
+  const headers: Record<string, string> = body === undefined ? {} : { ...FORM };
+  if (authorization !== undefined) headers.authorization = authorization;
+  const r = await pool.request({ path: `/v2/keys${key}`, method, headers, ...(body === undefined ? {} : { body }) });
   const text = await r.body.text();
   if (!ok.includes(r.statusCode)) throw new Error(`${method} /v2/keys${key}: HTTP ${r.statusCode}: ${text.slice(0, 200)}`);
   return text;
@@ -89,7 +100,7 @@ export function v2Issuer(w: V2Workload): Issue {
   if (w.op === 'get') {
     const want = preloadValue(w.valueSize);
     return async (pool, _r, check) => {
-      const text = await v2Request(pool, 'GET', V2_GET_KEY);
+      const text = await v2Request(pool, 'GET', V2_GET_KEY, undefined, [200], w.authorization);
       if (!check) return undefined;
       const a = JSON.parse(text) as V2Answer;
       return a.action === 'get' && a.node?.value === want ? undefined : `get: unexpected answer ${text.slice(0, 200)}`;
@@ -100,7 +111,7 @@ export function v2Issuer(w: V2Workload): Issue {
   const paths = Array.from({ length: w.keyCount }, (_, i) => v2PutKey(i));
   return async (pool, r, check) => {
     const key = paths[r() % w.keyCount]!;
-    const text = await v2Request(pool, 'PUT', key, body, [200, 201]);
+    const text = await v2Request(pool, 'PUT', key, body, [200, 201], w.authorization);
     if (!check) return undefined;
     const a = JSON.parse(text) as V2Answer;
     return a.action === 'set' && a.node?.key === key && a.node.value === value ? undefined : `put: unexpected answer ${text.slice(0, 200)}`;
@@ -108,6 +119,6 @@ export function v2Issuer(w: V2Workload): Issue {
 }
 
 /** Opens every connection of the pool with one cheap GET each (all at once). */
-export async function warmV2(pool: Pool, n: number): Promise<void> {
-  await Promise.all(Array.from({ length: n }, () => v2Request(pool, 'GET', V2_GET_KEY, undefined, [200, 404])));
+export async function warmV2(pool: Pool, n: number, authorization?: string): Promise<void> {
+  await Promise.all(Array.from({ length: n }, () => v2Request(pool, 'GET', V2_GET_KEY, undefined, [200, 404], authorization)));
 }
