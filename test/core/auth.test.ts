@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { EtcdError } from '../../src/backend/errors.js';
 import {
   AuthStore, checkPassword, checkTxnAuth, covers, hashPassword, JwtTokens, mergePermissions, SimpleTokens, type AuthInfo,
@@ -47,6 +48,34 @@ for (const c of coverCases) {
     assert.equal(covers(m.write, b(c.key), b(c.end)), c.write, 'write');
   });
 }
+
+/** The reference: a linear walk over the merged intervals (what `covers` did before its binary search). */
+function coversByScan(set: readonly { start: Buffer; end: Buffer | null }[], key: Buffer, rangeEnd: Buffer): boolean {
+  const start = key;
+  const end = rangeEnd.length === 0 ? Buffer.concat([key, Buffer.from([0])]) : rangeEnd.length === 1 && rangeEnd[0] === 0 ? null : rangeEnd;
+  for (const iv of set) {
+    if (Buffer.compare(iv.start, start) > 0) return false;
+    if (iv.end !== null && Buffer.compare(start, iv.end) >= 0) continue;
+    const endOk = end === null ? iv.end === null : iv.end === null || Buffer.compare(end, iv.end) <= 0;
+    return endOk || (end !== null && Buffer.compare(end, start) <= 0);
+  }
+  return false;
+}
+
+test('permissions: the binary search agrees with a linear scan on random permission sets', () => {
+  // Short keys over a 3-letter alphabet (plus "\0") so that starts, ends and queries collide often.
+  const key = fc.array(fc.constantFrom(0, 0x61, 0x62, 0x63), { minLength: 0, maxLength: 3 }).map((a) => Buffer.from(a));
+  const permArb = fc.record({ t: fc.constantFrom(P.READ, P.WRITE, P.READWRITE), k: key, e: key });
+  fc.assert(
+    fc.property(fc.array(permArb, { maxLength: 12 }), fc.array(fc.tuple(key, key), { minLength: 1, maxLength: 20 }), (ps, queries) => {
+      const m = mergePermissions(ps.map((p) => ({ permType: p.t, key: p.k, rangeEnd: p.e })));
+      for (const [k, e] of queries) {
+        for (const set of [m.read, m.write]) assert.equal(covers(set, k, e), coversByScan(set, k, e), `[${k.toString('hex')}, ${e.toString('hex')})`);
+      }
+    }),
+    { numRuns: 2000, seed: 7 },
+  );
+});
 
 test('merged intervals are sorted and disjoint', () => {
   const m = mergePermissions([perm(P.READ, 'm', 'p'), perm(P.READ, 'a', 'c'), perm(P.READ, 'b', 'd'), perm(P.READ, 'x', '\0'), perm(P.READ, 'y')]);
@@ -201,6 +230,32 @@ for (const alg of ['RS256', 'PS384', 'ES256'] as const) {
     }
   });
 }
+
+test('jwt tokens: a verified token is remembered until it expires; a changed signature is checked again', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jwt-'));
+  try {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(dir, 'priv.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(join(dir, 'pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+    const clock = fakeClock();
+    const tokens = new JwtTokens(clock, { signMethod: 'RS256', publicKeyPath: join(dir, 'pub.pem'), privateKeyPath: join(dir, 'priv.pem'), ttlMs: 10_000 });
+    const t = tokens.assign('alice', 3);
+    for (let i = 0; i < 3; i++) assert.deepEqual(tokens.info(t), { username: 'alice', revision: 3 });
+    // Same header and claims, another signature: not the remembered token, so it is verified (and fails).
+    const [h, c, sig] = t.split('.') as [string, string, string];
+    const bad = Buffer.from(sig, 'base64url');
+    bad[0] = bad[0]! ^ 1;
+    assert.equal(tokens.info(`${h}.${c}.${bad.toString('base64url')}`), undefined);
+    assert.deepEqual(tokens.info(t), { username: 'alice', revision: 3 });
+    clock.advance(9_000);
+    assert.deepEqual(tokens.info(t), { username: 'alice', revision: 3 });
+    clock.advance(1_000);
+    assert.equal(tokens.info(t), undefined, 'expired, although remembered');
+    assert.equal(tokens.info(t), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('password hashes are salted and check only the right password', async () => {
   const h1 = await hashPassword('secret');
