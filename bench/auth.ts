@@ -309,5 +309,7 @@ export async function main(_args: string[]): Promise<number> {
     for (const setup of s.setups) results.push(...(await benchSetup(name, setup, s, stamp)));
   }
   process.stdout.write('\n' + report(s, results) + '\n');
-  return results.some((m) => [...m.off, ...m.on].some((r) => r.errors > 0)) ? 1 : 0;
+  // Errors of ours fail the run. etcd's are reported only: its v2 auth (bcrypt on every request)
+  // overloads it until its own requests time out ("etcdserver: request timed out").
+  return results.some((m) => m.server === 'ours' && [...m.off, ...m.on].some((r) => r.errors > 0)) ? 1 : 0;
 }

@@ -270,6 +270,24 @@ describe('auth matrix (simple tokens) and restart', () => {
       assert.deepEqual(await v2('GET', '/app/x'), refused);
       assert.deepEqual(await v2('GET', '/app/x', 'alice:nope'), refused);
       assert.deepEqual(await v2('GET', '/app/x', 'mallory:alicepw'), refused);
+      // A remembered login (the same header again) does not outlive a password change; the scheme's
+      // case does not matter ("basic" is the same credentials).
+      await c.call(c.auth, c.auth.userAdd, { name: 'v2bob', password: 'bobpw', options: undefined }, root);
+      try {
+        await c.call(c.auth, c.auth.userGrantRole, { user: 'v2bob', role: 'v2app' }, root);
+        for (let i = 0; i < 2; i++) assert.equal((await v2('GET', '/app/x', 'v2bob:bobpw')).status, 200);
+        const lower = await request(`${server.clientUrl}/v2/keys/app/x`, { headers: { authorization: `basic ${Buffer.from('v2bob:bobpw').toString('base64')}` } });
+        assert.equal(lower.statusCode, 200);
+        await lower.body.text();
+        await c.call(c.auth, c.auth.userChangePassword, { name: 'v2bob', password: 'bobpw2' }, root);
+        assert.deepEqual(await v2('GET', '/app/x', 'v2bob:bobpw'), refused);
+        assert.equal((await v2('GET', '/app/x', 'v2bob:bobpw2')).status, 200);
+        assert.equal((await v2('GET', '/app/x', 'v2bob:bobpw2')).status, 200);
+        assert.deepEqual(await v2('GET', '/app/x', 'v2bob:bobpw'), refused);
+      } finally {
+        await c.call(c.auth, c.auth.userDelete, { name: 'v2bob' }, root);
+      }
+      assert.deepEqual(await v2('GET', '/app/x', 'v2bob:bobpw2'), refused);
       // the grant is live: revoked in v3, gone in v2 at once
       await c.call(c.auth, c.auth.userRevokeRole, { name: 'alice', role: 'v2app' }, root);
       assert.deepEqual(await v2('GET', '/app/x', 'alice:alicepw'), refused);
