@@ -65,6 +65,8 @@ function usage(): string {
     '  BENCH_WORKLOADS (put,range1,range100), BENCH_REPEAT (1; median run is reported), BENCH_PROFILE (1 = CPU-profile ours)',
     '  v2 only: BENCH_SERVERS (native,v2v3,ours), BENCH_WORKLOADS (get1,put,watch10k), BENCH_WATCHERS (10000), BENCH_WATCH_CONCURRENCY (200),',
     '  BENCH_WATCH_PROBE_SECONDS (3), BENCH_WATCH_TIMEOUT_SECONDS (60)',
+    '  auth only: BENCH_AUTH (simple,jwt,basic), BENCH_WORKLOADS (grpc-put,grpc-range1,gw-put,gw-range1,v2-get1,v2-put);',
+    '  BENCH_SECONDS defaults to 5 and BENCH_REPEAT (off/on pairs) to 3',
   ].join('\n');
 }
 
