@@ -54,6 +54,7 @@ function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | Upstr
     maxTxnOps: cfg.maxTxnOps,
     snapshotCount: cfg.snapshotCount,
     maxRequestBytes: cfg.maxRequestBytes,
+    quotaBackendBytes: cfg.quotaBackendBytes,
     electionTimeoutMs: cfg.electionTimeoutMs,
     watchProgressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs,
     watchBacklogBytesMax: cfg.watchBacklogBytesMax,

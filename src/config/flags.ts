@@ -35,6 +35,7 @@ export const flagSpecs = {
   'key-file': { kind: 'string', default: '', help: 'Path to the client server TLS key file.' },
   'trusted-ca-file': { kind: 'string', default: '', help: 'Path to the client server TLS trusted CA cert file (verifies client certificates with --client-cert-auth).' },
   'client-cert-auth': { kind: 'bool', default: 'false', help: 'Enable client cert authentication: https:// client URLs require a certificate signed by --trusted-ca-file; its Common Name is the gRPC caller when auth is enabled and no token is given.' },
+  'quota-backend-bytes': { kind: 'int', default: '0', help: 'Raise the NOSPACE alarm and refuse writes when the backend\'s live pages would reach this many bytes (0: 2 GiB, negative: no quota).' },
   'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
   'auth-token': { kind: 'string', default: 'simple', help: 'Auth token type: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|ES256|...>[,ttl=<duration>].' },
   'auth-token-ttl': { kind: 'int', default: '300', help: 'Time (in seconds) of the simple auth token\'s life without use.' },

@@ -19,6 +19,8 @@ export interface Config {
   readonly maxTxnOps: number;
   readonly snapshotCount: number;
   readonly maxRequestBytes: number;
+  /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
+  readonly quotaBackendBytes: number;
   readonly watchProgressNotifyIntervalMs: number;
   readonly watchBacklogBytesMax: number;
   readonly v2Prefix: string;
@@ -145,6 +147,7 @@ export function loadConfig(
       maxTxnOps: parseIntFlag('max-txn-ops', v['max-txn-ops'], 1),
       snapshotCount: parseIntFlag('snapshot-count', v['snapshot-count'], 1),
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
+      quotaBackendBytes: parseIntFlag('quota-backend-bytes', v['quota-backend-bytes'], Number.MIN_SAFE_INTEGER),
       watchProgressNotifyIntervalMs: progress,
       watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),
       v2Prefix: v['v2-prefix'],

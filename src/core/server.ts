@@ -25,6 +25,7 @@ import {
 import { clusterId, memberId } from './cluster/ids.js';
 import { rangeOp, txnOp } from './kv.js';
 import { Lessor, MAX_LEASE_TTL } from './lease/lessor.js';
+import { fitsQuota, leaseGrantCost, putCost, quotaBytes, txnCost } from './quota.js';
 import { MvccStore } from './mvcc/store.js';
 import { RaftNode } from './node.js';
 import type { Entry } from './raft/index.js';
@@ -58,6 +59,8 @@ export interface CoreConfig {
   readonly snapshotCount?: number;
   /** Observes each storage commit's latency in seconds (the metrics' disk histograms). */
   readonly onCommitSeconds?: (seconds: number) => void;
+  /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
+  readonly quotaBackendBytes?: number;
 }
 
 /** etcd's maintenance service leaves auth errors unwrapped: clients see UNKNOWN and these texts. */
@@ -109,6 +112,9 @@ export class EmbeddedBackend implements V3Backend {
   /** Proposed and not yet durable; proposals that failed (for metrics). */
   private proposalsPending = 0;
   private proposalsFailed = 0;
+  /** The backend quota in bytes (Infinity: none) and the live bytes it is checked against, refreshed per commit. */
+  private readonly quota: number;
+  private usedBytes: number;
 
   constructor(private readonly cfg: CoreConfig) {
     this.storage = new LmdbStorage(cfg.dataDir, cfg.onCommitSeconds);
@@ -122,6 +128,8 @@ export class EmbeddedBackend implements V3Backend {
       if (kv.lease !== 0n) this.lessor.attach(kv.lease, kv.key.toString('latin1'));
     }
     this.hub = new WatchHub(this.store, this.storage);
+    this.quota = quotaBytes(cfg.quotaBackendBytes ?? 0);
+    this.usedBytes = this.storage.usedBytes();
     // A data dir made by `snapshot restore` carries the cluster token it was restored with (a new
     // cluster: new member and cluster IDs, as etcd's restore --initial-cluster-token gives).
     const token = this.storage.getMeta(META_CLUSTER_TOKEN)?.toString() ?? cfg.initialClusterToken;
@@ -237,6 +245,7 @@ export class EmbeddedBackend implements V3Backend {
     this.lastCommit = durable;
     return durable.then(
       () => {
+        this.usedBytes = this.storage.usedBytes();
         for (const [p, r] of results) {
           if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
           p?.resolve(r);
@@ -288,7 +297,7 @@ export class EmbeddedBackend implements V3Backend {
     checkPut(req);
     const info = this.authInfo(ctx);
     checkPutAuth(this.auth, info, req, this.leaseKeys);
-    this.checkNoSpace();
+    if (!this.hasSpace(putCost(req))) await this.refuseNoSpace();
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'put', value: req }, info), 'put'));
   }
 
@@ -308,7 +317,7 @@ export class EmbeddedBackend implements V3Backend {
       const txn = this.store.beginWrite();
       return this.withHeader(txnOp(this.store, this.lessor, txn, req));
     }
-    if (hasPut(req)) this.checkNoSpace();
+    if (hasPut(req) && !this.hasSpace(txnCost(req))) await this.refuseNoSpace();
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'txn', value: req }, info), 'txn'));
   }
 
@@ -325,8 +334,21 @@ export class EmbeddedBackend implements V3Backend {
     return this.auth.enabled;
   }
 
-  private checkNoSpace(): void {
+  /**
+   * etcd's capped applier and quota check, synchronous so that the permission checks before it
+   * run with nothing in between them and the proposal: while the NOSPACE alarm is on, a write that
+   * adds data is refused; otherwise false when this one would take the backend to the quota.
+   */
+  private hasSpace(cost: number): boolean {
     if (this.applier.alarms.some((a) => a.alarm === AlarmType.NOSPACE)) throw new EtcdError('noSpace');
+    return fitsQuota(this.usedBytes, cost, this.quota);
+  }
+
+  /** Over the quota: raise the NOSPACE alarm through raft (as etcd's quota check does), then refuse. */
+  private async refuseNoSpace(): Promise<never> {
+    const raise = { action: AlarmAction.ACTIVATE, memberID: this.memberId, alarm: AlarmType.NOSPACE };
+    await this.propose({ $case: 'alarm', value: raise }, null).catch(() => undefined);
+    throw new EtcdError('noSpace');
   }
 
   // --- Watch ---
@@ -354,7 +376,7 @@ export class EmbeddedBackend implements V3Backend {
   async leaseGrant(req: pb.LeaseGrantRequest, ctx?: CallContext): Promise<pb.LeaseGrantResponse> {
     const info = this.authInfo(ctx);
     if (req.TTL > BigInt(MAX_LEASE_TTL)) throw new EtcdError('leaseTTLTooLarge');
-    this.checkNoSpace();
+    if (!this.hasSpace(leaseGrantCost)) await this.refuseNoSpace();
     let id = req.ID;
     while (id === 0n || (req.ID === 0n && this.lessor.has(id))) {
       id = randomBytes(8).readBigInt64BE(0) & 0x7fff_ffff_ffff_ffffn;
@@ -556,7 +578,8 @@ export class EmbeddedBackend implements V3Backend {
       proposalsFailed: this.proposalsFailed,
       dbSizeBytes: dbSize,
       dbSizeInUseBytes: inUse,
-      quotaBackendBytes: this.storage.mapSizeBytes,
+      // etcd reports the flag as given when it disables the quota (negative), else the quota in force.
+      quotaBackendBytes: Number.isFinite(this.quota) ? this.quota : (this.cfg.quotaBackendBytes ?? 0),
       keys: c.liveKeys,
       watchers: this.watcherCount(),
       watchStreams: this.hub.streams,
