@@ -55,6 +55,7 @@ function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | Upstr
     snapshotCount: cfg.snapshotCount,
     maxRequestBytes: cfg.maxRequestBytes,
     quotaBackendBytes: cfg.quotaBackendBytes,
+    autoCompaction: cfg.autoCompaction,
     electionTimeoutMs: cfg.electionTimeoutMs,
     watchProgressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs,
     watchBacklogBytesMax: cfg.watchBacklogBytesMax,

@@ -26,6 +26,7 @@ import { clusterId, memberId } from './cluster/ids.js';
 import { rangeOp, txnOp } from './kv.js';
 import { Lessor, MAX_LEASE_TTL } from './lease/lessor.js';
 import { fitsQuota, leaseGrantCost, putCost, quotaBytes, txnCost } from './quota.js';
+import { startCompactor, type AutoCompaction } from './compactor.js';
 import { MvccStore } from './mvcc/store.js';
 import { RaftNode } from './node.js';
 import type { Entry } from './raft/index.js';
@@ -61,6 +62,8 @@ export interface CoreConfig {
   readonly onCommitSeconds?: (seconds: number) => void;
   /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
   readonly quotaBackendBytes?: number;
+  /** --auto-compaction-*: undefined = off. */
+  readonly autoCompaction?: AutoCompaction | undefined;
 }
 
 /** etcd's maintenance service leaves auth errors unwrapped: clients see UNKNOWN and these texts. */
@@ -168,6 +171,14 @@ export class EmbeddedBackend implements V3Backend {
       this.stopTimers[1] = clock.after(this.cfg.watchProgressNotifyIntervalMs, progressLoop);
     };
     this.stopTimers[1] = clock.after(this.cfg.watchProgressNotifyIntervalMs, progressLoop);
+    if (this.cfg.autoCompaction !== undefined) {
+      this.stopTimers.push(startCompactor(this.cfg.autoCompaction, {
+        clock,
+        currentRev: () => this.store.currentRev,
+        compact: async (rev) => { await this.compact({ revision: BigInt(rev), physical: false }); },
+        isLeader: () => this.node.isLeader,
+      }));
+    }
   }
 
   header(rev: number): pb.ResponseHeader {
