@@ -10,6 +10,7 @@ import { EmbeddedBackend } from './core/server.js';
 import { addRecipeServices } from './grpc/recipes.js';
 import { metricsInterceptor } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
+import { goClientError, MAX_HEADER_BYTES } from './http/client-error.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { trackInflight } from './http/drain.js';
 import { opsRoutes } from './http/ops.js';
@@ -108,6 +109,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const app = Fastify({
     loggerInstance: httpLog as FastifyBaseLogger,
     trustProxy: cfg.trustedProxies.length > 0 ? [...cfg.trustedProxies] : false,
+    http: { maxHeaderSize: MAX_HEADER_BYTES },
+    clientErrorHandler: goClientError,
   });
   const httpDrain = trackInflight(app);
   opsRoutes(app, backend, metrics);
