@@ -57,6 +57,7 @@ function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | Upstr
     maxRequestBytes: cfg.maxRequestBytes,
     quotaBackendBytes: cfg.quotaBackendBytes,
     autoCompaction: cfg.autoCompaction,
+    maxWatchersPerStream: cfg.maxWatchersPerStream,
     electionTimeoutMs: cfg.electionTimeoutMs,
     watchProgressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs,
     watchBacklogBytesMax: cfg.watchBacklogBytesMax,

@@ -20,6 +20,8 @@ export interface Config {
   readonly maxTxnOps: number;
   readonly snapshotCount: number;
   readonly maxRequestBytes: number;
+  /** Watchers per watch stream (0: no limit). */
+  readonly maxWatchersPerStream: number;
   /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
   readonly quotaBackendBytes: number;
   /** --auto-compaction-mode/-retention: undefined when the retention is 0 (off). */
@@ -151,6 +153,7 @@ export function loadConfig(
       snapshotCount: parseIntFlag('snapshot-count', v['snapshot-count'], 1),
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
       autoCompaction: parseAutoCompaction(v),
+      maxWatchersPerStream: parseIntFlag('max-watchers-per-stream', v['max-watchers-per-stream']),
       quotaBackendBytes: parseIntFlag('quota-backend-bytes', v['quota-backend-bytes'], Number.MIN_SAFE_INTEGER),
       watchProgressNotifyIntervalMs: progress,
       watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),

@@ -62,6 +62,8 @@ export interface CoreConfig {
   readonly onCommitSeconds?: (seconds: number) => void;
   /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
   readonly quotaBackendBytes?: number;
+  /** --max-watchers-per-stream: 0 = no limit. */
+  readonly maxWatchersPerStream?: number;
   /** --auto-compaction-*: undefined = off. */
   readonly autoCompaction?: AutoCompaction | undefined;
 }
@@ -378,6 +380,7 @@ export class EmbeddedBackend implements V3Backend {
     return new CoreWatchSession(this.hub, (rev) => this.header(rev), out, authorize, {
       fragmentBytes: this.cfg.maxRequestBytes + 512 * 1024,
       backlogBytesMax: this.cfg.watchBacklogBytesMax,
+      maxWatchers: (this.cfg.maxWatchersPerStream ?? 0) > 0 ? this.cfg.maxWatchersPerStream! : Infinity,
     });
   }
 
