@@ -93,7 +93,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     interceptors: [metricsInterceptor(metrics)],
     'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024,
     'grpc.max_send_message_length': 2 ** 31 - 1,
-    'grpc.max_concurrent_streams': 2 ** 31 - 1,
+    // Clients queue calls past this on the connection (HTTP/2 SETTINGS); one that does not gets REFUSED_STREAM.
+    'grpc.max_concurrent_streams': Math.min(cfg.maxConcurrentStreams, 2 ** 32 - 1),
     'grpc.keepalive_permit_without_calls': 1,
     'grpc-node.max_session_memory': 2 ** 30,
     'grpc.enable_channelz': 0,

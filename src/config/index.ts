@@ -20,6 +20,8 @@ export interface Config {
   readonly maxTxnOps: number;
   readonly snapshotCount: number;
   readonly maxRequestBytes: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS of each gRPC connection. */
+  readonly maxConcurrentStreams: number;
   /** Watchers per watch stream (0: no limit). */
   readonly maxWatchersPerStream: number;
   /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
@@ -153,6 +155,7 @@ export function loadConfig(
       snapshotCount: parseIntFlag('snapshot-count', v['snapshot-count'], 1),
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
       autoCompaction: parseAutoCompaction(v),
+      maxConcurrentStreams: parseIntFlag('max-concurrent-streams', v['max-concurrent-streams'], 1),
       maxWatchersPerStream: parseIntFlag('max-watchers-per-stream', v['max-watchers-per-stream']),
       quotaBackendBytes: parseIntFlag('quota-backend-bytes', v['quota-backend-bytes'], Number.MIN_SAFE_INTEGER),
       watchProgressNotifyIntervalMs: progress,

@@ -104,3 +104,31 @@ test('--max-watchers-per-stream: a create past the limit is canceled with a reas
     await server.stop();
   }
 });
+
+test('--max-concurrent-streams: calls past the limit on one connection wait for a stream to end (HTTP/2 SETTINGS)', async () => {
+  const server = await startOurServer({ extraArgs: ['--max-concurrent-streams=2'] });
+  const watch = new WatchClient(server.endpoint, grpc.credentials.createInsecure());
+  // The same HTTP/2 connection for the unary calls.
+  const kv = new KVClient(server.endpoint, grpc.credentials.createInsecure(), { channelOverride: watch.getChannel() });
+  try {
+    const streams = [watch.watch(), watch.watch()];
+    const created = streams.map((s) => new Promise<void>((resolve) => s.once('data', () => resolve())));
+    for (const s of streams) {
+      s.on('error', () => undefined);
+      s.write({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: b('x') }) } });
+    }
+    await Promise.all(created);
+    let done = false;
+    const p = put(kv, 'x', b('1')).then(() => { done = true; });
+    await sleep(500);
+    assert.equal(done, false, 'a third concurrent stream waited');
+    streams[0]!.cancel();
+    await p;
+    assert.equal(done, true);
+    streams[1]!.cancel();
+  } finally {
+    kv.close();
+    watch.close();
+    await server.stop();
+  }
+});
