@@ -118,7 +118,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   opsRoutes(app, backend, metrics);
   docsRoutes(app, gatewayOpenApiDocument());
   await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes, streams });
-  await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams });
+  await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams, maxLongPollsPerClient: cfg.maxV2LongPollsPerClient });
   await app.ready();
 
   const tls = clientTlsOptions(cfg);

@@ -40,6 +40,7 @@ export const flagSpecs = {
   'auto-compaction-retention': { kind: 'string', default: '0', help: 'Auto compaction retention for mvcc key value store: a duration (\'1h\', \'30m\'; a bare number is hours) in periodic mode, a revision count in revision mode. 0 means disable auto compaction.' },
   'auto-compaction-check-interval': { kind: 'duration', default: '5m', help: 'How often revision mode checks the revision (not an etcd flag: etcd fixes it at 5m).' },
   'max-concurrent-streams': { kind: 'int', default: '4294967295', help: 'Maximum concurrent streams that each client can open at a time (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of gRPC connections; etcd 3.5\'s flag).' },
+  'max-v2-long-polls-per-client': { kind: 'int', default: '0', help: 'v2 watches (?wait=true, long polls and streams) one client address may hold open; past it 429 (not an etcd flag; 0: no limit, as etcd).' },
   'max-watchers-per-stream': { kind: 'int', default: '0', help: 'Watchers one watch stream (gRPC Watch call, /v3/watch request) may hold; a create past it is canceled with a reason (not an etcd flag; 0: no limit, as etcd).' },
   'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
   'auth-token': { kind: 'string', default: 'simple', help: 'Auth token type: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|ES256|...>[,ttl=<duration>].' },

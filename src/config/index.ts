@@ -22,6 +22,8 @@ export interface Config {
   readonly maxRequestBytes: number;
   /** SETTINGS_MAX_CONCURRENT_STREAMS of each gRPC connection. */
   readonly maxConcurrentStreams: number;
+  /** Open v2 watches per client address (0: no limit). */
+  readonly maxV2LongPollsPerClient: number;
   /** Watchers per watch stream (0: no limit). */
   readonly maxWatchersPerStream: number;
   /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
@@ -156,6 +158,7 @@ export function loadConfig(
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
       autoCompaction: parseAutoCompaction(v),
       maxConcurrentStreams: parseIntFlag('max-concurrent-streams', v['max-concurrent-streams'], 1),
+      maxV2LongPollsPerClient: parseIntFlag('max-v2-long-polls-per-client', v['max-v2-long-polls-per-client']),
       maxWatchersPerStream: parseIntFlag('max-watchers-per-stream', v['max-watchers-per-stream']),
       quotaBackendBytes: parseIntFlag('quota-backend-bytes', v['quota-backend-bytes'], Number.MIN_SAFE_INTEGER),
       watchProgressNotifyIntervalMs: progress,
