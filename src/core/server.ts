@@ -81,6 +81,8 @@ type AuthChange = NonNullable<InternalRequest['request']>;
 type ResponseOf = { [R in ApplyResponse as R['$case']]: R['value'] };
 
 const SNAPSHOT_CHUNK = 32 * 1024;
+/** Least time between two measures of the backend's live bytes after commits (the quota's input). */
+const SPACE_MEASURE_MS = 100;
 const LEASE_CHECK_MS = 500;
 const LEASE_REVOKES_PER_CHECK = 500;
 /** Raft tick: the heartbeat interval (etcd's --heartbeat-interval default). */
@@ -117,9 +119,15 @@ export class EmbeddedBackend implements V3Backend {
   /** Proposed and not yet durable; proposals that failed (for metrics). */
   private proposalsPending = 0;
   private proposalsFailed = 0;
-  /** The backend quota in bytes (Infinity: none) and the live bytes it is checked against, refreshed per commit. */
+  /**
+   * The backend quota in bytes (Infinity: none) and what it is checked against: the live bytes
+   * last measured (a measure costs tens of µs: taken at most every SPACE_MEASURE_MS after commits,
+   * and again whenever the estimate reaches the quota) plus the cost of writes admitted since.
+   */
   private readonly quota: number;
-  private usedBytes: number;
+  private usedBytes = 0;
+  private admittedBytes = 0;
+  private measuredAtMs = 0;
 
   constructor(private readonly cfg: CoreConfig) {
     this.storage = new LmdbStorage(cfg.dataDir, cfg.onCommitSeconds);
@@ -134,7 +142,7 @@ export class EmbeddedBackend implements V3Backend {
     }
     this.hub = new WatchHub(this.store, this.storage);
     this.quota = quotaBytes(cfg.quotaBackendBytes ?? 0);
-    this.usedBytes = this.storage.usedBytes();
+    if (Number.isFinite(this.quota)) this.measureSpace();
     // A data dir made by `snapshot restore` carries the cluster token it was restored with (a new
     // cluster: new member and cluster IDs, as etcd's restore --initial-cluster-token gives).
     const token = this.storage.getMeta(META_CLUSTER_TOKEN)?.toString() ?? cfg.initialClusterToken;
@@ -258,7 +266,7 @@ export class EmbeddedBackend implements V3Backend {
     this.lastCommit = durable;
     return durable.then(
       () => {
-        this.usedBytes = this.storage.usedBytes();
+        if (Number.isFinite(this.quota) && this.cfg.clock.nowMs() - this.measuredAtMs >= SPACE_MEASURE_MS) this.measureSpace();
         for (const [p, r] of results) {
           if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
           p?.resolve(r);
@@ -354,7 +362,20 @@ export class EmbeddedBackend implements V3Backend {
    */
   private hasSpace(cost: number): boolean {
     if (this.applier.alarms.some((a) => a.alarm === AlarmType.NOSPACE)) throw new EtcdError('noSpace');
-    return fitsQuota(this.usedBytes, cost, this.quota);
+    if (!Number.isFinite(this.quota)) return true;
+    if (!fitsQuota(this.usedBytes + this.admittedBytes, cost, this.quota)) {
+      // The estimate only grows between measures (deletes and compactions free pages): measure.
+      this.measureSpace();
+      if (!fitsQuota(this.usedBytes, cost, this.quota)) return false;
+    }
+    this.admittedBytes += cost;
+    return true;
+  }
+
+  private measureSpace(): void {
+    this.usedBytes = this.storage.usedBytes();
+    this.admittedBytes = 0;
+    this.measuredAtMs = this.cfg.clock.nowMs();
   }
 
   /** Over the quota: raise the NOSPACE alarm through raft (as etcd's quota check does), then refuse. */
