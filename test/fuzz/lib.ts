@@ -152,7 +152,7 @@ export interface SuiteResult {
 }
 
 /** One case's outcome, as a suite's `send` reports it. */
-interface Outcome {
+export interface Outcome {
   /** Problems with the answer itself (status, shape). */
   readonly problems: string[];
   /** The request was refused (an error answer). */
@@ -170,7 +170,7 @@ function hashOf(h: HashKVResponse): string {
  * Runs `numRuns` generated cases through `send`, checking every one; mode 'assert' stops at the
  * first failing case (fast-check then shrinks it and reports the seed), 'count' runs all of them.
  */
-async function runSuite<C>(suite: string, server: FuzzServer, arb: fc.Arbitrary<C>, send: (c: C) => Promise<Outcome>,
+export async function runSuite<C>(suite: string, server: FuzzServer, arb: fc.Arbitrary<C>, send: (c: C) => Promise<Outcome>,
   opts: { numRuns: number; seed: number; mode: 'assert' | 'count' }): Promise<SuiteResult> {
   const t0 = performance.now();
   const failures: string[] = [];
