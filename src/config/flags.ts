@@ -17,8 +17,13 @@ export const flagSpecs = {
   'advertise-client-urls': { kind: 'urls', default: 'http://localhost:2379', help: 'List of this member\'s client URLs to advertise to the rest of the cluster.' },
   'initial-advertise-peer-urls': { kind: 'urls', default: 'http://localhost:2380', help: 'List of this member\'s peer URLs to advertise (also derives the member ID, as etcd).' },
   'initial-cluster-token': { kind: 'string', default: 'etcd-cluster', help: 'Initial cluster token (derives the member and cluster IDs, as etcd).' },
+  'listen-peer-urls': { kind: 'urls', default: 'http://localhost:2380', help: 'List of URLs to listen on for peer traffic (bound when the cluster has other members, when this member joins one, or when given explicitly).' },
+  'initial-cluster': { kind: 'string', default: '', help: 'Initial cluster configuration for bootstrapping: name=peer-url,... (default: --name=--initial-advertise-peer-urls).' },
+  'initial-cluster-state': { kind: 'string', default: 'new', help: 'Initial cluster state (\'new\' or \'existing\': join a running cluster that already added this member).' },
+  'heartbeat-interval': { kind: 'int', default: '100', help: 'Time (in milliseconds) of a heartbeat interval (the raft tick).' },
   'election-timeout': { kind: 'int', default: '1000', help: 'Time (in milliseconds) for an election to timeout; the minimum lease TTL is 1.5x this.' },
   'snapshot-count': { kind: 'int', default: '10000', help: 'Number of committed transactions to trigger a snapshot to disk (older WAL segments are then deleted).' },
+  'experimental-snapshot-catchup-entries': { kind: 'int', default: '5000', help: 'Number of entries kept in memory after a snapshot for slow followers to catch up by log (further behind: they get a snapshot).' },
   'max-txn-ops': { kind: 'int', default: '128', help: 'Maximum number of operations permitted in a transaction.' },
   'max-request-bytes': { kind: 'int', default: '1572864', help: 'Maximum client request size in bytes the server will accept.' },
   'experimental-watch-progress-notify-interval': { kind: 'duration', default: '10m', help: 'Duration of periodic watch progress notifications.' },
@@ -31,6 +36,10 @@ export const flagSpecs = {
   'cert': { kind: 'string', default: '', help: 'Gateway mode: client certificate presented to the upstream members.' },
   'key': { kind: 'string', default: '', help: 'Gateway mode: private key of --cert.' },
   'user': { kind: 'string', default: '', help: 'Gateway mode: username[:password] the gateway authenticates as for requests that carry no token of their own.' },
+  'cert-file': { kind: 'string', default: '', help: 'Path to the client server TLS cert file (needed by https:// client URLs).' },
+  'key-file': { kind: 'string', default: '', help: 'Path to the client server TLS key file.' },
+  'trusted-ca-file': { kind: 'string', default: '', help: 'Path to the client server TLS trusted CA cert file (verifies client certificates with --client-cert-auth).' },
+  'client-cert-auth': { kind: 'bool', default: 'false', help: 'Enable client cert authentication: https:// client URLs require a certificate signed by --trusted-ca-file; its Common Name is the gRPC caller when auth is enabled and no token is given.' },
   'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
   'auth-token': { kind: 'string', default: 'simple', help: 'Auth token type: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|ES256|...>[,ttl=<duration>].' },
   'auth-token-ttl': { kind: 'int', default: '300', help: 'Time (in seconds) of the simple auth token\'s life without use.' },
@@ -88,6 +97,13 @@ export function parseIntFlag(name: FlagName, v: string, min = 0): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < min) throw new FlagError(`invalid value "${v}" for flag --${name}: must be >= ${min}`);
   return n;
+}
+
+/** Go's strconv.ParseBool, which its flag package uses: 1, t, T, TRUE, true, True and the false forms. */
+export function parseBoolFlag(name: FlagName, v: string): boolean {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  throw new FlagError(`invalid boolean value "${v}" for -${name}: parse error`);
 }
 
 /** Go-style durations: "10m", "1.5s", "100ms", "1h30m". */

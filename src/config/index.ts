@@ -1,8 +1,9 @@
 // Flags and environment, or a config file -> one validated, typed Config.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { checkCluster, type ClusterState, type InitialMember } from './cluster.js';
 import { parseConfigFile } from './file.js';
-import { envName, FlagError, flagSpecs, helpText, parseDurationMs, parseFlags, parseIntFlag, parseUrls, type FlagName } from './flags.js';
+import { envName, FlagError, flagSpecs, helpText, parseBoolFlag, parseDurationMs, parseFlags, parseIntFlag, parseUrls, type FlagName } from './flags.js';
 
 export { FlagError, helpText };
 
@@ -10,10 +11,23 @@ export interface Config {
   readonly name: string;
   readonly dataDir: string;
   readonly listenClientUrls: readonly URL[];
+  /** TLS of the https:// client URLs (--cert-file, ...): undefined when none is https. */
+  readonly clientTls: ClientTlsConfig | undefined;
   readonly advertiseClientUrls: readonly string[];
   readonly advertisePeerUrls: readonly string[];
   readonly initialClusterToken: string;
   readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  /** --initial-cluster, validated (this member is in it with its advertised peer URLs). */
+  readonly initialCluster: readonly InitialMember[];
+  readonly initialClusterState: ClusterState;
+  /**
+   * --listen-peer-urls, or undefined when no peer listener is needed: a lone member of a new
+   * cluster whose flag is left at its default (etcd binds :2380 anyway; not binding it lets many
+   * single members share a host, and nothing would connect to it).
+   */
+  readonly listenPeerUrls: readonly URL[] | undefined;
+  readonly snapshotCatchupEntries: number;
   readonly maxTxnOps: number;
   readonly snapshotCount: number;
   readonly maxRequestBytes: number;
@@ -32,6 +46,15 @@ export interface Config {
   readonly upstreamTls: { readonly cacert: string; readonly cert: string; readonly key: string } | undefined;
   /** --user name:password (gateway mode). */
   readonly upstreamUser: { readonly name: string; readonly password: string } | undefined;
+}
+
+/** The client port's TLS: file paths ('' = not given). */
+export interface ClientTlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly trustedCaFile: string;
+  /** --client-cert-auth: a certificate signed by the trusted CA is required; its CN names the gRPC caller. */
+  readonly clientCertAuth: boolean;
 }
 
 /** --auth-token: simple tokens, or JWTs signed with a key pair (etcd's option syntax). */
@@ -105,9 +128,9 @@ export function loadConfig(
   }
   const listen = parseUrls('listen-client-urls', v['listen-client-urls']);
   for (const u of listen) {
-    if (u.protocol !== 'http:') throw new FlagError(`--listen-client-urls: ${u.href}: TLS listeners are not supported yet`);
     if (u.port === '') throw new FlagError(`--listen-client-urls: ${u.href}: a port is required`);
   }
+  const clientTls = parseClientTls(v, listen);
   const progress = parseDurationMs('experimental-watch-progress-notify-interval', v['experimental-watch-progress-notify-interval']);
   if (progress < 100) throw new FlagError('--experimental-watch-progress-notify-interval must be at least 100ms');
   if (!v['v2-prefix'].startsWith('/') || v['v2-prefix'].length < 2) throw new FlagError(`--v2-prefix: "${v['v2-prefix']}" must start with "/" and name a prefix`);
@@ -120,16 +143,34 @@ export function loadConfig(
   if (tlsGiven && endpoints.length === 0) throw new FlagError('--cacert, --cert and --key need --endpoints');
   if (v.user !== '' && endpoints.length === 0) throw new FlagError('--user needs --endpoints');
   const colon = v.user.indexOf(':');
+  const advertisePeerUrls = parseUrls('initial-advertise-peer-urls', v['initial-advertise-peer-urls']).map(urlString);
+  const electionTimeoutMs = parseIntFlag('election-timeout', v['election-timeout'], 1);
+  const heartbeatIntervalMs = parseIntFlag('heartbeat-interval', v['heartbeat-interval'], 1);
+  const cluster = checkCluster({
+    name: v.name, initialCluster: v['initial-cluster'], state: v['initial-cluster-state'], advertisePeerUrls,
+    heartbeatMs: heartbeatIntervalMs, electionMs: electionTimeoutMs,
+  });
+  const listenPeer = parseUrls('listen-peer-urls', v['listen-peer-urls']);
+  for (const u of listenPeer) {
+    if (u.protocol !== 'http:') throw new FlagError(`--listen-peer-urls: ${u.href}: TLS peer listeners are not supported yet`);
+  }
+  const peerListenerNeeded = cluster.members.length > 1 || cluster.state === 'existing' || v['listen-peer-urls'] !== flagSpecs['listen-peer-urls'].default;
   return {
     kind: 'run',
     config: {
       name: v.name,
       dataDir: v['data-dir'] !== '' ? v['data-dir'] : `${v.name}.etcd`,
       listenClientUrls: listen,
+      clientTls,
       advertiseClientUrls: parseUrls('advertise-client-urls', v['advertise-client-urls']).map(urlString),
-      advertisePeerUrls: parseUrls('initial-advertise-peer-urls', v['initial-advertise-peer-urls']).map(urlString),
+      advertisePeerUrls,
       initialClusterToken: v['initial-cluster-token'],
-      electionTimeoutMs: parseIntFlag('election-timeout', v['election-timeout'], 1),
+      electionTimeoutMs,
+      heartbeatIntervalMs,
+      initialCluster: cluster.members,
+      initialClusterState: cluster.state,
+      listenPeerUrls: peerListenerNeeded ? listenPeer : undefined,
+      snapshotCatchupEntries: parseIntFlag('experimental-snapshot-catchup-entries', v['experimental-snapshot-catchup-entries'], 1),
       maxTxnOps: parseIntFlag('max-txn-ops', v['max-txn-ops'], 1),
       snapshotCount: parseIntFlag('snapshot-count', v['snapshot-count'], 1),
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
@@ -148,6 +189,18 @@ export function loadConfig(
     },
     warnings,
   };
+}
+
+/** --cert-file and friends: checked as etcd 3.4 checks them (an https:// URL needs a cert and a key). */
+function parseClientTls(v: Record<FlagName, string>, listen: readonly URL[]): ClientTlsConfig | undefined {
+  const clientCertAuth = parseBoolFlag('client-cert-auth', v['client-cert-auth']);
+  const https = listen.find((u) => u.protocol === 'https:');
+  if (https === undefined) return undefined;
+  if (v['cert-file'] === '' || v['key-file'] === '') {
+    // etcd 3.4's words for the same mistake.
+    throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${urlString(https)} with HTTPS scheme`);
+  }
+  return { certFile: v['cert-file'], keyFile: v['key-file'], trustedCaFile: v['trusted-ca-file'], clientCertAuth };
 }
 
 /** "10.0.0.1, 192.168.0.0/16, ::1" -> validated entries (what Fastify's trustProxy takes). */
