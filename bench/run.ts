@@ -25,6 +25,14 @@ const BENCHES: Record<string, Bench> = {
     main: async (args) => (await import('./upstream.js')).main(args),
   },
   // cluster: 3-member cluster (not written yet)
+  crashloop: {
+    describe: 'SIGKILL ours at random moments under a write load (50 times by default): iterations, acknowledged writes lost',
+    main: async (args) => (await import('./crashloop.js')).main(args),
+  },
+  fuzz: {
+    describe: 'property-based fuzzing of v2, gateway and gRPC inputs (FUZZ_RUNS per suite, FUZZ_SEED): cases run, failures found',
+    main: async (args) => (await import('./fuzz.js')).main(args),
+  },
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',
     main: async (args) => {

@@ -1,18 +1,20 @@
 // The whole server from a Config: backend, gRPC services, HTTP routes and one listener per client
 // URL. main.ts runs it from the command line; tests run the same composition in-process.
-import * as grpc from '@grpc/grpc-js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { readFileSync } from 'node:fs';
 import type { TlsOptions } from 'node:tls';
-import { EmbeddedBackend } from './core/server.js';
+import { EmbeddedBackend, type JoinInfo } from './core/server.js';
+import { fetchMembers } from './core/rafthttp/transport.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { addRecipeServices } from './grpc/recipes.js';
-import { metricsInterceptor } from './grpc/metrics.js';
+import { InstrumentedServer } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
-import { goClientError, MAX_HEADER_BYTES } from './http/client-error.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { trackInflight } from './http/drain.js';
+import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './http/bad-request.js';
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
@@ -33,7 +35,38 @@ export interface RunningServer {
   close(drainMs?: number): Promise<void>;
 }
 
-function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | UpstreamBackend {
+/**
+ * A member started with --initial-cluster-state existing and no WAL yet joins a running cluster:
+ * it asks the other members listed in --initial-cluster for the member list (GET /members on
+ * their peer URLs, as etcd does) and finds itself in it by its peer URLs (MemberAdd put it there).
+ */
+export async function discoverJoin(cfg: Config): Promise<JoinInfo | undefined> {
+  if (cfg.initialClusterState !== 'existing') return undefined;
+  const walDir = join(cfg.dataDir, 'member', 'wal');
+  if (existsSync(walDir) && readdirSync(walDir).length > 0) return undefined;
+  const mine = [...cfg.advertisePeerUrls].sort().join(',');
+  const errors: string[] = [];
+  for (const m of cfg.initialCluster) {
+    if (m.name === cfg.name) continue;
+    for (const url of m.peerUrls) {
+      try {
+        const { clusterIdHex, members } = await fetchMembers(url);
+        const self = members.find((x) => [...x.peerURLs].sort().join(',') === mine);
+        if (self === undefined) throw new Error(`member with peer URLs ${mine} not found in the cluster (add it first with member add)`);
+        return {
+          memberId: BigInt('0x' + self.id),
+          clusterId: BigInt('0x' + clusterIdHex),
+          members: members.map((x) => ({ ...x, id: BigInt('0x' + x.id) })),
+        };
+      } catch (e) {
+        errors.push(`${url}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+  throw new Error(`cannot join the existing cluster: ${errors.join('; ') || 'no other member in --initial-cluster'}`);
+}
+
+function backendOf(cfg: Config, metrics: ServerMetrics, join?: JoinInfo): EmbeddedBackend | UpstreamBackend {
   if (cfg.endpoints.length > 0) {
     const file = (p: string): Buffer | undefined => (p === '' ? undefined : readFileSync(p));
     const t = cfg.upstreamTls;
@@ -66,6 +99,13 @@ function backendOf(cfg: Config, metrics: ServerMetrics): EmbeddedBackend | Upstr
     clock: systemClock,
     onCommitSeconds: (s) => metrics.observeCommitSeconds(s),
     onWalSyncSeconds: (s) => metrics.observeWalFsyncSeconds(s),
+    heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+    initialCluster: cfg.initialCluster,
+    ...(join !== undefined ? { join } : {}),
+    ...(cfg.listenPeerUrls !== undefined ? { listenPeerUrls: cfg.listenPeerUrls } : {}),
+    snapshotCatchupEntries: cfg.snapshotCatchupEntries,
+    onPeerRoundTrip: (to, s) => metrics.observePeerRoundTrip(to, s),
+    onPeerSnapshot: (d, peer, ok) => metrics.peerSnapshot(d, peer, ok),
   });
 }
 
@@ -86,11 +126,14 @@ function clientTlsOptions(cfg: Config): TlsOptions | undefined {
 
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
-  const backend = backendOf(cfg, metrics);
-  if (backend instanceof EmbeddedBackend) metrics.watchCore(backend);
+  const backend = backendOf(cfg, metrics, cfg.endpoints.length > 0 ? undefined : await discoverJoin(cfg));
+  if (backend instanceof EmbeddedBackend) {
+    metrics.watchCore(backend);
+    await backend.listenPeers();
+  }
 
-  const grpcServer = new grpc.Server({
-    interceptors: [metricsInterceptor(metrics)],
+  // Counts every call for grpc_server_started_total / grpc_server_handled_total (grpc/metrics.ts).
+  const grpcServer = new InstrumentedServer(metrics, {
     'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024,
     'grpc.max_send_message_length': 2 ** 31 - 1,
     // Clients queue calls past this on the connection (HTTP/2 SETTINGS); one that does not gets REFUSED_STREAM.
@@ -100,6 +143,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     'grpc.enable_channelz': 0,
   });
   const streams = new OpenStreams();
+  if (backend instanceof EmbeddedBackend) {
+    backend.onStorageFailure = (err) => log.error({ err }, 'storage failed (WAL or backend write): refusing writes, /health fails; restart once the disk is fixed');
+  }
   addServices(grpcServer, backend, log, streams);
   addRecipeServices(grpcServer, backend, log, streams);
   addHealthService(grpcServer, backend, streams);
@@ -112,13 +158,17 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     loggerInstance: httpLog as FastifyBaseLogger,
     trustProxy: cfg.trustedProxies.length > 0 ? [...cfg.trustedProxies] : false,
     http: { maxHeaderSize: MAX_HEADER_BYTES },
-    clientErrorHandler: goClientError,
+    frameworkErrors,
+    clientErrorHandler,
   });
   const httpDrain = trackInflight(app);
   opsRoutes(app, backend, metrics);
   docsRoutes(app, gatewayOpenApiDocument());
   await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes, streams });
-  await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams, maxLongPollsPerClient: cfg.maxV2LongPollsPerClient });
+  await app.register(v2Keys, {
+    backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams,
+    guestIsServer: cfg.upstreamUser !== undefined, maxLongPollsPerClient: cfg.maxV2LongPollsPerClient,
+  });
   await app.ready();
 
   const tls = clientTlsOptions(cfg);

@@ -10,7 +10,8 @@ export const errorCodes = [
   'electionNoLeader', 'electionNotLeader', 'electionNoLeaderField', 'invalidAuthToken', 'failed',
   'rootUserNotExist', 'rootRoleNotExist', 'userAlreadyExist', 'userEmpty', 'userNotFound',
   'roleAlreadyExist', 'roleNotFound', 'roleEmpty', 'authFailed', 'permissionDenied', 'roleNotGranted',
-  'permissionNotGranted', 'invalidAuthMgmt', 'authOldRevision', 'noPasswordUser',
+  'permissionNotGranted', 'invalidAuthMgmt', 'authOldRevision', 'noPasswordUser', 'unhealthy',
+  'notEnoughStartedMembers',
   // An error etcd does not map to a gRPC status: the client sees UNKNOWN and the detail text.
   'unknown',
 ] as const;

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { AutoCompaction } from '../core/compactor.js';
+import { checkCluster, type ClusterState, type InitialMember } from './cluster.js';
 import { parseConfigFile } from './file.js';
 import { envName, FlagError, flagSpecs, helpText, parseBoolFlag, parseDurationMs, parseFlags, parseIntFlag, parseUrls, type FlagName } from './flags.js';
 
@@ -17,6 +18,17 @@ export interface Config {
   readonly advertisePeerUrls: readonly string[];
   readonly initialClusterToken: string;
   readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  /** --initial-cluster, validated (this member is in it with its advertised peer URLs). */
+  readonly initialCluster: readonly InitialMember[];
+  readonly initialClusterState: ClusterState;
+  /**
+   * --listen-peer-urls, or undefined when no peer listener is needed: a lone member of a new
+   * cluster whose flag is left at its default (etcd binds :2380 anyway; not binding it lets many
+   * single members share a host, and nothing would connect to it).
+   */
+  readonly listenPeerUrls: readonly URL[] | undefined;
+  readonly snapshotCatchupEntries: number;
   readonly maxTxnOps: number;
   readonly snapshotCount: number;
   readonly maxRequestBytes: number;
@@ -142,6 +154,18 @@ export function loadConfig(
   if (tlsGiven && endpoints.length === 0) throw new FlagError('--cacert, --cert and --key need --endpoints');
   if (v.user !== '' && endpoints.length === 0) throw new FlagError('--user needs --endpoints');
   const colon = v.user.indexOf(':');
+  const advertisePeerUrls = parseUrls('initial-advertise-peer-urls', v['initial-advertise-peer-urls']).map(urlString);
+  const electionTimeoutMs = parseIntFlag('election-timeout', v['election-timeout'], 1);
+  const heartbeatIntervalMs = parseIntFlag('heartbeat-interval', v['heartbeat-interval'], 1);
+  const cluster = checkCluster({
+    name: v.name, initialCluster: v['initial-cluster'], state: v['initial-cluster-state'], advertisePeerUrls,
+    heartbeatMs: heartbeatIntervalMs, electionMs: electionTimeoutMs,
+  });
+  const listenPeer = parseUrls('listen-peer-urls', v['listen-peer-urls']);
+  for (const u of listenPeer) {
+    if (u.protocol !== 'http:') throw new FlagError(`--listen-peer-urls: ${u.href}: TLS peer listeners are not supported yet`);
+  }
+  const peerListenerNeeded = cluster.members.length > 1 || cluster.state === 'existing' || v['listen-peer-urls'] !== flagSpecs['listen-peer-urls'].default;
   return {
     kind: 'run',
     config: {
@@ -150,9 +174,14 @@ export function loadConfig(
       listenClientUrls: listen,
       clientTls,
       advertiseClientUrls: parseUrls('advertise-client-urls', v['advertise-client-urls']).map(urlString),
-      advertisePeerUrls: parseUrls('initial-advertise-peer-urls', v['initial-advertise-peer-urls']).map(urlString),
+      advertisePeerUrls,
       initialClusterToken: v['initial-cluster-token'],
-      electionTimeoutMs: parseIntFlag('election-timeout', v['election-timeout'], 1),
+      electionTimeoutMs,
+      heartbeatIntervalMs,
+      initialCluster: cluster.members,
+      initialClusterState: cluster.state,
+      listenPeerUrls: peerListenerNeeded ? listenPeer : undefined,
+      snapshotCatchupEntries: parseIntFlag('experimental-snapshot-catchup-entries', v['experimental-snapshot-catchup-entries'], 1),
       maxTxnOps: parseIntFlag('max-txn-ops', v['max-txn-ops'], 1),
       snapshotCount: parseIntFlag('snapshot-count', v['snapshot-count'], 1),
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),

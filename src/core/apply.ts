@@ -43,8 +43,8 @@ function leaseRecord(ttl: number): Buffer {
 }
 
 export class Applier {
-  private index: number;
-  readonly alarms: AlarmMember[];
+  private index = 0;
+  alarms: AlarmMember[] = [];
 
   constructor(
     private readonly store: MvccStore,
@@ -53,9 +53,14 @@ export class Applier {
     private readonly auth: AuthStore,
     private readonly tokens: TokenProvider,
   ) {
-    const b = storage.getMeta(META_INDEX);
+    this.load();
+  }
+
+  /** (Re)reads the applied index and alarms from storage. */
+  load(): void {
+    const b = this.storage.getMeta(META_INDEX);
     this.index = b === undefined ? 0 : b.readDoubleBE(0);
-    const a = storage.getMeta(META_ALARMS);
+    const a = this.storage.getMeta(META_ALARMS);
     this.alarms = a === undefined ? [] : (JSON.parse(a.toString()) as { m: string; a: number }[]).map((x) => ({ memberID: BigInt(x.m), alarm: x.a }));
   }
 
@@ -78,11 +83,16 @@ export class Applier {
     }
     this.syncLeases(txn.changes);
     txn.end();
+    this.markApplied(index);
+    return { response, error, rev: this.store.currentRev, changes: txn.changes };
+  }
+
+  /** Records that the entry at index is applied (also entries that change no key: membership). */
+  markApplied(index: number): void {
     this.index = index;
     const b = Buffer.allocUnsafe(8);
     b.writeDoubleBE(index);
     this.storage.stage({ t: 'meta', name: META_INDEX, value: b });
-    return { response, error, rev: this.store.currentRev, changes: txn.changes };
   }
 
   private dispatch(req: InternalRequest, txn: WriteTxn, index: number): ApplyResponse {

@@ -1,5 +1,7 @@
 // The raft node: the pure raft core (raft/) driven with real I/O — the WAL (wal/), a tick timer,
-// the state machine's apply, and (multi-member, later) a transport for messages.
+// the state machine's apply, and (multi-member) a transport: `send` for outbound messages,
+// `receive` for inbound ones, ReadIndex answers through `onReadStates`, snapshots from a leader
+// installed through `installSnapshot` before the entries that follow them are applied.
 //
 // One loop turns raft's Ready batches into effects, in this order (raft/types.ts Ready):
 //   1. apply the committed entries (already durable: on a single member an entry is committed only
@@ -12,10 +14,14 @@
 // everything applied), a snapshot marker goes to the WAL and older segments are deleted; the
 // in-memory log keeps SNAPSHOT_CATCHUP entries for lagging followers.
 import type { Clock } from '../util/clock.js';
-import { MemoryStorage, Raft, SeededRng, type ConfState, type Entry, type HardState, type OutboundMessage } from './raft/index.js';
+import {
+  MemoryStorage, Raft, SeededRng, type ConfState, type Entry, type HardState, type Message, type NodeId, type OutboundMessage,
+  type ReadState, type Snapshot,
+} from './raft/index.js';
 import { Wal, type WalState } from './wal/wal.js';
 
-/** Entries kept in memory after a snapshot so a slightly lagging follower needs no snapshot. */
+/** Entries kept in memory after a snapshot so a slightly lagging follower needs no snapshot
+ * (--experimental-snapshot-catchup-entries). */
 export const SNAPSHOT_CATCHUP = 5000;
 
 export interface RaftNodeOptions {
@@ -38,7 +44,15 @@ export interface RaftNodeOptions {
   readonly flushState: () => Promise<void>;
   /** Index the state machine's storage holds (its consistent index at start). */
   readonly appliedIndex: number;
-  readonly send?: (msgs: readonly OutboundMessage[]) => void;
+  readonly send?: (msgs: readonly Message[]) => void;
+  /** Answers to readIndex(ctx) calls (this member's own). */
+  readonly onReadStates?: (rs: readonly ReadState[]) => void;
+  /**
+   * A leader's snapshot to install before anything after it is applied: the state machine must
+   * then hold everything up to at least snap.meta.index.
+   */
+  readonly installSnapshot?: (snap: Snapshot) => Promise<void>;
+  readonly snapshotCatchupEntries?: number;
   readonly onError: (err: Error) => void;
   readonly onWalSyncSeconds?: (seconds: number) => void;
 }
@@ -51,6 +65,10 @@ export class RaftNode {
   private stopped = false;
   private stopTick: (() => void) | undefined;
   private leaderWaiters: (() => void)[] = [];
+  private knownLeaderWaiters: (() => void)[] = [];
+  /** Times a leader (a different one, or the first) became known: etcd_server_leader_changes_seen_total. */
+  leaderChanges = 0;
+  private lastLeader: NodeId = 0n;
   private snapshotIndex: number;
   private snapshotting = false;
   private appliedIndex: number;
@@ -115,6 +133,46 @@ export class RaftNode {
     return new Promise((res) => this.leaderWaiters.push(res));
   }
 
+  /** Resolves once some leader is known (possibly this member). */
+  whenLeaderKnown(): Promise<void> {
+    if (this.leader !== 0n) return Promise.resolve();
+    return new Promise((res) => this.knownLeaderWaiters.push(res));
+  }
+
+  /** Messages from peers (the transport). */
+  receive(msgs: readonly Message[]): void {
+    if (this.stopped) return;
+    for (const m of msgs) this.raft.step(m);
+    this.kick();
+  }
+
+  /** Asks for a read point; the answer comes to onReadStates with this ctx (or never: retry). */
+  readIndex(ctx: bigint): void {
+    if (this.stopped) return;
+    this.raft.readIndex(ctx);
+    this.kick();
+  }
+
+  transferLeadership(to: NodeId): void {
+    if (this.stopped) return;
+    this.raft.transferLeadership(to);
+    this.kick();
+  }
+
+  /** A snapshot send to `to` ended (the transport knows whether it arrived). */
+  reportSnapshot(to: NodeId, ok: boolean): void {
+    if (this.stopped) return;
+    this.raft.reportSnapshot(to, ok);
+    this.kick();
+  }
+
+  proposeConfChange(cc: Parameters<Raft['proposeConfChange']>[0], context: Uint8Array): boolean {
+    if (this.stopped) return false;
+    const r = this.raft.proposeConfChange(cc, context);
+    this.kick();
+    return r !== 'dropped';
+  }
+
   /** Hands data to raft; false when it was dropped (no leader known). */
   propose(data: Uint8Array): boolean {
     if (this.stopped) return false;
@@ -130,30 +188,60 @@ export class RaftNode {
   private kick(): void {
     if (this.running || this.stopped) return;
     this.running = true;
-    void this.loop().catch((e: unknown) => {
-      this.stopped = true;
-      this.opts.onError(e instanceof Error ? e : new Error(String(e)));
-    }).finally(() => (this.running = false));
+    void this.loop().catch((e: unknown) => this.fail(e)).finally(() => (this.running = false));
+  }
+
+  /**
+   * A WAL append or sync, a state machine commit or a snapshot failed (full or failing disk): the
+   * node stops (no more appends on a log whose durability is unknown) and the owner hears once.
+   */
+  private fail(e: unknown): void {
+    const first = !this.stopped;
+    this.stopped = true;
+    this.stopTick?.();
+    if (first) this.opts.onError(e instanceof Error ? e : new Error(String(e)));
   }
 
   private async loop(): Promise<void> {
     while (!this.stopped && this.raft.hasReady()) {
       const rd = this.raft.ready()!;
-      this.opts.send?.(rd.messages.filter((m) => !m.afterPersist));
+      this.opts.send?.(messagesOf(rd.messages, false));
+      if (rd.readStates.length > 0) this.opts.onReadStates?.(rd.readStates);
+      if (rd.snapshot !== undefined) {
+        // A leader's snapshot: the state machine takes its data first, then the WAL records that
+        // everything up to its index is held (a crash in between replays from the old marker and
+        // skips what the new data already holds).
+        await this.applying;
+        await this.opts.installSnapshot?.(rd.snapshot);
+        this.wal.saveSnapshot(rd.snapshot.meta);
+        await this.wal.sync();
+        this.storage.applySnapshot(rd.snapshot);
+        this.snapshotIndex = rd.snapshot.meta.index;
+        this.appliedIndex = Math.max(this.appliedIndex, rd.snapshot.meta.index);
+      }
       if (rd.committedEntries.length > 0) {
         const batch = rd.committedEntries;
         // Applied now, in log order; only the storage commits run behind (in order, too).
         const committed = this.opts.apply(batch);
-        committed.catch((e: unknown) => this.opts.onError(e instanceof Error ? e : new Error(String(e))));
-        this.applying = Promise.all([this.applying, committed]).then(() => undefined);
+        // The failure goes to fail(); the chain itself never rejects (nobody may be awaiting it).
+        this.applying = Promise.all([this.applying, committed.catch((e: unknown) => this.fail(e))]).then(() => undefined);
         this.appliedIndex = batch[batch.length - 1]!.index;
       }
       const mustSync = this.wal.append(rd.hardState, rd.entries);
       if (mustSync) await this.wal.sync();
       this.storage.append(rd.entries);
       if (rd.hardState) this.storage.setHardState(rd.hardState);
-      this.opts.send?.(rd.messages.filter((m) => m.afterPersist));
+      this.opts.send?.(messagesOf(rd.messages, true));
       this.raft.advance(rd);
+      if (this.leader !== this.lastLeader) {
+        if (this.leader !== 0n) this.leaderChanges++;
+        this.lastLeader = this.leader;
+      }
+      if (this.leader !== 0n && this.knownLeaderWaiters.length > 0) {
+        const waiters = this.knownLeaderWaiters;
+        this.knownLeaderWaiters = [];
+        for (const w of waiters) w();
+      }
       if (this.isLeader && this.leaderWaiters.length > 0) {
         const waiters = this.leaderWaiters;
         this.leaderWaiters = [];
@@ -170,15 +258,16 @@ export class RaftNode {
     const index = this.appliedIndex;
     void (async () => {
       await this.applying;
+      if (this.stopped) return;
       await this.opts.flushState();
       if (this.stopped) return;
       const snap = this.storage.createSnapshot(index, this.raft.confState(), new Uint8Array(0));
       this.wal.saveSnapshot(snap.meta);
       await this.wal.sync();
       this.snapshotIndex = index;
-      this.storage.compact(Math.max(this.storage.firstIndex() - 1, index - SNAPSHOT_CATCHUP));
+      this.storage.compact(Math.max(this.storage.firstIndex() - 1, index - (this.opts.snapshotCatchupEntries ?? SNAPSHOT_CATCHUP)));
       this.wal.releaseTo(index);
-    })().catch((e: unknown) => this.opts.onError(e instanceof Error ? e : new Error(String(e))))
+    })().catch((e: unknown) => this.fail(e))
       .finally(() => (this.snapshotting = false));
   }
 
@@ -191,6 +280,12 @@ export class RaftNode {
     await this.applying.catch(() => undefined);
     await this.wal.close();
   }
+}
+
+function messagesOf(out: readonly OutboundMessage[], afterPersist: boolean): Message[] {
+  const msgs: Message[] = [];
+  for (const o of out) if (o.afterPersist === afterPersist) msgs.push(o.message);
+  return msgs;
 }
 
 /**

@@ -1,18 +1,21 @@
 // The embedded backend: one member's MVCC store, lessor and watch hub behind the V3Backend
 // contract. Writes are encoded as InternalRequests, applied in order by the Applier, and answered
 // once the storage commit that holds them is durable (concurrent commits share one fsync).
+// With other members (--initial-cluster) the raft node talks to them through the peer transport
+// (rafthttp/): a follower's proposals travel to the leader inside raft and are answered when this
+// member applies them; linearizable reads wait for a ReadIndex; only the leader expires leases.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { EtcdError, type ErrorCode } from '../backend/errors.js';
-import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
+import { errorCodes, EtcdError, type ErrorCode } from '../backend/errors.js';
+import type { AuthStatus, CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../backend/validate.js';
 import type * as pb from '../gen/etcdserverpb/rpc.js';
 import { AlarmRequest_AlarmAction as AlarmAction, AlarmType } from '../gen/etcdserverpb/rpc.js';
-import { InternalRequest } from '../gen/serverpb/internal.js';
+import type { InternalRequest } from '../gen/serverpb/internal.js';
 import type { HealthFacts } from '../backend/health.js';
 import type { CoreStats } from '../metrics/index.js';
 import { fromBin } from '../util/bytes.js';
@@ -20,18 +23,20 @@ import type { Clock } from '../util/clock.js';
 import { Applier, type ApplyResponse, type ApplyResult } from './apply.js';
 import {
   AuthStore, checkDeleteAuth, checkLeaseRevokeAuth, checkPassword, checkPutAuth, checkTxnAuth, hashPassword,
-  JwtTokens, SimpleTokens, simpleTokenPrefix, type AuthInfo, type JwtOptions, type LeaseKeys, type TokenProvider,
+  JwtTokens, SimpleTokens, simpleTokenPrefix, SYSTEM, type AuthInfo, type JwtOptions, type LeaseKeys, type TokenProvider,
 } from './auth/index.js';
 import { clusterId, memberId } from './cluster/ids.js';
+import { Membership, type Member, type MemberChange } from './cluster/members.js';
 import { rangeOp, txnOp } from './kv.js';
 import { Lessor, MAX_LEASE_TTL } from './lease/lessor.js';
 import { fitsQuota, leaseGrantCost, putCost, quotaBytes, txnCost } from './quota.js';
 import { startCompactor, type AutoCompaction } from './compactor.js';
 import { MvccStore } from './mvcc/store.js';
 import { RaftNode } from './node.js';
-import type { Entry } from './raft/index.js';
+import { confChangeContext, decodeConfChange, type ConfChange, type Entry, type Message, type ReadState, type Snapshot } from './raft/index.js';
+import { Transport, type MemberInfo } from './rafthttp/transport.js';
 import { RequestIdGenerator } from './request-id.js';
-import { internalRequestSize } from './request-size.js';
+import { decodeClusterEntry, decodeProposal, encodeClusterEntry, encodeProposal, isClusterEntry, proposalId } from './proposal.js';
 import { LmdbStorage } from './storage/lmdb.js';
 import { WatchHub } from './watch/hub.js';
 import { CoreWatchSession } from './watch/session.js';
@@ -66,6 +71,25 @@ export interface CoreConfig {
   readonly maxWatchersPerStream?: number;
   /** --auto-compaction-*: undefined = off. */
   readonly autoCompaction?: AutoCompaction | undefined;
+  /** --heartbeat-interval: the raft tick (default 100 ms). */
+  readonly heartbeatIntervalMs?: number;
+  /** --initial-cluster (default: this member alone at its advertised peer URLs). */
+  readonly initialCluster?: readonly { readonly name: string; readonly peerUrls: readonly string[] }[];
+  /** A member joining a running cluster (--initial-cluster-state existing): what the cluster told it. */
+  readonly join?: JoinInfo;
+  /** Where to listen for peers (undefined: no peer listener). */
+  readonly listenPeerUrls?: readonly URL[];
+  readonly snapshotCatchupEntries?: number;
+  /** Observes a peer probe's round trip (etcd_network_peer_round_trip_time_seconds). */
+  readonly onPeerRoundTrip?: (toHex: string, seconds: number) => void;
+  readonly onPeerSnapshot?: (direction: 'send' | 'receive', peerHex: string, ok: boolean) => void;
+}
+
+/** What a joining member learns from the running cluster's GET /members. */
+export interface JoinInfo {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly members: readonly Member[];
 }
 
 /** etcd's maintenance service leaves auth errors unwrapped: clients see UNKNOWN and these texts. */
@@ -91,6 +115,11 @@ const TICK_MS = 100;
 const DEFAULT_SNAPSHOT_COUNT = 10_000;
 /** Set by `snapshot restore` (src/cli/snapshot.ts): overrides --initial-cluster-token. */
 export const META_CLUSTER_TOKEN = 'clusterToken';
+/** This member's and its cluster's IDs (hex), fixed when the member first starts. */
+const META_MEMBER_ID = 'memberId';
+const META_CLUSTER_ID = 'clusterId';
+/** A linearizable read's ReadIndex unanswered this long is asked again (lost on the way). */
+const READ_INDEX_RETRY_MS = 500;
 
 export class EmbeddedBackend implements V3Backend {
   private readonly storage: LmdbStorage;
@@ -105,6 +134,21 @@ export class EmbeddedBackend implements V3Backend {
   private readonly leaseKeys: LeaseKeys = (id) => this.lessor.get(id)?.keys ?? [];
   readonly memberId: bigint;
   readonly clusterId: bigint;
+  /** The replicated member list (this member's view at its applied index). */
+  private membership: Membership;
+  private transport: Transport | undefined;
+  /** Raft index of the last entry applied (every entry, not only requests). */
+  private raftApplied = 0;
+  private appliedWaiters: { index: number; resolve(): void }[] = [];
+  /** ReadIndex: readers waiting for the next request, and the one in flight. */
+  private readBatch: { resolve(): void; reject(e: Error): void }[] = [];
+  private readInflight: { ctx: bigint; batch: { resolve(): void; reject(e: Error): void }[]; sentMs: number; firstMs: number } | undefined;
+  private readCtx = 0n;
+  private readonly clusterPending = new Map<bigint, { resolve(applied: boolean): void }>();
+  /** Snapshot data files received from the leader, by snapshot index, until raft installs one. */
+  private readonly incomingSnapshots = new Map<number, string>();
+  private wasLeader = false;
+  private readonly requestTimeoutMs: number;
   /** The raft node in front of apply: every write is proposed, logged (WAL), committed, applied. */
   private readonly node: RaftNode;
   /** Proposals of this member waiting for their entry to be applied, by request ID. */
@@ -113,6 +157,8 @@ export class EmbeddedBackend implements V3Backend {
   /** Resolves when everything applied so far is durable. */
   private lastCommit: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
+  /** Told once when the disk fails and writes start being refused (the server logs it). */
+  onStorageFailure: ((err: Error) => void) | undefined;
   private readonly revoking = new Set<bigint>();
   private readonly stopTimers: (() => void)[] = [];
   private closed = false;
@@ -136,41 +182,176 @@ export class EmbeddedBackend implements V3Backend {
     this.auth = new AuthStore(this.storage);
     this.tokens = cfg.authToken.kind === 'jwt' ? new JwtTokens(cfg.clock, cfg.authToken.options) : new SimpleTokens(cfg.clock, cfg.authTokenTtlMs);
     this.applier = new Applier(this.store, this.lessor, this.storage, this.auth, this.tokens);
-    for (const { id, value } of this.storage.scanLeases()) this.lessor.grant(id, value.readDoubleBE(0));
-    for (const kv of this.store.liveKeys({ key: '', end: null })) {
-      if (kv.lease !== 0n) this.lessor.attach(kv.lease, kv.key.toString('latin1'));
-    }
+    this.loadLeases();
     this.hub = new WatchHub(this.store, this.storage);
     this.quota = quotaBytes(cfg.quotaBackendBytes ?? 0);
     if (Number.isFinite(this.quota)) this.measureSpace();
     // A data dir made by `snapshot restore` carries the cluster token it was restored with (a new
     // cluster: new member and cluster IDs, as etcd's restore --initial-cluster-token gives).
     const token = this.storage.getMeta(META_CLUSTER_TOKEN)?.toString() ?? cfg.initialClusterToken;
-    this.memberId = memberId(cfg.advertisePeerUrls, token);
-    this.clusterId = clusterId([this.memberId]);
+    const walDir = join(cfg.dataDir, 'member', 'wal');
+    const newMember = !existsSync(walDir) || readdirSync(walDir).length === 0;
+    const ids = this.identity(token, newMember);
+    this.memberId = ids.memberId;
+    this.clusterId = ids.clusterId;
+    this.membership = ids.membership;
     this.requestIds = new RequestIdGenerator(this.memberId, cfg.clock.nowMs());
-    // Each (re)start elects this member in a new term, as etcd's single member does.
+    this.requestTimeoutMs = 5_000 + 2 * cfg.electionTimeoutMs;
+    const tickMs = cfg.heartbeatIntervalMs ?? TICK_MS;
+    // Each (re)start of a lone member elects it in a new term, as etcd's single member does.
     this.node = new RaftNode({
       id: this.memberId,
-      initialVoters: [this.memberId],
-      walDir: join(cfg.dataDir, 'member', 'wal'),
+      initialVoters: ids.voters,
+      walDir,
       clock: cfg.clock,
-      tickMs: TICK_MS,
-      electionTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / TICK_MS)),
+      tickMs,
+      electionTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / tickMs)),
       heartbeatTicks: 1,
       snapshotCount: cfg.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT,
+      ...(cfg.snapshotCatchupEntries !== undefined ? { snapshotCatchupEntries: cfg.snapshotCatchupEntries } : {}),
       apply: (entries) => this.applyEntries(entries),
       flushState: () => this.storage.flushed(),
       appliedIndex: this.applier.appliedIndex,
-      onError: (err) => { this.failure ??= err; },
+      onError: (err) => this.storageFailed(err),
+      send: (msgs) => this.transport?.send(msgs),
+      onReadStates: (rs) => this.onReadStates(rs),
+      installSnapshot: (snap) => this.installSnapshot(snap),
       ...(cfg.onWalSyncSeconds ? { onWalSyncSeconds: cfg.onWalSyncSeconds } : {}),
     });
+    this.raftApplied = this.applier.appliedIndex;
+    if (cfg.listenPeerUrls !== undefined) this.transport = this.createTransport();
     this.node.start();
     this.startTimers();
+    if (this.multiMember) this.publishAttributes();
+  }
+
+  /**
+   * Who this member is. A new member (empty WAL) takes its cluster from the flags: a new cluster's
+   * members and IDs derived from --initial-cluster as etcd derives them, or what a running
+   * cluster told a joiner; it records them with its data. A restarted member reads them back.
+   */
+  private identity(token: string, newMember: boolean): { memberId: bigint; clusterId: bigint; membership: Membership; voters: bigint[] } {
+    const cfg = this.cfg;
+    const stored = Membership.load(this.storage);
+    const storedMember = this.storage.getMeta(META_MEMBER_ID)?.toString();
+    const storedCluster = this.storage.getMeta(META_CLUSTER_ID)?.toString();
+    if (!newMember && stored !== undefined && storedMember !== undefined && storedCluster !== undefined) {
+      const id = BigInt('0x' + storedMember);
+      return { memberId: id, clusterId: BigInt('0x' + storedCluster), membership: stored, voters: [] };
+    }
+    let id: bigint;
+    let cid: bigint;
+    let membership: Membership;
+    let voters: bigint[];
+    if (cfg.join !== undefined) {
+      id = cfg.join.memberId;
+      cid = cfg.join.clusterId;
+      membership = Membership.of(cfg.join.members);
+      // The configuration (and this member in it) comes from the leader's log or snapshot.
+      voters = [];
+    } else {
+      const initial = cfg.initialCluster ?? [{ name: cfg.name, peerUrls: cfg.advertisePeerUrls }];
+      const lone = initial.length === 1;
+      const members = initial.map((m): Member => {
+        const mid = memberId(m.peerUrls, token);
+        // A lone member knows everything about itself; others learn client URLs by publishing.
+        const self = m.name === cfg.name;
+        return { id: mid, name: m.name, peerURLs: [...m.peerUrls], clientURLs: lone && self ? [...cfg.advertiseClientUrls] : [], isLearner: false };
+      });
+      id = members.find((m) => m.name === cfg.name)?.id ?? memberId(cfg.advertisePeerUrls, token);
+      voters = members.map((m) => m.id);
+      cid = clusterId(voters);
+      membership = Membership.of(members);
+    }
+    membership.save(this.storage);
+    this.storage.stage({ t: 'meta', name: META_MEMBER_ID, value: Buffer.from(id.toString(16)) });
+    this.storage.stage({ t: 'meta', name: META_CLUSTER_ID, value: Buffer.from(cid.toString(16)) });
+    this.lastCommit = this.storage.commit();
+    return { memberId: id, clusterId: cid, membership, voters };
+  }
+
+  /** More than this member in the configuration (or joining one): the cluster code paths apply. */
+  private get multiMember(): boolean {
+    return this.membership.size > 1 || this.cfg.join !== undefined;
+  }
+
+  private createTransport(): Transport {
+    return new Transport({
+      clusterIdHex: () => this.clusterId.toString(16),
+      memberIdHex: () => this.memberId.toString(16),
+      receive: (msgs: Message[]) => this.node.receive(msgs),
+      receiveSnapshot: (m, file) => {
+        const old = this.incomingSnapshots.get(m.snapshot.meta.index);
+        if (old !== undefined) void rm(old, { force: true });
+        this.incomingSnapshots.set(m.snapshot.meta.index, file);
+        this.node.receive([m]);
+      },
+      snapshotFile: async () => {
+        await this.lastCommit;
+        const dir = await mkdtemp(join(tmpdir(), 'etcd-peer-snap-'));
+        const file = join(dir, 'db');
+        await this.storage.backup(file);
+        return { file, cleanup: () => rm(dir, { recursive: true, force: true }) };
+      },
+      snapshotSent: (to, ok) => this.node.reportSnapshot(to, ok),
+      members: () => this.membership.list().map(memberInfo),
+      promote: async (id) => {
+        try {
+          await this.promoteHere(id);
+          return '';
+        } catch (e) {
+          return e instanceof EtcdError ? e.code : 'unknown';
+        }
+      },
+      renewLease: (id) => (this.node.isLeader && this.lessor.has(id) ? this.lessor.renew(id) : -1),
+      snapDir: join(this.cfg.dataDir, 'member', 'snap', 'incoming'),
+      ...(this.cfg.onPeerRoundTrip ? { onRoundTrip: this.cfg.onPeerRoundTrip } : {}),
+      ...(this.cfg.onPeerSnapshot ? { onSnapshot: this.cfg.onPeerSnapshot } : {}),
+    });
+  }
+
+  /** Binds the peer listeners (when configured); resolves with the bound ports. */
+  async listenPeers(): Promise<number[]> {
+    if (this.transport === undefined || this.cfg.listenPeerUrls === undefined) return [];
+    this.updatePeers();
+    return this.transport.listen(this.cfg.listenPeerUrls);
+  }
+
+  /** The transport talks to every other member at its first peer URL. */
+  private updatePeers(): void {
+    const peers = new Map<bigint, string>();
+    for (const m of this.membership.list()) if (m.id !== this.memberId && m.peerURLs[0] !== undefined) peers.set(m.id, m.peerURLs[0]);
+    this.transport?.setPeers(peers);
+  }
+
+  /**
+   * etcd's publish: this member's name and client URLs go through the log so every member lists
+   * them. Retried until applied (no leader yet, or a proposal lost in a leader change).
+   */
+  private publishAttributes(): void {
+    void (async () => {
+      while (!this.closed) {
+        const me = this.membership.get(this.memberId);
+        if (me !== undefined && me.name === this.cfg.name && sameList(me.clientURLs, this.cfg.advertiseClientUrls)) return;
+        try {
+          await this.proposeClusterChange({ op: 'attrs', id: this.memberId.toString(16), name: this.cfg.name, clientURLs: [...this.cfg.advertiseClientUrls] });
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    })();
   }
 
   private startTimers(): void {
     const { clock } = this.cfg;
+    if (this.multiMember) {
+      // Proposals and reads lost in a leader change are failed after etcd's request timeout.
+      const sweep = (): void => {
+        this.sweepTimeouts();
+        this.stopTimers[2] = clock.after(100, sweep);
+      };
+      this.stopTimers[2] = clock.after(100, sweep);
+    }
     const leaseLoop = (): void => {
       this.expireLeases();
       this.stopTimers[0] = clock.after(LEASE_CHECK_MS, leaseLoop);
@@ -216,18 +397,18 @@ export class EmbeddedBackend implements V3Backend {
     if (this.failure !== undefined) throw new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`);
     const header = { ID: this.requestIds.next(), username: info?.username ?? '', authRevision: BigInt(info?.revision ?? 0) };
     const req: InternalRequest = { header, request };
-    if (internalRequestSize(req) > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
-    // The entry's data: the request ID (so the proposer finds its waiter without decoding), then the request.
-    const body = InternalRequest.encode(req).finish();
-    const data = Buffer.allocUnsafe(8 + body.length);
-    data.writeBigUInt64BE(header.ID, 0);
-    data.set(body, 8);
-    if (!this.node.isLeader) await this.node.whenLeader();
+    const { data, requestBytes } = encodeProposal(req);
+    if (requestBytes > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
+    if (!this.node.isLeader) {
+      if (this.multiMember) await this.withTimeout(this.node.whenLeaderKnown());
+      else await this.node.whenLeader();
+    }
     this.proposalsPending++;
     let result: ApplyResult;
     try {
       result = await new Promise<ApplyResult>((resolve, reject) => {
-        this.pending.set(header.ID, { req, resolve, reject });
+        const deadlineMs = this.multiMember ? this.cfg.clock.nowMs() + this.requestTimeoutMs : Infinity;
+        this.pending.set(header.ID, { req, resolve, reject, deadlineMs });
         if (!this.node.propose(data)) {
           this.pending.delete(header.ID);
           reject(new EtcdError('noLeader'));
@@ -244,6 +425,23 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   /**
+   * The disk failed (a WAL write or fdatasync, an LMDB commit): from now on writes are refused with
+   * "etcdserver: storage failed: <why>" and /health fails, until a restart (which replays the WAL;
+   * nothing acknowledged depends on the failed write). Proposals waiting for their entry are
+   * refused now: the raft node has stopped and will never apply them. Returns the first failure.
+   */
+  private storageFailed(err: unknown): Error {
+    if (this.failure !== undefined) return this.failure;
+    const failure = err instanceof Error ? err : new Error(String(err));
+    this.failure = failure;
+    this.onStorageFailure?.(failure);
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) p.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+    return failure;
+  }
+
+  /**
    * The raft node's apply: committed entries in log order, applied now through the one
    * deterministic Applier (skipping what storage already holds: a restart replays the WAL from the
    * last snapshot). The returned promise is the batch's storage commit (no fsync: the WAL holds
@@ -253,15 +451,39 @@ export class EmbeddedBackend implements V3Backend {
    */
   private applyEntries(entries: readonly Entry[]): Promise<void> {
     const results: [Pending | undefined, ApplyResult][] = [];
+    const clusterDone: [bigint, boolean][] = [];
     for (const e of entries) {
-      if (e.type !== 'normal' || e.data.length < 8 || e.index <= this.applier.appliedIndex) continue;
-      const buf = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length);
-      const id = buf.readBigUInt64BE(0);
+      if (e.index <= this.applier.appliedIndex) continue;
+      if (e.type === 'confChange') {
+        clusterDone.push(this.applyConfChange(e));
+        continue;
+      }
+      const id = proposalId(e.data);
+      if (id === undefined) continue;
+      if (isClusterEntry(e.data)) {
+        clusterDone.push([id, this.applyMemberChange(decodeClusterEntry<MemberChange>(e.data), e.index)]);
+        continue;
+      }
       const p = this.pending.get(id);
       if (p !== undefined) this.pending.delete(id);
-      results.push([p, this.applier.apply(p?.req ?? InternalRequest.decode(buf.subarray(8)), e.index)]);
+      results.push([p, this.applier.apply(p?.req ?? decodeProposal(e.data), e.index)]);
     }
-    if (results.length === 0) return Promise.resolve();
+    const last = entries[entries.length - 1];
+    if (last !== undefined && last.index > this.raftApplied) this.raftApplied = last.index;
+    if (clusterDone.length > 0) {
+      this.updatePeers();
+      const done = this.storage.commit();
+      this.lastCommit = done;
+      void done.then(() => {
+        for (const [id, ok] of clusterDone) {
+          const w = this.clusterPending.get(id);
+          this.clusterPending.delete(id);
+          w?.resolve(ok);
+        }
+      }, () => undefined);
+    }
+    this.releaseAppliedWaiters();
+    if (results.length === 0) return clusterDone.length > 0 ? this.lastCommit : Promise.resolve();
     const durable = this.storage.commit();
     this.lastCommit = durable;
     return durable.then(
@@ -273,11 +495,170 @@ export class EmbeddedBackend implements V3Backend {
         }
       },
       (err: unknown) => {
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`));
-        throw this.failure;
+        const failure = this.storageFailed(err);
+        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+        throw failure;
       },
     );
+  }
+
+  /** A membership change entry: [request ID][member change JSON] after raft's 9 bytes. */
+  /** A conf change entry's context is [u64 BE request ID][the MemberChange as JSON]. */
+  private applyConfChange(e: Entry): [bigint, boolean] {
+    const ctx = confChangeContext(e.data);
+    const cc = decodeConfChange(e.data);
+    if (ctx.length < 8 || cc === undefined) {
+      this.applier.markApplied(e.index);
+      return [0n, false];
+    }
+    const b = Buffer.from(ctx.buffer, ctx.byteOffset, ctx.length);
+    const change = JSON.parse(b.subarray(8).toString()) as MemberChange;
+    const id = b.readBigUInt64BE(0);
+    return [id, this.applyMemberChange(change, e.index)];
+  }
+
+  private applyMemberChange(c: MemberChange, index: number): boolean {
+    const ok = this.membership.apply(c);
+    if (ok) this.membership.save(this.storage);
+    this.applier.markApplied(index);
+    return ok;
+  }
+
+  /** Proposes a membership change (a normal entry, or a raft conf change carrying it); resolves
+   * with whether it applied. */
+  private async proposeClusterChange(change: MemberChange, cc?: ConfChange): Promise<boolean> {
+    if (this.closed) throw new EtcdError('stopped');
+    if (!this.node.isLeader) await this.withTimeout(this.node.whenLeaderKnown());
+    const id = this.requestIds.next();
+    const head = Buffer.allocUnsafe(8);
+    head.writeBigUInt64BE(id);
+    return this.withTimeout(new Promise<boolean>((resolve, reject) => {
+      this.clusterPending.set(id, { resolve });
+      const ok = cc !== undefined
+        ? this.node.proposeConfChange(cc, Buffer.concat([head, Buffer.from(JSON.stringify(change))]))
+        : this.node.propose(encodeClusterEntry(id, change));
+      if (!ok) {
+        this.clusterPending.delete(id);
+        reject(new EtcdError('noLeader'));
+      }
+    }), () => this.clusterPending.delete(id));
+  }
+
+  /** p, or etcd's "request timed out" after the request timeout. */
+  private withTimeout<T>(p: Promise<T>, onTimeout?: () => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const cancel = this.cfg.clock.after(this.requestTimeoutMs, () => {
+        onTimeout?.();
+        reject(new EtcdError('timeout'));
+      });
+      p.then((v) => { cancel(); resolve(v); }, (e: unknown) => { cancel(); reject(e); });
+    });
+  }
+
+  private sweepTimeouts(): void {
+    const now = this.cfg.clock.nowMs();
+    for (const [id, p] of this.pending) {
+      if (p.deadlineMs > now) continue;
+      this.pending.delete(id);
+      p.reject(new EtcdError('timeout'));
+    }
+    const r = this.readInflight;
+    if (r !== undefined) {
+      if (now - r.firstMs > this.requestTimeoutMs) {
+        this.readInflight = undefined;
+        for (const w of r.batch) w.reject(new EtcdError('timeout'));
+        this.sendReadIndex();
+      } else if (now - r.sentMs > READ_INDEX_RETRY_MS) {
+        // Lost (no leader, a leader change): ask again under a new ctx.
+        r.ctx = ++this.readCtx;
+        r.sentMs = now;
+        this.node.readIndex(r.ctx);
+      }
+    }
+    if (this.node.isLeader !== this.wasLeader) {
+      this.wasLeader = this.node.isLeader;
+      // Renewals went to the old leader: give every lease its full TTL again (etcd's Promote).
+      if (this.wasLeader) this.lessor.promote(this.cfg.electionTimeoutMs);
+    }
+  }
+
+  // --- linearizable reads: ReadIndex, then wait until applied ---
+
+  /** Resolves once this member has applied everything committed when it was called. */
+  private linearizableBarrier(): Promise<void> {
+    if (!this.multiMember) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.readBatch.push({ resolve, reject });
+      if (this.readInflight === undefined) this.sendReadIndex();
+    });
+  }
+
+  /** One ReadIndex serves every reader that arrived before it was sent (etcd batches the same way). */
+  private sendReadIndex(): void {
+    if (this.readBatch.length === 0 || this.closed) return;
+    const now = this.cfg.clock.nowMs();
+    this.readInflight = { ctx: ++this.readCtx, batch: this.readBatch, sentMs: now, firstMs: now };
+    this.readBatch = [];
+    this.node.readIndex(this.readInflight.ctx);
+  }
+
+  private onReadStates(rs: readonly ReadState[]): void {
+    const r = this.readInflight;
+    if (r === undefined) return;
+    const hit = rs.find((x) => x.ctx === r.ctx);
+    if (hit === undefined) return;
+    this.readInflight = undefined;
+    const release = (): void => {
+      for (const w of r.batch) w.resolve();
+    };
+    if (this.raftApplied >= hit.index) release();
+    else this.appliedWaiters.push({ index: hit.index, resolve: release });
+    this.sendReadIndex();
+  }
+
+  private releaseAppliedWaiters(): void {
+    if (this.appliedWaiters.length === 0) return;
+    const ready = this.appliedWaiters.filter((w) => w.index <= this.raftApplied);
+    if (ready.length === 0) return;
+    this.appliedWaiters = this.appliedWaiters.filter((w) => w.index > this.raftApplied);
+    for (const w of ready) w.resolve();
+  }
+
+  private loadLeases(): void {
+    this.lessor.clear();
+    for (const { id, value } of this.storage.scanLeases()) this.lessor.grant(id, value.readDoubleBE(0));
+    for (const kv of this.store.liveKeys({ key: '', end: null })) {
+      if (kv.lease !== 0n) this.lessor.attach(kv.lease, kv.key.toString('latin1'));
+    }
+  }
+
+  /**
+   * A leader's snapshot (this member fell behind its log): the data file that came with it
+   * replaces the storage, and everything held in memory is rebuilt from it, as a restart would.
+   */
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    const file = this.incomingSnapshots.get(snap.meta.index);
+    if (file === undefined) throw new Error(`snapshot ${snap.meta.index}: its data file never arrived`);
+    this.incomingSnapshots.delete(snap.meta.index);
+    await this.lastCommit.catch(() => undefined);
+    await this.storage.replaceWith(file, [META_MEMBER_ID, META_CLUSTER_ID, META_CLUSTER_TOKEN]);
+    await rm(file, { force: true });
+    this.store.reload();
+    this.auth.load();
+    this.applier.load();
+    this.loadLeases();
+    this.membership = Membership.load(this.storage) ?? this.membership;
+    this.updatePeers();
+    this.raftApplied = Math.max(this.raftApplied, this.applier.appliedIndex);
+    this.hub.restored();
+    this.releaseAppliedWaiters();
+    for (const [index, f] of this.incomingSnapshots) {
+      // Older ones raft ignored: never needed.
+      if (index < snap.meta.index) {
+        this.incomingSnapshots.delete(index);
+        void rm(f, { force: true });
+      }
+    }
   }
 
   private expectResponse<C extends ApplyResponse['$case']>(r: ApplyResult, c: C): ResponseOf[C] {
@@ -294,6 +675,7 @@ export class EmbeddedBackend implements V3Backend {
    * (unknown, expired, or any token while auth is off, as etcd answers after AuthDisable) is refused.
    */
   private authInfo(ctx: CallContext | undefined): AuthInfo | null {
+    if (ctx?.internal === true) return SYSTEM;
     const token = ctx?.token;
     if (token === undefined) {
       const cn = ctx?.commonName;
@@ -311,6 +693,7 @@ export class EmbeddedBackend implements V3Backend {
   async range(req: pb.RangeRequest, ctx?: CallContext): Promise<pb.RangeResponse> {
     checkRange(req);
     this.auth.checkKeys(this.authInfo(ctx), 'read', req.key, req.rangeEnd);
+    if (!req.serializable && this.multiMember) await this.linearizableBarrier();
     return this.withHeader(rangeOp(this.store, req, this.store.currentRev));
   }
 
@@ -349,10 +732,6 @@ export class EmbeddedBackend implements V3Backend {
     if (rev <= this.store.compactRev) throw new EtcdError('compacted');
     if (rev > this.store.currentRev) throw new EtcdError('futureRev');
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'compaction', value: req }, info), 'compaction'));
-  }
-
-  authEnabledNow(): boolean {
-    return this.auth.enabled;
   }
 
   /**
@@ -429,7 +808,12 @@ export class EmbeddedBackend implements V3Backend {
 
   async leaseKeepAlive(req: pb.LeaseKeepAliveRequest): Promise<pb.LeaseKeepAliveResponse> {
     const header = this.header(this.store.currentRev);
-    return { header, ID: req.ID, TTL: BigInt(this.lessor.renew(req.ID)) };
+    if (this.node.isLeader || !this.multiMember) return { header, ID: req.ID, TTL: BigInt(this.lessor.renew(req.ID)) };
+    // Only the leader tracks expiry: a follower forwards the renewal (etcd's peer /leases).
+    await this.withTimeout(this.node.whenLeaderKnown());
+    const ttl = await this.transport?.renewLeaseAt(this.node.leader, req.ID);
+    if (ttl === undefined) throw new EtcdError('noLeader');
+    return { header, ID: req.ID, TTL: BigInt(Math.max(0, ttl)) };
   }
 
   async leaseTimeToLive(req: pb.LeaseTimeToLiveRequest): Promise<pb.LeaseTimeToLiveResponse> {
@@ -449,7 +833,7 @@ export class EmbeddedBackend implements V3Backend {
     return { header: this.header(this.store.currentRev), leases: this.lessor.ids().map((ID) => ({ ID })) };
   }
 
-  /** Proposes a revoke for every expired lease (the member is always the leader today). */
+  /** The leader proposes a revoke for every expired lease (followers never expire one). */
   private expireLeases(): void {
     if (this.closed || this.failure !== undefined || !this.node.isLeader) return;
     for (const id of this.lessor.expired(LEASE_REVOKES_PER_CHECK)) {
@@ -465,17 +849,133 @@ export class EmbeddedBackend implements V3Backend {
   // --- Cluster ---
 
   private members(): pb.Member[] {
-    return [{
-      ID: this.memberId,
-      name: this.cfg.name,
-      peerURLs: [...this.cfg.advertisePeerUrls],
-      clientURLs: [...this.cfg.advertiseClientUrls],
-      isLearner: false,
-    }];
+    return this.membership.list().map((m) => ({
+      ID: m.id, name: m.name, peerURLs: [...m.peerURLs], clientURLs: [...m.clientURLs], isLearner: m.isLearner,
+    }));
   }
 
   async memberList(_req: pb.MemberListRequest): Promise<pb.MemberListResponse> {
     return { header: { ...this.header(0) }, members: this.members() };
+  }
+
+  // Membership changes, checked as etcd checks them with --strict-reconfig-check (its default):
+  // a change must leave a quorum of started (published) and connected voters.
+
+  /** Voters other than `except`, and whether each is started (has published its name) and connected. */
+  private voterHealth(except?: bigint): { total: number; started: number; connected: number } {
+    let total = 0;
+    let started = 0;
+    let connected = 0;
+    for (const m of this.membership.list()) {
+      if (m.isLearner || m.id === except) continue;
+      total++;
+      if (m.name !== '') started++;
+      if (m.id === this.memberId || this.transport?.peerActive(m.id)) connected++;
+    }
+    return { total, started, connected };
+  }
+
+  private checkPeerUrls(urls: readonly string[], except?: bigint): string[] {
+    const out: string[] = [];
+    for (const u of urls) {
+      let url: URL;
+      try {
+        url = new URL(u.trim());
+      } catch {
+        throw new EtcdError('invalidPeerURLs');
+      }
+      if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.port === '' || (url.pathname !== '/' && url.pathname !== '')) throw new EtcdError('invalidPeerURLs');
+      out.push(u.trim());
+    }
+    if (out.length === 0) throw new EtcdError('invalidPeerURLs');
+    for (const m of this.membership.list()) {
+      if (m.id !== except && m.peerURLs.some((p) => out.includes(p))) throw new EtcdError('peerURLExist');
+    }
+    return out.sort();
+  }
+
+  private clusterHeader(): pb.ResponseHeader {
+    return this.header(this.store.currentRev);
+  }
+
+  async memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> {
+    const urls = this.checkPeerUrls(req.peerURLs);
+    if (req.isLearner) {
+      if (this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
+    } else {
+      const h = this.voterHealth();
+      // etcd lets a lone member add a second one (restoring a cluster from one member's data).
+      const lone = h.started === 1 && h.total === 1;
+      if (!lone && h.started < Math.floor((h.total + 1) / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
+      if (h.connected < h.total) throw new EtcdError('unhealthy');
+    }
+    // etcd's NewMember: the peer URLs, the cluster token and the time make the ID.
+    const id = memberId(urls, `${this.cfg.initialClusterToken}${this.cfg.clock.nowMs()}`);
+    if (this.membership.get(id) !== undefined || this.membership.isRemoved(id)) throw new EtcdError('memberExist');
+    const ok = await this.proposeClusterChange(
+      { op: 'add', id: id.toString(16), peerURLs: urls, isLearner: req.isLearner },
+      { type: req.isLearner ? 'addLearner' : 'addVoter', nodeId: id },
+    );
+    if (!ok) throw new EtcdError('memberExist');
+    return {
+      header: this.clusterHeader(),
+      member: { ID: id, name: '', peerURLs: urls, clientURLs: [], isLearner: req.isLearner },
+      members: this.members(),
+    };
+  }
+
+  async memberRemove(req: pb.MemberRemoveRequest): Promise<pb.MemberRemoveResponse> {
+    const m = this.membership.get(req.ID);
+    if (m === undefined) throw new EtcdError('memberNotFound');
+    if (!m.isLearner) {
+      const h = this.voterHealth(req.ID);
+      if (h.started < Math.floor(h.total / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
+      // A member that is down is safe to remove: it is not part of the working quorum.
+      const down = req.ID !== this.memberId && !this.transport?.peerActive(req.ID);
+      if (!down && h.connected < Math.floor(h.total / 2) + 1) throw new EtcdError('unhealthy');
+    }
+    const ok = await this.proposeClusterChange({ op: 'remove', id: req.ID.toString(16) }, { type: 'remove', nodeId: req.ID });
+    if (!ok) throw new EtcdError('memberNotFound');
+    return { header: this.clusterHeader(), members: this.members() };
+  }
+
+  async memberUpdate(req: pb.MemberUpdateRequest): Promise<pb.MemberUpdateResponse> {
+    if (this.membership.get(req.ID) === undefined) throw new EtcdError('memberNotFound');
+    const urls = this.checkPeerUrls(req.peerURLs, req.ID);
+    const ok = await this.proposeClusterChange({ op: 'update', id: req.ID.toString(16), peerURLs: urls });
+    if (!ok) throw new EtcdError('memberNotFound');
+    return { header: this.clusterHeader(), members: this.members() };
+  }
+
+  /** Only the leader knows whether a learner caught up: a follower forwards (etcd does too). */
+  async memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse> {
+    const m = this.membership.get(req.ID);
+    if (m === undefined) throw new EtcdError('memberNotFound');
+    if (!m.isLearner) throw new EtcdError('notLearner');
+    if (this.node.isLeader || !this.multiMember) {
+      await this.promoteHere(req.ID);
+    } else {
+      await this.withTimeout(this.node.whenLeaderKnown());
+      const code = await this.transport?.promoteAt(this.node.leader, req.ID);
+      if (code === undefined) throw new EtcdError('noLeader');
+      if (code !== '') throw new EtcdError((errorCodes as readonly string[]).includes(code) ? code as ErrorCode : 'unknown');
+    }
+    return { header: this.clusterHeader(), members: this.members() };
+  }
+
+  /** On the leader: a learner whose log matches at least 90% of the leader's is promoted. */
+  private async promoteHere(id: bigint): Promise<void> {
+    const m = this.membership.get(id);
+    if (m === undefined) throw new EtcdError('memberNotFound');
+    if (!m.isLearner) throw new EtcdError('notLearner');
+    if (!this.node.isLeader) throw new EtcdError('notLeader');
+    const match = this.node.raft.matchOf(id) ?? 0;
+    const leaderMatch = this.node.raft.matchOf(this.memberId) ?? 0;
+    if (match < leaderMatch * 0.9) throw new EtcdError('learnerNotReady');
+    const h = this.voterHealth();
+    if (h.started + 1 < Math.floor((h.total + 1) / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
+    const ok = await this.proposeClusterChange({ op: 'promote', id: id.toString(16) }, { type: 'addVoter', nodeId: id });
+    if (!ok) throw new EtcdError('memberNotFound');
   }
 
   // --- Maintenance ---
@@ -489,13 +989,13 @@ export class EmbeddedBackend implements V3Backend {
       header: this.header(this.store.currentRev),
       version: SERVER_VERSION,
       dbSize: BigInt(dbSize),
-      leader: this.hasLeader() ? this.memberId : 0n,
+      leader: this.hasLeader() ? this.node.leader : 0n,
       raftIndex: BigInt(this.node.raft.status().commit),
       raftTerm: this.term,
       raftAppliedIndex: index,
       errors,
       dbSizeInUse: BigInt(inUse),
-      isLearner: false,
+      isLearner: this.membership.get(this.memberId)?.isLearner ?? false,
     };
   }
 
@@ -572,8 +1072,22 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   async moveLeader(req: pb.MoveLeaderRequest): Promise<pb.MoveLeaderResponse> {
-    if (req.targetID !== this.memberId) throw new EtcdError('badLeaderTransferee');
-    return { header: undefined };
+    if (!this.multiMember) {
+      if (req.targetID !== this.memberId) throw new EtcdError('badLeaderTransferee');
+      return { header: undefined };
+    }
+    if (!this.node.isLeader) throw new EtcdError('notLeader');
+    const target = this.membership.get(req.targetID);
+    if (target === undefined || target.isLearner) throw new EtcdError('badLeaderTransferee');
+    if (req.targetID === this.memberId) return { header: this.header(this.store.currentRev) };
+    this.node.transferLeadership(req.targetID);
+    // etcd waits for the transfer (bounded by the election timeout and then some).
+    const until = this.cfg.clock.nowMs() + this.requestTimeoutMs;
+    while (this.node.leader !== req.targetID) {
+      if (this.cfg.clock.nowMs() > until) throw new EtcdError('timeout');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { header: this.header(this.store.currentRev) };
   }
 
   /** Watchers open on this member (every gRPC, gateway and v2 watch counts; etcd's watcher_total). */
@@ -604,8 +1118,8 @@ export class EmbeddedBackend implements V3Backend {
     return {
       hasLeader: leader,
       isLeader: this.node.isLeader,
-      // The member became leader once, at start (as a single etcd member reports 1).
-      leaderChanges: 1,
+      // A lone member sees one leader change, at start (as a single etcd member reports 1).
+      leaderChanges: this.node.leaderChanges,
       // etcd's are raft indexes: the commit index and the applied index of the log.
       proposalsCommitted: raft.commit,
       proposalsApplied: raft.applied,
@@ -646,6 +1160,10 @@ export class EmbeddedBackend implements V3Backend {
   private async hashFor(ctx: CallContext | undefined, password: string): Promise<Buffer> {
     this.auth.checkAdmin(this.authInfo(ctx));
     return hashPassword(password);
+  }
+
+  authStatus(): AuthStatus {
+    return { enabled: this.auth.enabled, revision: this.auth.revision };
   }
 
   authEnable(_req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse> {
@@ -729,7 +1247,10 @@ export class EmbeddedBackend implements V3Backend {
     if (this.closed) return;
     this.closed = true;
     for (const stop of this.stopTimers) stop();
+    await this.transport?.close();
     await this.node.stop();
+    for (const r of [...this.readBatch, ...(this.readInflight?.batch ?? [])]) r.reject(new EtcdError('stopped'));
+    for (const f of this.incomingSnapshots.values()) await rm(f, { force: true });
     for (const p of this.pending.values()) p.reject(new EtcdError('stopped'));
     this.pending.clear();
     await this.lastCommit.catch(() => undefined);
@@ -739,8 +1260,18 @@ export class EmbeddedBackend implements V3Backend {
 
 interface Pending {
   readonly req: InternalRequest;
+  /** Failed with etcd's "request timed out" after this (Infinity for a lone member). */
+  readonly deadlineMs: number;
   resolve(r: ApplyResult): void;
   reject(e: Error): void;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function memberInfo(m: Member): MemberInfo {
+  return { id: m.id.toString(16), name: m.name, peerURLs: [...m.peerURLs], clientURLs: [...m.clientURLs], isLearner: m.isLearner };
 }
 
 function isReadOnlyTxn(t: pb.TxnRequest): boolean {

@@ -118,12 +118,14 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
   };
   server.addService(LeaseService, lease);
 
-  // Membership changes (MemberAdd/Remove/Update/Promote) come with Raft (issue 5); until then
-  // grpc-js answers them UNIMPLEMENTED.
-  const cluster: Pick<ClusterServer, 'memberList'> = {
+  const cluster: ClusterServer = {
     memberList: unary((r) => backend.memberList(r), log),
+    memberAdd: unary((r) => backend.memberAdd(r), log),
+    memberRemove: unary((r) => backend.memberRemove(r), log),
+    memberUpdate: unary((r) => backend.memberUpdate(r), log),
+    memberPromote: unary((r) => backend.memberPromote(r), log),
   };
-  server.addService(ClusterService, cluster as ClusterServer);
+  server.addService(ClusterService, cluster);
 
   const maintenance: MaintenanceServer = {
     alarm: unary((r) => backend.alarm(r), log),

@@ -33,6 +33,8 @@ export const grpcErrors = {
   stopped: [status.UNAVAILABLE, 'etcdserver: server stopped'],
   timeout: [status.UNAVAILABLE, 'etcdserver: request timed out'],
   corrupt: [status.DATA_LOSS, 'etcdserver: corrupt cluster'],
+  unhealthy: [status.UNAVAILABLE, 'etcdserver: unhealthy cluster'],
+  notEnoughStartedMembers: [status.FAILED_PRECONDITION, 'etcdserver: re-configuration failed due to not enough started members'],
   electionNoLeader: [status.UNKNOWN, 'election: no leader'],
   electionNotLeader: [status.UNKNOWN, 'election: not leader'],
   electionNoLeaderField: [status.UNKNOWN, '"leader" field must be provided'],

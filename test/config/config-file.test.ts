@@ -19,7 +19,7 @@ test('a config file overrides flags and environment', async (t) => {
     `data-dir: ${join(dir, 'data')}`,
     `listen-client-urls: ${url}`,
     `advertise-client-urls: ${url}`,
-    `listen-peer-urls: http://127.0.0.1:2380`,
+    `max-snapshots: 5`,
     '',
   ].join('\n'));
   const child = spawn(process.execPath, [OUR_MAIN, '--config-file', file, '--name', 'from-flag', '--listen-client-urls', 'http://127.0.0.1:1'], {
@@ -52,5 +52,5 @@ test('a config file overrides flags and environment', async (t) => {
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
   assert.match(stderr, /command-line flags and ETCD_\* variables are ignored \(--name --listen-client-urls ETCD_NAME\)/);
-  assert.match(stderr, /ignoring keys this server does not support: listen-peer-urls/);
+  assert.match(stderr, /ignoring keys this server does not support: max-snapshots/);
 });

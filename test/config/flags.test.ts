@@ -89,7 +89,7 @@ max-request-bytes: 1000
 experimental-watch-progress-notify-interval: 90000000000
 log-level: warn
 trusted-proxies: 10.0.0.0/8
-listen-peer-urls: http://localhost:2380
+max-snapshots: 5
 snapshot-count: 10000
 client-transport-security:
   client-cert-auth: true
@@ -131,7 +131,7 @@ const fileCases: { name: string; text: string; argv?: string[]; env?: Record<str
   {
     name: 'unknown and unsupported keys are ignored with a warning',
     text: SAMPLE,
-    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: listen-peer-urls, client-transport-security.auto-tls']),
+    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: max-snapshots, client-transport-security.auto-tls']),
   },
   {
     name: 'client-transport-security maps onto the client TLS flags (used by https:// URLs)',

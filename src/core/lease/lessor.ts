@@ -17,6 +17,11 @@ export class Lessor {
 
   constructor(private readonly clock: Clock, readonly minTTL: number) {}
 
+  /** Forgets every lease (a snapshot from the leader replaces them). */
+  clear(): void {
+    this.leases.clear();
+  }
+
   get(id: bigint): Lease | undefined {
     return this.leases.get(id);
   }
@@ -58,6 +63,15 @@ export class Lessor {
     if (lease === undefined || lease.expiryMs <= this.clock.nowMs()) return 0;
     lease.expiryMs = this.clock.nowMs() + lease.ttl * 1000;
     return lease.ttl;
+  }
+
+  /**
+   * A member that just became leader: renewals went to the old leader, so every lease restarts
+   * its full TTL (plus `extendMs`, etcd's election-timeout grace) from now, as etcd's Promote.
+   */
+  promote(extendMs: number): void {
+    const now = this.clock.nowMs();
+    for (const l of this.leases.values()) l.expiryMs = now + l.ttl * 1000 + extendMs;
   }
 
   /** Remaining whole seconds, truncated as etcd does; -1 for an unknown lease. */

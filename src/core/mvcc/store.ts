@@ -48,7 +48,7 @@ export interface StoreOpCounts {
 export class MvccStore {
   readonly counts: StoreOpCounts = { puts: 0, deletes: 0, ranges: 0, txns: 0, liveKeys: 0 };
   private readonly entries = new Map<string, Entry>();
-  private readonly keys = new SortedKeys();
+  private keys = new SortedKeys();
   private rev = 1;
   /** etcd's compactMainRev: -1 until the first compaction. */
   private compacted = -1;
@@ -63,6 +63,16 @@ export class MvccStore {
 
   get compactRev(): number {
     return this.compacted;
+  }
+
+  /** Drops the index and rebuilds it from storage (a snapshot from the leader replaced it). */
+  reload(): void {
+    this.entries.clear();
+    this.keys = new SortedKeys();
+    this.counts.liveKeys = 0;
+    this.rev = 1;
+    this.compacted = -1;
+    this.restore();
   }
 
   /** Rebuilds the index from storage, as etcd's restore does. */

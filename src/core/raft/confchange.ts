@@ -1,4 +1,5 @@
-// Membership changes, one at a time: the entry payload (9 bytes: kind, node id big-endian) and the
+// Membership changes, one at a time: the entry payload (9 bytes: kind, node id big-endian, then
+// an optional context that raft ignores and the application reads: who the member is) and the
 // pure function that applies one to a configuration.
 import type { ConfState, NodeId } from './types.js';
 
@@ -12,15 +13,21 @@ export interface ConfChange {
 const CODES: Record<ConfChangeType, number> = { addVoter: 1, addLearner: 2, remove: 3 };
 const TYPES: readonly (ConfChangeType | undefined)[] = [undefined, 'addVoter', 'addLearner', 'remove'];
 
-export function encodeConfChange(cc: ConfChange): Uint8Array {
-  const out = new Uint8Array(9);
+export function encodeConfChange(cc: ConfChange, context: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const out = new Uint8Array(9 + context.length);
   out[0] = CODES[cc.type];
   new DataView(out.buffer).setBigUint64(1, cc.nodeId);
+  out.set(context, 9);
   return out;
 }
 
+/** The application's context carried after the change (empty when none). */
+export function confChangeContext(data: Uint8Array): Uint8Array {
+  return data.subarray(9);
+}
+
 export function decodeConfChange(data: Uint8Array): ConfChange | undefined {
-  if (data.length !== 9) return undefined;
+  if (data.length < 9) return undefined;
   const type = TYPES[data[0]!];
   if (type === undefined) return undefined;
   const nodeId = new DataView(data.buffer, data.byteOffset, 9).getBigUint64(1);

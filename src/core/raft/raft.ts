@@ -112,8 +112,8 @@ export class Raft {
     return this.proposeEntry({ term: 0, index: 0, type: 'normal', data });
   }
 
-  proposeConfChange(cc: ConfChange): ProposeResult {
-    return this.proposeEntry({ term: 0, index: 0, type: 'confChange', data: encodeConfChange(cc) });
+  proposeConfChange(cc: ConfChange, context?: Uint8Array): ProposeResult {
+    return this.proposeEntry({ term: 0, index: 0, type: 'confChange', data: encodeConfChange(cc, context) });
   }
 
   /** Asks for a linearizable read point; the answer comes back as a ReadState with this ctx. */
@@ -141,6 +141,12 @@ export class Raft {
 
   confState(): ConfState {
     return this.trk.confState();
+  }
+
+  /** A leader's view of how far a member's log matches its own (undefined: not leader / unknown). */
+  matchOf(id: NodeId): number | undefined {
+    if (this.role !== 'leader') return undefined;
+    return this.trk.progress.get(id)?.match;
   }
 
   status(): RaftStatus {
@@ -623,7 +629,8 @@ export class Raft {
 
   private appendEntries(ents: readonly Entry[]): void {
     const last = this.log.lastIndex();
-    this.log.append(ents.map((e, i) => ({ ...e, term: this.term, index: last + 1 + i })));
+    const term = this.term;
+    this.log.append(ents.map((e, i): Entry => ({ term, index: last + 1 + i, type: e.type, data: e.data })));
   }
 
   private leaderReadIndex(m: ReadIndexRequest): void {

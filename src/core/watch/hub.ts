@@ -96,10 +96,23 @@ export class WatchHub {
     }
   }
 
+  /**
+   * The store was replaced by a newer snapshot: every watcher catches up from storage (the
+   * revisions in between were never notified here).
+   */
+  restored(): void {
+    for (const set of this.byKey.values()) for (const w of set) this.unsynced.add(w);
+    for (const w of this.ranges) this.unsynced.add(w);
+    this.byKey.clear();
+    this.ranges.clear();
+    this.rev = this.store.currentRev;
+    this.scheduleSync();
+  }
+
   /** Delivers the changes of one durable revision to the synced watchers. */
   notify(rev: number, changes: readonly Change[]): void {
     this.rev = rev;
-    if (changes.length === 0) return;
+    if (changes.length === 0 || (this.byKey.size === 0 && this.ranges.size === 0)) return;
     const batches = new Map<Watcher, Change[]>();
     const offer = (w: Watcher, c: Change): void => {
       if (w.nextRev > rev || !wants(w, c)) return;

@@ -3,13 +3,13 @@
 // them: members answers carry X-Etcd-Cluster-Id and end in a newline (json.Encoder); stats answers
 // carry neither; non-v2 errors are {"message":...} without a newline (spec 8.3).
 //
-// Membership changes (POST /v2/members, PUT/DELETE /v2/members/<id>) need Raft membership (issue 5),
-// which the backend does not offer. They are validated exactly as etcd validates them (415 content
-// type, 400 URL parsing, 404 unknown member, 409 peer URL taken) and a change that passes is answered
-// as etcd answers a change it cannot apply (e.g. ErrNotEnoughStartedMembers): 500
-// {"message":"Internal Server Error"}. Real etcd answers the same for removing its sole member; it
-// would apply an add (201) or an update (204), which this server cannot.
+// Membership changes (POST /v2/members, PUT/DELETE /v2/members/<id>) are validated exactly as etcd
+// validates them (415 content type, 400 URL parsing, 404 unknown member, 409 peer URL taken), then
+// made through the backend's MemberAdd/Update/Remove: 201 with the new member, 204, or etcd's
+// answer to a change it cannot apply (e.g. not enough started members): 500
+// {"message":"Internal Server Error"}.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { EtcdError } from '../../backend/errors.js';
 import type { V3Backend } from '../../backend/index.js';
 import type * as pb from '../../gen/etcdserverpb/rpc.js';
 import { goJsonString } from '../../gateway/index.js';
@@ -64,11 +64,12 @@ async function membersOf(backend: V3Backend): Promise<{ clusterId: bigint; membe
   return { clusterId: r.header?.clusterId ?? 0n, members };
 }
 
-async function sendMessage(reply: FastifyReply, status: number, message: string): Promise<void> {
+/** A non-v2 error: {"message":...} with no newline (httptypes.HTTPError). */
+export async function sendMessage(reply: FastifyReply, status: number, message: string): Promise<void> {
   await reply.code(status).header('content-type', 'application/json').send(Buffer.from(`{"message":${goJsonString(message)}}`));
 }
 
-async function methodNotAllowed(reply: FastifyReply, allow: string | undefined): Promise<void> {
+export async function methodNotAllowed(reply: FastifyReply, allow: string | undefined): Promise<void> {
   if (allow !== undefined) void reply.header('allow', allow);
   await reply.code(405).headers({ 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).send(Buffer.from('Method Not Allowed\n'));
 }
@@ -146,9 +147,14 @@ function subPath(req: FastifyRequest): string | undefined {
   return p.startsWith('/') ? p.slice(1) : p;
 }
 
-async function serveMembers(backend: V3Backend, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+/** Whether a request comes from a user with the root role (or auth is off): etcd's hasRootAccess. */
+export type RootCheck = (req: FastifyRequest) => Promise<boolean>;
+
+async function serveMembers(backend: V3Backend, isRoot: RootCheck, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const method = req.method;
   if (!['GET', 'POST', 'DELETE', 'PUT'].includes(method)) return methodNotAllowed(reply, 'GET,POST,DELETE,PUT');
+  // etcd's hasWriteRootAccess: reading the members is open, changing them takes root.
+  if (method !== 'GET' && !(await isRoot(req))) return sendMessage(reply, 401, 'Insufficient credentials');
   const sub = subPath(req);
   if (sub === undefined) {
     await reply.code(400).header('content-type', 'text/plain; charset=utf-8').send('400 Bad Request');
@@ -175,8 +181,12 @@ async function serveMembers(backend: V3Backend, req: FastifyRequest, reply: Fast
       const r = parseMemberRequest(req);
       if (!r.ok) return sendMessage(reply, r.status, r.message);
       if (peerTaken(r.urls)) return sendMessage(reply, 409, 'membership: peerURL exists');
-      // Adding a member needs Raft membership (issue 5): answered as etcd answers an unappliable change.
-      return sendMessage(reply, 500, 'Internal Server Error');
+      try {
+        const added = await backend.memberAdd({ peerURLs: r.urls, isLearner: false });
+        return void (await json(201, memberJson(added.member!)));
+      } catch (e) {
+        return changeFailed(reply, e, undefined);
+      }
     }
     default: {
       // PUT and DELETE: etcd's getID, then (PUT) the body, then the change itself
@@ -191,11 +201,24 @@ async function serveMembers(backend: V3Backend, req: FastifyRequest, reply: Fast
       }
       if (!members.some((m) => m.ID === id)) return sendMessage(reply, 404, `No such member: ${hex(id)}`);
       if (method === 'PUT' && peerTaken(urls, id)) return sendMessage(reply, 409, 'membership: peerURL exists');
-      // Removing/updating a member needs Raft membership (issue 5): answered as etcd answers a change
-      // it cannot apply (etcd itself answers this for removing its sole member).
-      return sendMessage(reply, 500, 'Internal Server Error');
+      try {
+        if (method === 'PUT') await backend.memberUpdate({ ID: id, peerURLs: urls });
+        else await backend.memberRemove({ ID: id });
+      } catch (e) {
+        return changeFailed(reply, e, id);
+      }
+      return void (await reply.code(204).send());
     }
   }
+}
+
+/** etcd's v2 members handler's error answers for a change the cluster refused. */
+async function changeFailed(reply: FastifyReply, e: unknown, id: bigint | undefined): Promise<void> {
+  const code = e instanceof EtcdError ? e.code : undefined;
+  if (code === 'memberNotFound') return sendMessage(reply, 404, `No such member: ${hex(id ?? 0n)}`);
+  if (code === 'peerURLExist') return sendMessage(reply, 409, 'membership: peerURL exists');
+  if (code === 'memberExist') return sendMessage(reply, 409, 'membership: ID exists');
+  return sendMessage(reply, 500, 'Internal Server Error');
 }
 
 // ---- stats ------------------------------------------------------------------------------------
@@ -222,7 +245,7 @@ async function selfStats(backend: V3Backend, clock: Clock): Promise<string> {
 }
 
 /** storeStats: `/v2/stats/store`'s JSON (the v2 store's counters). */
-export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend, storeStats: () => string): void {
+export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend, storeStats: () => string, isRoot: RootCheck): void {
   const clock: Clock = { startMs: Date.now(), startNs: process.hrtime.bigint() };
   void app.register(async (scope) => {
     // The v2 keys scope discards non-form bodies; members requests carry JSON (any type is read as
@@ -231,7 +254,7 @@ export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend, storeS
     scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
     scope.setErrorHandler(async (_err, _req, reply) => sendMessage(reply, 500, 'Internal Server Error'));
 
-    const members = (req: FastifyRequest, reply: FastifyReply): Promise<void> => serveMembers(backend, req, reply);
+    const members = (req: FastifyRequest, reply: FastifyReply): Promise<void> => serveMembers(backend, isRoot, req, reply);
     for (const url of [MEMBERS, `${MEMBERS}/`, `${MEMBERS}/*`]) {
       scope.route({ method: [...ALL_METHODS], url, handler: members, exposeHeadRoute: false });
     }

@@ -1,5 +1,4 @@
-// Which backend call serves each unary gateway method. Methods missing here (membership changes)
-// are answered UNIMPLEMENTED, as our gRPC server answers them.
+// Which backend call serves each unary gateway method.
 import type { CallContext as BackendCallContext, V3Backend } from '../../backend/index.js';
 import { putRequestSize } from '../../backend/wire-size.js';
 import type { Message } from '../../gateway/index.js';
@@ -56,6 +55,10 @@ export const unaryCalls: Readonly<Record<string, UnaryCall>> = {
   'etcdserverpb.Lease.LeaseTimeToLive': call(pb.LeaseTimeToLiveRequest, (r, c) => c.backend.leaseTimeToLive(r)),
   'etcdserverpb.Lease.LeaseLeases': call(pb.LeaseLeasesRequest, (r, c) => c.backend.leaseLeases(r)),
   'etcdserverpb.Cluster.MemberList': call(pb.MemberListRequest, (r, c) => c.backend.memberList(r)),
+  'etcdserverpb.Cluster.MemberAdd': call(pb.MemberAddRequest, (r, c) => c.backend.memberAdd(r)),
+  'etcdserverpb.Cluster.MemberRemove': call(pb.MemberRemoveRequest, (r, c) => c.backend.memberRemove(r)),
+  'etcdserverpb.Cluster.MemberUpdate': call(pb.MemberUpdateRequest, (r, c) => c.backend.memberUpdate(r)),
+  'etcdserverpb.Cluster.MemberPromote': call(pb.MemberPromoteRequest, (r, c) => c.backend.memberPromote(r)),
   'etcdserverpb.Maintenance.Alarm': call(pb.AlarmRequest, (r, c) => c.backend.alarm(r)),
   'etcdserverpb.Maintenance.Status': call(pb.StatusRequest, (r, c) => c.backend.status(r)),
   'etcdserverpb.Maintenance.Defragment': call(pb.DefragmentRequest, (r, c) => c.backend.defragment(r, c.auth)),

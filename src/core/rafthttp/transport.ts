@@ -1,0 +1,342 @@
+// The peer transport, HTTP like etcd's rafthttp, on --listen-peer-urls:
+//   POST /raft           a batch of raft messages (codec.ts). Per peer one POST is in flight at a
+//                        time and everything queued meanwhile goes in the next one (pipelining with
+//                        batching; no long-lived stream: a batch costs one request on a kept-alive
+//                        connection).
+//   POST /raft/snapshot  a snapshot message followed by the MVCC data file, streamed to disk.
+//   GET  /raft/probing   liveness; the sender measures the round trip (etcd's prober).
+//   GET  /members        the member list (a member joining with --initial-cluster-state existing
+//                        learns its ID and the cluster ID from it), as etcd's peer /members.
+//   POST /leases         a follower's lease keep-alive forwarded to the leader (etcd's /leases).
+// Every request carries X-Etcd-Cluster-ID; a mismatch is refused with 412 and its messages are
+// dropped, as etcd does. Failed sends are dropped too: raft retries on its own schedule.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Pool } from 'undici';
+import type { Message, NodeId } from '../raft/index.js';
+import { CodecError, decodeBatch, encodeBatch } from './codec.js';
+
+export const CLUSTER_ID_HEADER = 'x-etcd-cluster-id';
+const FROM_HEADER = 'x-server-from';
+/** Messages waiting for one peer beyond this are dropped (a dead peer must not grow memory). */
+const MAX_QUEUED = 8192;
+/** Messages per POST at most (a batch of big appends stays a bounded body). */
+const MAX_BATCH = 1024;
+/** A POST not answered within this is abandoned (a stopped peer): raft will resend. */
+const SEND_TIMEOUT_MS = 3_000;
+const PROBE_INTERVAL_MS = 1_000;
+const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
+
+export interface MemberInfo {
+  readonly id: string; // hex
+  readonly name: string;
+  readonly peerURLs: readonly string[];
+  readonly clientURLs: readonly string[];
+  readonly isLearner: boolean;
+}
+
+/** What the transport needs from its member. */
+export interface TransportHost {
+  /** The cluster ID requests must carry (hex, as etcd's header). */
+  clusterIdHex(): string;
+  memberIdHex(): string;
+  /** Steps received messages into raft. */
+  receive(msgs: Message[]): void;
+  /** A snapshot whose data is the file at dbPath (the host owns the file from now on). */
+  receiveSnapshot(msg: Extract<Message, { type: 'snapshot' }>, dbPath: string): void;
+  /** A consistent copy of the MVCC data file for a snapshot to a peer; cleanup removes it. */
+  snapshotFile(): Promise<{ file: string; cleanup(): Promise<void> }>;
+  /** A snapshot send ended: raft probes the follower again (ok or not). */
+  snapshotSent(to: NodeId, ok: boolean): void;
+  members(): MemberInfo[];
+  /** The leader renews a lease for a follower: the remaining TTL (-1: not found / not leader). */
+  renewLease(id: bigint): number;
+  /** The leader promotes a learner for a member that forwarded the request: '' or an error code. */
+  promote(id: bigint): Promise<string>;
+  /** Where incoming snapshot files are written. */
+  readonly snapDir: string;
+  onRoundTrip?(toHex: string, seconds: number): void;
+  onSnapshot?(direction: 'send' | 'receive', peerHex: string, ok: boolean): void;
+  onError?(what: string, err: unknown): void;
+}
+
+class Peer {
+  private queue: Message[] = [];
+  private sending = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+  readonly pool: Pool;
+  active = false;
+
+  constructor(readonly id: NodeId, readonly url: string, private readonly t: Transport) {
+    this.pool = new Pool(url, { connections: 2, keepAliveTimeout: 30_000, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS });
+    this.probeTimer = setInterval(() => void this.probe(), PROBE_INTERVAL_MS);
+    this.probeTimer.unref();
+  }
+
+  send(m: Message): void {
+    if (this.queue.length >= MAX_QUEUED) this.queue.shift();
+    this.queue.push(m);
+    if (!this.sending) void this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
+        this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
+        const ok = await this.post('/raft', encodeBatch(batch), SEND_TIMEOUT_MS);
+        this.active = ok;
+        // An unreachable peer: wait a little instead of spinning on connection errors.
+        if (!ok) await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  async post(path: string, body: Buffer | NodeJS.ReadableStream, timeoutMs: number): Promise<boolean> {
+    try {
+      const res = await this.pool.request({
+        method: 'POST', path, body: body as Buffer, headers: this.t.headers(), headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+      });
+      await res.body.dump();
+      return res.statusCode === 204;
+    } catch {
+      return false;
+    }
+  }
+
+  private async probe(): Promise<void> {
+    const start = performance.now();
+    try {
+      const res = await this.pool.request({ method: 'GET', path: '/raft/probing', headers: this.t.headers(), headersTimeout: SEND_TIMEOUT_MS });
+      await res.body.dump();
+      if (res.statusCode === 200) this.t.host.onRoundTrip?.(this.id.toString(16), (performance.now() - start) / 1000);
+    } catch {
+      // unreachable: no round trip to record
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.probeTimer);
+    await this.pool.destroy().catch(() => undefined);
+  }
+}
+
+export class Transport {
+  private readonly peers = new Map<NodeId, Peer>();
+  private readonly servers: Server[] = [];
+  private closed = false;
+  private snapshotSeq = 0;
+
+  constructor(readonly host: TransportHost) {}
+
+  headers(): Record<string, string> {
+    return { [CLUSTER_ID_HEADER]: this.host.clusterIdHex(), [FROM_HEADER]: this.host.memberIdHex(), 'content-type': 'application/octet-stream' };
+  }
+
+  /** Binds every peer listen URL; resolves with the bound ports. */
+  async listen(urls: readonly URL[]): Promise<number[]> {
+    await mkdir(this.host.snapDir, { recursive: true });
+    const ports: number[] = [];
+    for (const u of urls) {
+      const server = createServer((req, res) => void this.handle(req, res));
+      server.keepAliveTimeout = 60_000;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(Number(u.port || 2380), u.hostname.replace(/^\[|\]$/g, ''), () => resolve());
+      });
+      const addr = server.address();
+      ports.push(typeof addr === 'object' && addr !== null ? addr.port : 0);
+      this.servers.push(server);
+    }
+    return ports;
+  }
+
+  /** Peers to talk to: id -> first peer URL (members added or removed at run time call this again). */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    for (const [id, p] of this.peers) {
+      if (peers.get(id) !== p.url) {
+        this.peers.delete(id);
+        void p.close();
+      }
+    }
+    for (const [id, url] of peers) if (!this.peers.has(id)) this.peers.set(id, new Peer(id, url, this));
+  }
+
+  peerActive(id: NodeId): boolean {
+    return this.peers.get(id)?.active ?? false;
+  }
+
+  send(msgs: readonly Message[]): void {
+    if (this.closed) return;
+    for (const m of msgs) {
+      const p = this.peers.get(m.to);
+      if (p === undefined) continue;
+      if (m.type === 'snapshot') void this.sendSnapshot(p, m);
+      else p.send(m);
+    }
+  }
+
+  /** The snapshot message (its data left empty), then the data file, in one streamed body. */
+  private async sendSnapshot(p: Peer, m: Extract<Message, { type: 'snapshot' }>): Promise<void> {
+    let ok = false;
+    try {
+      const { file, cleanup } = await this.host.snapshotFile();
+      try {
+        const head = encodeBatch([{ ...m, snapshot: { meta: m.snapshot.meta, data: new Uint8Array(0) } }]);
+        const len = Buffer.allocUnsafe(4);
+        len.writeUInt32BE(head.length);
+        const body = (async function* () {
+          yield len;
+          yield head;
+          for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) yield chunk as Buffer;
+        })();
+        ok = await p.post('/raft/snapshot', body as unknown as NodeJS.ReadableStream, SNAPSHOT_TIMEOUT_MS);
+      } finally {
+        await cleanup();
+      }
+    } catch (e) {
+      this.host.onError?.('snapshot send', e);
+    }
+    this.host.onSnapshot?.('send', p.id.toString(16), ok);
+    this.host.snapshotSent(p.id, ok);
+  }
+
+  /** The leader's peer client, for forwarding a lease keep-alive. */
+  async renewLeaseAt(leader: NodeId, id: bigint): Promise<number | undefined> {
+    const p = this.peers.get(leader);
+    if (p === undefined) return undefined;
+    try {
+      const res = await p.pool.request({ method: 'POST', path: '/leases', body: id.toString(), headers: this.headers(), headersTimeout: SEND_TIMEOUT_MS });
+      const text = await res.body.text();
+      return res.statusCode === 200 ? Number(text) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A follower asks the leader to promote a learner (only the leader knows whether it caught up). */
+  async promoteAt(leader: NodeId, id: bigint): Promise<string | undefined> {
+    const p = this.peers.get(leader);
+    if (p === undefined) return undefined;
+    try {
+      const res = await p.pool.request({ method: 'POST', path: `/members/promote/${id.toString(16)}`, headers: this.headers(), headersTimeout: 15_000, bodyTimeout: 15_000 });
+      const text = await res.body.text();
+      return res.statusCode === 200 ? '' : res.statusCode === 412 && text !== 'cluster ID mismatch\n' ? text : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '';
+    const reply = (code: number, body = '', type = 'text/plain'): void => {
+      res.writeHead(code, { 'content-type': type, [CLUSTER_ID_HEADER]: this.host.clusterIdHex() });
+      res.end(body);
+    };
+    try {
+      if (req.method === 'GET' && url === '/members') {
+        reply(200, JSON.stringify(this.host.members()), 'application/json');
+        return;
+      }
+      if (req.method === 'GET' && url === '/version') {
+        reply(200, JSON.stringify({ etcdserver: '3.4.23', etcdcluster: '3.4.0' }), 'application/json');
+        return;
+      }
+      const cid = req.headers[CLUSTER_ID_HEADER];
+      if (cid !== this.host.clusterIdHex()) {
+        req.resume();
+        reply(412, 'cluster ID mismatch\n');
+        return;
+      }
+      if (req.method === 'GET' && url === '/raft/probing') {
+        reply(200, '{"health":"true"}', 'application/json');
+        return;
+      }
+      if (req.method === 'POST' && url === '/raft') {
+        const msgs = decodeBatch(await readBody(req));
+        res.writeHead(204, { [CLUSTER_ID_HEADER]: this.host.clusterIdHex() }).end();
+        this.host.receive(msgs);
+        return;
+      }
+      if (req.method === 'POST' && url === '/raft/snapshot') {
+        await this.receiveSnapshot(req);
+        reply(204);
+        return;
+      }
+      const promote = /^\/members\/promote\/([0-9a-f]{1,16})$/.exec(url);
+      if (req.method === 'POST' && promote !== null) {
+        req.resume();
+        const code = await this.host.promote(BigInt('0x' + promote[1]!));
+        reply(code === '' ? 200 : 412, code);
+        return;
+      }
+      if (req.method === 'POST' && url === '/leases') {
+        const ttl = this.host.renewLease(BigInt((await readBody(req)).toString()));
+        reply(ttl < 0 ? 404 : 200, String(ttl));
+        return;
+      }
+      req.resume();
+      reply(404, 'not found\n');
+    } catch (e) {
+      if (!res.headersSent) reply(e instanceof CodecError ? 400 : 500, `${e instanceof Error ? e.message : String(e)}\n`);
+      else res.destroy();
+    }
+  }
+
+  private async receiveSnapshot(req: IncomingMessage): Promise<void> {
+    const file = join(this.host.snapDir, `incoming-${process.pid}-${++this.snapshotSeq}.db`);
+    let headLen = -1;
+    let head: Buffer = Buffer.alloc(0);
+    const out = createWriteStream(file);
+    try {
+      // The first 4 + n bytes are the message; the rest is the data file, streamed to disk.
+      await pipeline(req, async function* (src: AsyncIterable<Buffer>) {
+        for await (let chunk of src) {
+          if (headLen < 0 || head.length < headLen) {
+            head = Buffer.concat([head, chunk]);
+            if (headLen < 0 && head.length >= 4) headLen = head.readUInt32BE(0) + 4;
+            if (headLen < 0 || head.length < headLen) continue;
+            chunk = head.subarray(headLen);
+            head = head.subarray(0, headLen);
+          }
+          if (chunk.length > 0) yield chunk;
+        }
+      }, out);
+      const [m] = decodeBatch(head.subarray(4));
+      if (m?.type !== 'snapshot') throw new CodecError('snapshot: no snapshot message');
+      this.host.onSnapshot?.('receive', m.from.toString(16), true);
+      this.host.receiveSnapshot(m, file);
+    } catch (e) {
+      this.host.onSnapshot?.('receive', String(req.headers[FROM_HEADER] ?? ''), false);
+      await rm(file, { force: true });
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const s of this.servers) s.closeAllConnections();
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await Promise.all([...this.peers.values()].map((p) => p.close()));
+    this.peers.clear();
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** GET <peer>/members of an existing cluster (a joining member's discovery). */
+export async function fetchMembers(peerUrl: string): Promise<{ clusterIdHex: string; members: MemberInfo[] }> {
+  const res = await fetch(new URL('/members', peerUrl), { signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
+  if (!res.ok) throw new Error(`GET ${peerUrl}/members: ${res.status}`);
+  return { clusterIdHex: res.headers.get(CLUSTER_ID_HEADER) ?? '', members: (await res.json()) as MemberInfo[] };
+}

@@ -1,0 +1,139 @@
+// A cluster of OUR server processes on loopback (the counterpart of cluster.ts, which starts real
+// etcd): free ports, one temp root (removed on stop), members started together (none is healthy
+// before a quorum elects a leader), each SIGKILLed, SIGSTOPped or restarted by its own PID, and
+// new members started with --initial-cluster-state existing to join.
+import { join } from 'node:path';
+import { cleanEnv, freePort, launch, makeTempDir, OUR_MAIN, removeTempDir, type Server } from './procs.js';
+
+export interface OurMember {
+  readonly name: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** host:port */
+  readonly endpoint: string;
+  readonly peerUrl: string;
+  readonly dataDir: string;
+  server: Server | undefined;
+  /** The --initial-cluster it was started with (a joiner's includes itself and the cluster then). */
+  initialCluster: string;
+}
+
+export interface OurCluster {
+  readonly members: OurMember[];
+  readonly root: string;
+  /** "127.0.0.1:a,..." of the running members, for --endpoints. */
+  endpoints(): string;
+  kill9(i: number): Promise<void>;
+  /** SIGSTOP / SIGCONT by PID (the process stays, frozen). */
+  pause(i: number): void;
+  resume(i: number): void;
+  restart(i: number): Promise<void>;
+  /** Allocates ports for a new member (to pass to member add) without starting it. */
+  prepare(name: string): Promise<OurMember>;
+  /** Starts a prepared member joining the running cluster (--initial-cluster-state existing). */
+  join(m: OurMember): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface OurClusterOptions {
+  readonly extraArgs?: readonly string[];
+}
+
+export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Promise<OurCluster> {
+  const root = await makeTempDir('ours-cluster-');
+  const used = new Set<number>();
+  const port = async (): Promise<number> => {
+    for (;;) {
+      const p = await freePort();
+      if (!used.has(p)) {
+        used.add(p);
+        return p;
+      }
+    }
+  };
+  const members: OurMember[] = [];
+  const make = async (name: string): Promise<OurMember> => {
+    const clientPort = await port();
+    const peerPort = await port();
+    return {
+      name, clientPort, peerPort, endpoint: `127.0.0.1:${clientPort}`, peerUrl: `http://127.0.0.1:${peerPort}`,
+      dataDir: join(root, name), server: undefined, initialCluster: '',
+    };
+  };
+  for (let i = 0; i < n; i++) members.push(await make(`m${i}`));
+  const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  for (const m of members) m.initialCluster = initial;
+  const token = `ours-test-${process.pid}-${Date.now()}`;
+
+  const start = (m: OurMember, state: 'new' | 'existing'): Promise<Server> => {
+    const clientUrl = `http://127.0.0.1:${m.clientPort}`;
+    return launch({
+      name: 'ours',
+      command: process.execPath,
+      args: [
+        OUR_MAIN,
+        '--name', m.name, '--data-dir', m.dataDir,
+        '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
+        '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
+        '--initial-cluster', m.initialCluster, '--initial-cluster-token', token,
+        '--initial-cluster-state', state,
+        // Fast elections keep failover tests short (as cluster.ts does for real etcd).
+        '--heartbeat-interval', '50', '--election-timeout', '500',
+        ...(opts.extraArgs ?? []),
+      ],
+      env: cleanEnv(),
+      clientPort: m.clientPort,
+      peerUrl: m.peerUrl,
+      dataDir: m.dataDir,
+      logPath: join(root, `${m.name}.log`),
+      ownedDirs: [],
+    });
+  };
+
+  try {
+    const servers = await Promise.all(members.map((m) => start(m, 'new')));
+    servers.forEach((s, i) => { members[i]!.server = s; });
+  } catch (e) {
+    await Promise.all(members.map((m) => m.server?.kill9()));
+    await removeTempDir(root);
+    throw e;
+  }
+
+  return {
+    members,
+    root,
+    endpoints: () => members.filter((m) => m.server !== undefined).map((m) => m.endpoint).join(','),
+    async kill9(i) {
+      const m = members[i]!;
+      await m.server?.kill9();
+      m.server = undefined;
+    },
+    pause(i) {
+      process.kill(members[i]!.server!.pid, 'SIGSTOP');
+    },
+    resume(i) {
+      process.kill(members[i]!.server!.pid, 'SIGCONT');
+    },
+    async restart(i) {
+      const m = members[i]!;
+      if (m.server !== undefined) throw new Error(`${m.name} is running`);
+      m.server = await start(m, 'existing');
+    },
+    async prepare(name) {
+      const m = await make(name);
+      const running = members.filter((x) => x.server !== undefined);
+      m.initialCluster = [...running, m].map((x) => `${x.name}=${x.peerUrl}`).join(',');
+      return m;
+    },
+    async join(m) {
+      members.push(m);
+      m.server = await start(m, 'existing');
+    },
+    async stop() {
+      // Resume anything frozen first, or SIGTERM would wait for it.
+      for (const m of members) if (m.server !== undefined) try { process.kill(m.server.pid, 'SIGCONT'); } catch { /* gone */ }
+      await Promise.all(members.map((m) => m.server?.stop()));
+      await removeTempDir(root);
+    },
+  };
+}
