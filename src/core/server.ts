@@ -111,6 +111,8 @@ const META_CLUSTER_ID = 'clusterId';
 /** A normal entry whose body starts with this byte is a membership change (JSON), not an
  * InternalRequest (a protobuf message never starts with a 0 byte: field number 0 is invalid). */
 const CLUSTER_ENTRY = 0;
+/** etcd's HealthInterval: a peer counts as connected for membership checks after this long. */
+const HEALTH_INTERVAL_MS = 5_000;
 /** A linearizable read's ReadIndex unanswered this long is asked again (lost on the way). */
 const READ_INDEX_RETRY_MS = 500;
 
@@ -787,16 +789,21 @@ export class EmbeddedBackend implements V3Backend {
   // Membership changes, checked as etcd checks them with --strict-reconfig-check (its default):
   // a change must leave a quorum of started (published) and connected voters.
 
-  /** Voters other than `except`, and whether each is started (has published its name) and connected. */
+  /**
+   * Voters other than `except`: how many are started (have published their name) and connected
+   * for etcd's HealthInterval (5 s) at least.
+   */
   private voterHealth(except?: bigint): { total: number; started: number; connected: number } {
     let total = 0;
     let started = 0;
     let connected = 0;
+    const since = Date.now() - HEALTH_INTERVAL_MS;
     for (const m of this.membership.list()) {
       if (m.isLearner || m.id === except) continue;
       total++;
       if (m.name !== '') started++;
-      if (m.id === this.memberId || this.transport?.peerActive(m.id)) connected++;
+      const active = this.transport?.activeSince(m.id);
+      if (m.id === this.memberId || (active !== undefined && active <= since)) connected++;
     }
     return { total, started, connected };
   }
@@ -826,15 +833,16 @@ export class EmbeddedBackend implements V3Backend {
 
   async memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> {
     const urls = this.checkPeerUrls(req.peerURLs);
+    const h = this.voterHealth();
     if (req.isLearner) {
       if (this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
     } else {
-      const h = this.voterHealth();
       // etcd lets a lone member add a second one (restoring a cluster from one member's data).
       const lone = h.started === 1 && h.total === 1;
       if (!lone && h.started < Math.floor((h.total + 1) / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
-      if (h.connected < h.total) throw new EtcdError('unhealthy');
     }
+    // Voter or learner: every voter must have been connected for a while (etcd's isConnectedFullySince).
+    if (h.connected < h.total) throw new EtcdError('unhealthy');
     // etcd's NewMember: the peer URLs, the cluster token and the time make the ID.
     const id = memberId(urls, `${this.cfg.initialClusterToken}${this.cfg.clock.nowMs()}`);
     if (this.membership.get(id) !== undefined || this.membership.isRemoved(id)) throw new EtcdError('memberExist');
@@ -857,7 +865,7 @@ export class EmbeddedBackend implements V3Backend {
       const h = this.voterHealth(req.ID);
       if (h.started < Math.floor(h.total / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
       // A member that is down is safe to remove: it is not part of the working quorum.
-      const down = req.ID !== this.memberId && !this.transport?.peerActive(req.ID);
+      const down = req.ID !== this.memberId && this.transport?.activeSince(req.ID) === undefined;
       if (!down && h.connected < Math.floor(h.total / 2) + 1) throw new EtcdError('unhealthy');
     }
     const ok = await this.proposeClusterChange({ op: 'remove', id: req.ID.toString(16) }, { type: 'remove', nodeId: req.ID });

@@ -34,8 +34,12 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   assert.notEqual(taken.code, 0);
   assert.match(taken.stderr, /etcdserver: Peer URLs already exists/);
 
-  const add = await etcdctl(ep, ['member', 'add', 'm3', `--peer-urls=${m3.peerUrl}`, '--learner']);
-  assert.equal(add.code, 0, add.stderr);
+  // Members must have been connected for 5 s (etcd's HealthInterval) before a change.
+  const add = await eventually('the learner added', async () => {
+    const r = await etcdctl(ep, ['member', 'add', 'm3', `--peer-urls=${m3.peerUrl}`, '--learner']);
+    if (r.code !== 0) assert.match(r.stderr, /etcdserver: unhealthy cluster/);
+    return r.code === 0 ? r : undefined;
+  });
   assert.match(add.stdout, /Member [0-9a-f]+ added to cluster [0-9a-f]+/);
   assert.match(add.stdout, new RegExp(`ETCD_INITIAL_CLUSTER="[^"]*m3=${m3.peerUrl}`));
   const second = await etcdctl(ep, ['member', 'add', 'm4', '--peer-urls=http://127.0.0.1:9', '--learner']);
