@@ -277,6 +277,7 @@ export class EmbeddedBackend implements V3Backend {
       },
       snapshotSent: (to, ok) => this.node.reportSnapshot(to, ok),
       members: () => this.membership.list().map(memberInfo),
+      isRemoved: (id) => this.membership.isRemoved(id),
       promote: async (id) => {
         try {
           await this.promoteHere(id);

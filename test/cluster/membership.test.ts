@@ -90,6 +90,10 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   members = await list(keep.endpoint);
   assert.equal(members.length, 3);
   assert.ok(!members.some((m) => BigInt(m.ID) === victimId));
+  // The removed member is refused on the peer port from now on (410, as etcd).
+  const cid = (await fetch(`${keep.peerUrl}/members`)).headers.get('x-etcd-cluster-id')!;
+  const gone = await fetch(`${keep.peerUrl}/raft/probing`, { headers: { 'x-etcd-cluster-id': cid, 'x-server-from': victimId.toString(16) } });
+  assert.equal(gone.status, 410);
   await c.kill9(c.members.indexOf(victimMember));
   // Three voters left: writes still commit everywhere.
   await put(keep.endpoint, 'after-remove', 'z');

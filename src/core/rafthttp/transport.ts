@@ -52,6 +52,8 @@ export interface TransportHost {
   /** A snapshot send ended: raft probes the follower again (ok or not). */
   snapshotSent(to: NodeId, ok: boolean): void;
   members(): MemberInfo[];
+  /** A member removed from the cluster: its messages are refused (410, as etcd). */
+  isRemoved(id: bigint): boolean;
   /** The leader renews a lease for a follower: the remaining TTL (-1: not found / not leader). */
   renewLease(id: bigint): number;
   /** The leader promotes a learner for a member that forwarded the request: '' or an error code. */
@@ -262,6 +264,12 @@ export class Transport {
       if (cid !== this.host.clusterIdHex()) {
         req.resume();
         reply(412, 'cluster ID mismatch\n');
+        return;
+      }
+      const from = String(req.headers[FROM_HEADER] ?? '');
+      if (/^[0-9a-f]{1,16}$/.test(from) && this.host.isRemoved(BigInt('0x' + from))) {
+        req.resume();
+        reply(410, 'the member has been permanently removed from the cluster\n');
         return;
       }
       if (req.method === 'GET' && url === '/raft/probing') {
