@@ -28,6 +28,14 @@ const BENCHES: Record<string, Bench> = {
     describe: '3-member clusters, ours vs real etcd 3.4: put at 64 in flight, linearizable range1 on a follower, new leader after SIGKILL',
     main: async (args) => (await import('./cluster.js')).main(args),
   },
+  crashloop: {
+    describe: 'SIGKILL ours at random moments under a write load (50 times by default): iterations, acknowledged writes lost',
+    main: async (args) => (await import('./crashloop.js')).main(args),
+  },
+  fuzz: {
+    describe: 'property-based fuzzing of v2, gateway and gRPC inputs (FUZZ_RUNS per suite, FUZZ_SEED): cases run, failures found',
+    main: async (args) => (await import('./fuzz.js')).main(args),
+  },
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',
     main: async (args) => {

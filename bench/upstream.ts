@@ -2,14 +2,16 @@
 // same HTTP load (POST /v3/kv/put, /v3/kv/range, JSON bodies) against etcd's own gateway on its
 // client port and against our binary with --endpoints pointing at that member (every request
 // then crosses our process and one gRPC hop). Reported side by side with the CPU of each process.
-// Not measured here yet: v2 GET/PUT against etcd's v2v3 emulation, 10,000-long-poll latency
-// (test/upstream/watch-coalescing.test.ts prints the long-poll figures).
+// Then the v2 rows of bench/v2.ts (GET, PUT, 10,000 long polls) against etcd 3.4's v2v3 emulation
+// and against ours in front of a fresh etcd member (BENCH_SERVERS picks them; BENCH_WORKLOADS
+// filters both parts by row name).
 import { startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
 import { runHttpGenerator } from './lib/httpload.js';
 import { preload, type KvWorkload } from './lib/kvload.js';
 import { summarize } from './lib/latency.js';
 import { envList, envNum } from './lib/env.js';
 import { cpuSeconds } from './lib/procstat.js';
+import { runV2, settings as v2Settings } from './v2.js';
 
 const KEYS = 10_000;
 const VALUE_SIZE = 256;
@@ -28,7 +30,15 @@ export async function main(_args: string[]): Promise<number> {
   const warmup = envNum('BENCH_WARMUP_SECONDS', 1);
   const inflight = Math.max(1, envNum('BENCH_INFLIGHT', 64));
   const threads = envNum('BENCH_GEN_THREADS', 2);
-  const workloads = envList('BENCH_WORKLOADS', WORKLOADS.map((w) => w.name)).map((n) => WORKLOADS.find((w) => w.name === n)!);
+  const workloads = WORKLOADS.filter((w) => envList('BENCH_WORKLOADS', WORKLOADS.map((x) => x.name)).includes(w.name));
+  const v3 = workloads.length > 0 ? await benchV3(workloads, { seconds, warmup, inflight, threads }) : 0;
+  process.stdout.write('\n== v2 keys API: etcd 3.4 v2v3 emulation vs ours in gateway mode\n');
+  const v2 = await runV2(v2Settings(['v2v3', 'upstream']));
+  return Math.max(v3, v2);
+}
+
+async function benchV3(workloads: KvWorkload[], o: { seconds: number; warmup: number; inflight: number; threads: number }): Promise<number> {
+  const { seconds, warmup, inflight, threads } = o;
   const etcd = await startRealEtcd({ enableV2: false });
   let ours: Server | undefined;
   const rows: Row[] = [];

@@ -1,7 +1,8 @@
 // `npm run bench -- v2`: the v2 keys API (GET of one key, PUT of 32-byte form values, 10k
 // concurrent ?wait=true long polls) against real etcd 3.4 with its native v2 store, real etcd 3.4
 // serving v2 over its v3 store (--experimental-enable-v2v3), and ours; one server at a time, each
-// on a fresh temp data dir. See bench/README.md.
+// on a fresh temp data dir. `npm run bench -- upstream` runs the same rows with ours in gateway
+// mode (`upstream`: --endpoints in front of one etcd 3.4 member). See bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +17,12 @@ import { preloadV2, v2Put, type V2Workload } from './lib/v2load.js';
 import { closeAll, openLongPolls, waitDone, waitHeaders, type LongPoll } from './lib/v2watch.js';
 import { makeWindow } from './lib/workers.js';
 
-type ServerName = 'native' | 'v2v3' | 'ours';
+export type ServerName = 'native' | 'v2v3' | 'ours' | 'upstream';
 const SERVERS: ServerName[] = ['native', 'v2v3', 'ours'];
+/** Ours, in either mode: the servers the ratios are computed for. */
+const SUBJECTS: ServerName[] = ['ours', 'upstream'];
+/** etcd's own v2 servers: what the ratios compare against. */
+const BASELINES: ServerName[] = ['native', 'v2v3'];
 
 /** Where etcd's v2v3 mode keeps the v2 tree in its v3 keyspace. */
 const V2V3_PREFIX = '/v2v3/';
@@ -26,6 +31,7 @@ const SERVER_TEXT: Record<ServerName, string> = {
   native: 'etcd 3.4 `--enable-v2` (native v2 store)',
   v2v3: `etcd 3.4 \`--enable-v2 --experimental-enable-v2v3 ${V2V3_PREFIX}\` (v2 emulated over the v3 store)`,
   ours: 'our server (dist/src/main.js)',
+  upstream: 'our server with `--endpoints` in front of one etcd 3.4 member (v2 not enabled on that member); server CPU and RSS are ours only',
 };
 
 const PUT_KEYS = 1000;
@@ -46,7 +52,7 @@ const DESCRIPTION: Record<string, string> = {
 const WATCH_KEY = '/bench/watch/k';
 const GET_PROBE: V2Workload = ROWS[0]!;
 
-interface Settings {
+export interface Settings {
   seconds: number;
   warmupSeconds: number;
   inflight: number;
@@ -62,14 +68,14 @@ interface Settings {
   watchTimeoutSeconds: number;
 }
 
-function settings(): Settings {
+export function settings(defaultServers: ServerName[] = SERVERS): Settings {
   const names = envList('BENCH_WORKLOADS', [...ROWS.map((w) => w.name), WATCH]);
   return {
     seconds: envNum('BENCH_SECONDS', 10),
     warmupSeconds: envNum('BENCH_WARMUP_SECONDS', 1),
     inflight: Math.max(1, envNum('BENCH_INFLIGHT', 64)),
     genThreads: envNum('BENCH_GEN_THREADS', 2),
-    servers: envList('BENCH_SERVERS', SERVERS) as ServerName[],
+    servers: envList('BENCH_SERVERS', defaultServers) as ServerName[],
     rows: ROWS.filter((w) => names.includes(w.name)),
     watch: names.includes(WATCH),
     repeat: Math.max(1, Math.floor(envNum('BENCH_REPEAT', 1))),
@@ -89,6 +95,20 @@ async function startServer(name: ServerName, profile: boolean): Promise<{ srv: S
       return { srv: await startRealEtcd({ enableV2: true, extraArgs: ['--experimental-enable-v2v3', V2V3_PREFIX], healthPath: '/v2/keys/' }) };
     case 'ours':
       return profile ? startOursWithInspector() : { srv: await startOurServer() };
+    case 'upstream':
+      return { srv: await startUpstream() };
+  }
+}
+
+/** Ours in gateway mode over a fresh etcd member; stopping it stops both. */
+async function startUpstream(): Promise<Server> {
+  const etcd = await startRealEtcd({ enableV2: false });
+  try {
+    const ours = await startOurServer({ extraArgs: ['--endpoints', etcd.endpoint] });
+    return { ...ours, stop: async () => { await ours.stop(); await etcd.stop(); } };
+  } catch (e) {
+    await etcd.stop();
+    throw e;
   }
 }
 
@@ -300,23 +320,26 @@ function etcdVersion(): string {
   return /etcd Version: (\S+)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
 }
 
-/** The issue's goals, each with the measured ratio; undefined when a server of the pair was not run. */
+/** The issues' goals, each with the measured ratio; undefined when a server of the pair was not run. */
 function goals(rows: Row[]): string[] {
   const row = (srv: ServerName, w: string): Row | undefined => rows.find((r) => r.server === srv && r.workload === w);
-  const goal = (what: string, w: string, vs: ServerName, want: number): string => {
-    const o = row('ours', w);
+  const goal = (subject: ServerName, what: string, w: string, vs: ServerName, want: number): string | undefined => {
+    const o = row(subject, w);
     const e = row(vs, w);
-    if (o === undefined || e === undefined) return `- ${what}: not measured in this run`;
+    if (o === undefined || e === undefined) return undefined;
     const ratio = o.opsPerSec / e.opsPerSec;
     // CPU per op does not depend on how much CPU the generator and other processes left over:
     // on a shared 2-core box it is the steadier comparison, so it is printed next to the verdict.
-    return `- ${what}: ${f2(ratio)}x — ${ratio >= want ? 'met' : 'NOT met'} (server CPU per op: ours ${f0(usPerOp(o))} µs, ${vs} ${f0(usPerOp(e))} µs)`;
+    return `- ${subject}: ${what}: ${f2(ratio)}x — ${ratio >= want ? 'met' : 'NOT met'} (server CPU per op: ${subject} ${f0(usPerOp(o))} µs, ${vs} ${f0(usPerOp(e))} µs)`;
   };
-  return [
-    goal('GET >= 2x etcd v2v3', 'get1', 'v2v3', 2),
-    goal('PUT >= 2x etcd v2v3', 'put', 'v2v3', 2),
-    goal('PUT >= 1x etcd native v2', 'put', 'native', 1),
-  ];
+  const lines = [
+    goal('ours', 'GET >= 2x etcd v2v3 (issue 4)', 'get1', 'v2v3', 2),
+    goal('ours', 'PUT >= 2x etcd v2v3 (issue 4)', 'put', 'v2v3', 2),
+    goal('ours', 'PUT >= 1x etcd native v2 (issue 4)', 'put', 'native', 1),
+    goal('upstream', 'GET >= 2x etcd v2v3 (issue 6)', 'get1', 'v2v3', 2),
+    goal('upstream', 'PUT >= 2x etcd v2v3 (issue 6)', 'put', 'v2v3', 2),
+  ].filter((l): l is string => l !== undefined);
+  return lines.length > 0 ? lines : ['- not measured in this run (a goal needs ours or upstream, and its etcd baseline)'];
 }
 
 function report(s: Settings, rows: Row[], stats: ServerStats[], watches: WatchResult[]): string {
@@ -334,18 +357,19 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], watches: WatchRe
         `${s.repeat > 1 ? ` (median of ${s.repeat} runs by ops/s)` : ''}${s.profile ? '; ours CPU-profiled (its numbers include the profiler overhead)' : ''}:`,
     );
     out.push('');
-    out.push('| workload | native ops/s | v2v3 ops/s | ours ops/s | ours/native | ours/v2v3 | native p50/p99 ms | v2v3 p50/p99 ms | ours p50/p99 ms |');
-    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const run = SERVERS.concat(['upstream']).filter((n) => s.servers.includes(n));
+    const pairs = SUBJECTS.filter((x) => run.includes(x)).flatMap((x) => BASELINES.filter((b) => run.includes(b)).map((b) => [x, b] as const));
+    out.push(`| workload | ${run.map((n) => `${n} ops/s`).join(' | ')} | ${pairs.map(([x, b]) => `${x}/${b}`).join(' | ')} | ${run.map((n) => `${n} p50/p99 ms`).join(' | ')} |`);
+    out.push(`| --- |${' ---: |'.repeat(run.length * 2 + pairs.length)}`);
     for (const w of s.rows) {
-      const r = SERVERS.map((n) => get(n, w.name));
-      const [nat, v2v3, ours] = r;
       const opsText = (x: Row | undefined): string => (x === undefined ? '–' : f0(x.opsPerSec));
       const ratio = (a: Row | undefined, b: Row | undefined): string => (a === undefined || b === undefined ? '–' : f2(a.opsPerSec / b.opsPerSec));
       const pair = (x: Row | undefined): string => (x === undefined ? '–' : `${ms(x.lat.p50)} / ${ms(x.lat.p99)}`);
-      out.push(`| ${DESCRIPTION[w.name] ?? w.name} | ${opsText(nat)} | ${opsText(v2v3)} | ${opsText(ours)} | ${ratio(ours, nat)} | ${ratio(ours, v2v3)} | ${pair(nat)} | ${pair(v2v3)} | ${pair(ours)} |`);
+      out.push(`| ${DESCRIPTION[w.name] ?? w.name} | ${run.map((n) => opsText(get(n, w.name))).join(' | ')} | ` +
+        `${pairs.map(([x, b]) => ratio(get(x, w.name), get(b, w.name))).join(' | ')} | ${run.map((n) => pair(get(n, w.name))).join(' | ')} |`);
     }
     out.push('');
-    out.push('Goals (issue 4):');
+    out.push('Goals:');
     out.push(...goals(rows));
     out.push('');
     out.push(`| server | peak RSS (VmHWM) | RSS at the end: anon + file | server CPU µs/op: ${s.rows.map((w) => w.name).join(' / ')} |`);
@@ -397,7 +421,11 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], watches: WatchRe
 }
 
 export async function main(_args: string[]): Promise<number> {
-  const s = settings();
+  return runV2(settings());
+}
+
+/** Runs the rows and the watch bench on each server of `s`, one server at a time; prints the report. */
+export async function runV2(s: Settings): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   process.stdout.write(
     `settings: servers ${s.servers.join(', ')}; rows ${s.rows.map((w) => w.name).join(', ') || 'none'} at ${s.warmupSeconds}+${s.seconds} s, ` +

@@ -1,19 +1,20 @@
 // The whole server from a Config: backend, gRPC services, HTTP routes and one listener per client
 // URL. main.ts runs it from the command line; tests run the same composition in-process.
-import * as grpc from '@grpc/grpc-js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { readFileSync } from 'node:fs';
+import type { TlsOptions } from 'node:tls';
 import { EmbeddedBackend, type JoinInfo } from './core/server.js';
 import { fetchMembers } from './core/rafthttp/transport.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { addRecipeServices } from './grpc/recipes.js';
-import { metricsInterceptor } from './grpc/metrics.js';
+import { InstrumentedServer } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { trackInflight } from './http/drain.js';
+import { clientErrorHandler, frameworkErrors } from './http/bad-request.js';
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
@@ -105,6 +106,21 @@ function backendOf(cfg: Config, metrics: ServerMetrics, join?: JoinInfo): Embedd
   });
 }
 
+/** The https:// listeners' TLS options, as etcd 3.4 sets them: a client certificate is asked for
+ * (and required) only with --client-cert-auth, verified against --trusted-ca-file. */
+function clientTlsOptions(cfg: Config): TlsOptions | undefined {
+  const t = cfg.clientTls;
+  if (t === undefined) return undefined;
+  return {
+    cert: readFileSync(t.certFile),
+    key: readFileSync(t.keyFile),
+    ...(t.trustedCaFile !== '' ? { ca: readFileSync(t.trustedCaFile) } : {}),
+    requestCert: t.clientCertAuth,
+    rejectUnauthorized: t.clientCertAuth,
+    minVersion: 'TLSv1.2',
+  };
+}
+
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
   const backend = backendOf(cfg, metrics, cfg.endpoints.length > 0 ? undefined : await discoverJoin(cfg));
@@ -113,8 +129,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     await backend.listenPeers();
   }
 
-  const grpcServer = new grpc.Server({
-    interceptors: [metricsInterceptor(metrics)],
+  // Counts every call for grpc_server_started_total / grpc_server_handled_total (grpc/metrics.ts).
+  const grpcServer = new InstrumentedServer(metrics, {
     'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024,
     'grpc.max_send_message_length': 2 ** 31 - 1,
     'grpc.max_concurrent_streams': 2 ** 31 - 1,
@@ -123,6 +139,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     'grpc.enable_channelz': 0,
   });
   const streams = new OpenStreams();
+  if (backend instanceof EmbeddedBackend) {
+    backend.onStorageFailure = (err) => log.error({ err }, 'storage failed (WAL or backend write): refusing writes, /health fails; restart once the disk is fixed');
+  }
   addServices(grpcServer, backend, log, streams);
   addRecipeServices(grpcServer, backend, log, streams);
   addHealthService(grpcServer, backend, streams);
@@ -134,16 +153,21 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const app = Fastify({
     loggerInstance: httpLog as FastifyBaseLogger,
     trustProxy: cfg.trustedProxies.length > 0 ? [...cfg.trustedProxies] : false,
+    frameworkErrors,
+    clientErrorHandler,
   });
   const httpDrain = trackInflight(app);
   opsRoutes(app, backend, metrics);
   docsRoutes(app, gatewayOpenApiDocument());
   await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes, streams });
-  await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams });
+  await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams, guestIsServer: cfg.upstreamUser !== undefined });
   await app.ready();
 
+  const tls = clientTlsOptions(cfg);
   const listeners: ClientListener[] = [];
-  for (const url of cfg.listenClientUrls) listeners.push(await listenClient(url, grpcServer, app.server));
+  for (const url of cfg.listenClientUrls) {
+    listeners.push(await listenClient(url, grpcServer, app.server, url.protocol === 'https:' ? tls : undefined));
+  }
   metrics.watchGrpcBytes({
     grpcBytes: () => listeners.reduce((t, l) => {
       const b = l.grpcBytes();

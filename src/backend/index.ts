@@ -10,6 +10,26 @@ export type { HealthFacts } from './health.js';
  * `authorization`, the gateway's Authorization header). */
 export interface CallContext {
   readonly token?: string | undefined;
+  /** The verified client certificate's Common Name (gRPC over TLS with --client-cert-auth):
+   * the caller when auth is enabled and no token is given, as etcd 3.4's AuthInfoFromTLS. */
+  readonly commonName?: string | undefined;
+  /**
+   * The server's own call (never set from the wire): the v2 layer, which checks the v2 caller's
+   * permissions on its logical keys itself (src/v2/auth.ts) and then reads and writes the v2
+   * schema's physical keys as the server. The embedded core lets it pass every auth check; an
+   * upstream cluster knows nothing of it (the call goes without a token).
+   */
+  readonly internal?: true;
+}
+
+/** The context of the server's own calls (see CallContext.internal). */
+export const INTERNAL_CALL: CallContext = Object.freeze({ internal: true });
+
+/** The auth state, for edges that enforce auth themselves (the v2 API). */
+export interface AuthStatus {
+  readonly enabled: boolean;
+  /** Bumped by every auth change: what a cache of credentials or permissions is valid for. */
+  readonly revision: number;
 }
 
 /** One watch stream (a gRPC Watch call, a gateway /v3/watch request, ...). */
@@ -56,6 +76,8 @@ export interface V3Backend {
 
   /** Leader, alarms, storage state: what every health check judges (src/backend/health.ts). */
   healthFacts(): HealthFacts;
+  /** Where the backend knows it at no cost (embedded); an upstream cluster (3.4) has no such call. */
+  authStatus?(): AuthStatus;
   authEnable(req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse>;
   authDisable(req: pb.AuthDisableRequest, ctx?: CallContext): Promise<pb.AuthDisableResponse>;
   authenticate(req: pb.AuthenticateRequest): Promise<pb.AuthenticateResponse>;
@@ -73,4 +95,26 @@ export interface V3Backend {
   roleGrantPermission(req: pb.AuthRoleGrantPermissionRequest, ctx?: CallContext): Promise<pb.AuthRoleGrantPermissionResponse>;
   roleRevokePermission(req: pb.AuthRoleRevokePermissionRequest, ctx?: CallContext): Promise<pb.AuthRoleRevokePermissionResponse>;
   close(): Promise<void>;
+}
+
+/**
+ * The backend seen through one call context: every call carries `ctx` (what the v2 store runs
+ * with: INTERNAL_CALL). Each method takes its context as its second argument, or none at all.
+ */
+export function withCallContext(backend: V3Backend, ctx: CallContext): V3Backend {
+  // Keyed by the method itself, so the view follows a method replaced on the backend later.
+  const cache = new WeakMap<object, unknown>();
+  return new Proxy(backend, {
+    get(target, prop, receiver): unknown {
+      const v: unknown = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function' || prop === 'constructor') return v;
+      const fn = v as (a: unknown, c?: CallContext) => unknown;
+      let bound = cache.get(fn);
+      if (bound === undefined) {
+        bound = (a: unknown): unknown => fn.call(target, a, ctx);
+        cache.set(fn, bound);
+      }
+      return bound;
+    },
+  });
 }

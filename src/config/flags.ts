@@ -36,6 +36,10 @@ export const flagSpecs = {
   'cert': { kind: 'string', default: '', help: 'Gateway mode: client certificate presented to the upstream members.' },
   'key': { kind: 'string', default: '', help: 'Gateway mode: private key of --cert.' },
   'user': { kind: 'string', default: '', help: 'Gateway mode: username[:password] the gateway authenticates as for requests that carry no token of their own.' },
+  'cert-file': { kind: 'string', default: '', help: 'Path to the client server TLS cert file (needed by https:// client URLs).' },
+  'key-file': { kind: 'string', default: '', help: 'Path to the client server TLS key file.' },
+  'trusted-ca-file': { kind: 'string', default: '', help: 'Path to the client server TLS trusted CA cert file (verifies client certificates with --client-cert-auth).' },
+  'client-cert-auth': { kind: 'bool', default: 'false', help: 'Enable client cert authentication: https:// client URLs require a certificate signed by --trusted-ca-file; its Common Name is the gRPC caller when auth is enabled and no token is given.' },
   'log-level': { kind: 'string', default: 'info', help: 'Log level: debug, info, warn, error, fatal.' },
   'auth-token': { kind: 'string', default: 'simple', help: 'Auth token type: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|ES256|...>[,ttl=<duration>].' },
   'auth-token-ttl': { kind: 'int', default: '300', help: 'Time (in seconds) of the simple auth token\'s life without use.' },
@@ -93,6 +97,13 @@ export function parseIntFlag(name: FlagName, v: string, min = 0): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < min) throw new FlagError(`invalid value "${v}" for flag --${name}: must be >= ${min}`);
   return n;
+}
+
+/** Go's strconv.ParseBool, which its flag package uses: 1, t, T, TRUE, true, True and the false forms. */
+export function parseBoolFlag(name: FlagName, v: string): boolean {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  throw new FlagError(`invalid boolean value "${v}" for -${name}: parse error`);
 }
 
 /** Go-style durations: "10m", "1.5s", "100ms", "1h30m". */

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkCluster, type ClusterState, type InitialMember } from './cluster.js';
 import { parseConfigFile } from './file.js';
-import { envName, FlagError, flagSpecs, helpText, parseDurationMs, parseFlags, parseIntFlag, parseUrls, type FlagName } from './flags.js';
+import { envName, FlagError, flagSpecs, helpText, parseBoolFlag, parseDurationMs, parseFlags, parseIntFlag, parseUrls, type FlagName } from './flags.js';
 
 export { FlagError, helpText };
 
@@ -11,6 +11,8 @@ export interface Config {
   readonly name: string;
   readonly dataDir: string;
   readonly listenClientUrls: readonly URL[];
+  /** TLS of the https:// client URLs (--cert-file, ...): undefined when none is https. */
+  readonly clientTls: ClientTlsConfig | undefined;
   readonly advertiseClientUrls: readonly string[];
   readonly advertisePeerUrls: readonly string[];
   readonly initialClusterToken: string;
@@ -44,6 +46,15 @@ export interface Config {
   readonly upstreamTls: { readonly cacert: string; readonly cert: string; readonly key: string } | undefined;
   /** --user name:password (gateway mode). */
   readonly upstreamUser: { readonly name: string; readonly password: string } | undefined;
+}
+
+/** The client port's TLS: file paths ('' = not given). */
+export interface ClientTlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly trustedCaFile: string;
+  /** --client-cert-auth: a certificate signed by the trusted CA is required; its CN names the gRPC caller. */
+  readonly clientCertAuth: boolean;
 }
 
 /** --auth-token: simple tokens, or JWTs signed with a key pair (etcd's option syntax). */
@@ -117,9 +128,9 @@ export function loadConfig(
   }
   const listen = parseUrls('listen-client-urls', v['listen-client-urls']);
   for (const u of listen) {
-    if (u.protocol !== 'http:') throw new FlagError(`--listen-client-urls: ${u.href}: TLS listeners are not supported yet`);
     if (u.port === '') throw new FlagError(`--listen-client-urls: ${u.href}: a port is required`);
   }
+  const clientTls = parseClientTls(v, listen);
   const progress = parseDurationMs('experimental-watch-progress-notify-interval', v['experimental-watch-progress-notify-interval']);
   if (progress < 100) throw new FlagError('--experimental-watch-progress-notify-interval must be at least 100ms');
   if (!v['v2-prefix'].startsWith('/') || v['v2-prefix'].length < 2) throw new FlagError(`--v2-prefix: "${v['v2-prefix']}" must start with "/" and name a prefix`);
@@ -150,6 +161,7 @@ export function loadConfig(
       name: v.name,
       dataDir: v['data-dir'] !== '' ? v['data-dir'] : `${v.name}.etcd`,
       listenClientUrls: listen,
+      clientTls,
       advertiseClientUrls: parseUrls('advertise-client-urls', v['advertise-client-urls']).map(urlString),
       advertisePeerUrls,
       initialClusterToken: v['initial-cluster-token'],
@@ -177,6 +189,18 @@ export function loadConfig(
     },
     warnings,
   };
+}
+
+/** --cert-file and friends: checked as etcd 3.4 checks them (an https:// URL needs a cert and a key). */
+function parseClientTls(v: Record<FlagName, string>, listen: readonly URL[]): ClientTlsConfig | undefined {
+  const clientCertAuth = parseBoolFlag('client-cert-auth', v['client-cert-auth']);
+  const https = listen.find((u) => u.protocol === 'https:');
+  if (https === undefined) return undefined;
+  if (v['cert-file'] === '' || v['key-file'] === '') {
+    // etcd 3.4's words for the same mistake.
+    throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${urlString(https)} with HTTPS scheme`);
+  }
+  return { certFile: v['cert-file'], keyFile: v['key-file'], trustedCaFile: v['trusted-ca-file'], clientCertAuth };
 }
 
 /** "10.0.0.1, 192.168.0.0/16, ::1" -> validated entries (what Fastify's trustProxy takes). */

@@ -188,10 +188,18 @@ export class RaftNode {
   private kick(): void {
     if (this.running || this.stopped) return;
     this.running = true;
-    void this.loop().catch((e: unknown) => {
-      this.stopped = true;
-      this.opts.onError(e instanceof Error ? e : new Error(String(e)));
-    }).finally(() => (this.running = false));
+    void this.loop().catch((e: unknown) => this.fail(e)).finally(() => (this.running = false));
+  }
+
+  /**
+   * A WAL append or sync, a state machine commit or a snapshot failed (full or failing disk): the
+   * node stops (no more appends on a log whose durability is unknown) and the owner hears once.
+   */
+  private fail(e: unknown): void {
+    const first = !this.stopped;
+    this.stopped = true;
+    this.stopTick?.();
+    if (first) this.opts.onError(e instanceof Error ? e : new Error(String(e)));
   }
 
   private async loop(): Promise<void> {
@@ -215,8 +223,8 @@ export class RaftNode {
         const batch = rd.committedEntries;
         // Applied now, in log order; only the storage commits run behind (in order, too).
         const committed = this.opts.apply(batch);
-        committed.catch((e: unknown) => this.opts.onError(e instanceof Error ? e : new Error(String(e))));
-        this.applying = Promise.all([this.applying, committed]).then(() => undefined);
+        // The failure goes to fail(); the chain itself never rejects (nobody may be awaiting it).
+        this.applying = Promise.all([this.applying, committed.catch((e: unknown) => this.fail(e))]).then(() => undefined);
         this.appliedIndex = batch[batch.length - 1]!.index;
       }
       const mustSync = this.wal.append(rd.hardState, rd.entries);
@@ -250,6 +258,7 @@ export class RaftNode {
     const index = this.appliedIndex;
     void (async () => {
       await this.applying;
+      if (this.stopped) return;
       await this.opts.flushState();
       if (this.stopped) return;
       const snap = this.storage.createSnapshot(index, this.raft.confState(), new Uint8Array(0));
@@ -258,7 +267,7 @@ export class RaftNode {
       this.snapshotIndex = index;
       this.storage.compact(Math.max(this.storage.firstIndex() - 1, index - (this.opts.snapshotCatchupEntries ?? SNAPSHOT_CATCHUP)));
       this.wal.releaseTo(index);
-    })().catch((e: unknown) => this.opts.onError(e instanceof Error ? e : new Error(String(e))))
+    })().catch((e: unknown) => this.fail(e))
       .finally(() => (this.snapshotting = false));
   }
 

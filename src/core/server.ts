@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { errorCodes, EtcdError, type ErrorCode } from '../backend/errors.js';
-import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
+import type { AuthStatus, CallContext, V3Backend, WatchOutput, WatchSession } from '../backend/index.js';
 import { checkDelete, checkPut, checkRange, checkTxn } from '../backend/validate.js';
 import type * as pb from '../gen/etcdserverpb/rpc.js';
 import { AlarmRequest_AlarmAction as AlarmAction, AlarmType } from '../gen/etcdserverpb/rpc.js';
-import { InternalRequest } from '../gen/serverpb/internal.js';
+import type { InternalRequest } from '../gen/serverpb/internal.js';
 import type { HealthFacts } from '../backend/health.js';
 import type { CoreStats } from '../metrics/index.js';
 import { fromBin } from '../util/bytes.js';
@@ -23,7 +23,7 @@ import type { Clock } from '../util/clock.js';
 import { Applier, type ApplyResponse, type ApplyResult } from './apply.js';
 import {
   AuthStore, checkDeleteAuth, checkLeaseRevokeAuth, checkPassword, checkPutAuth, checkTxnAuth, hashPassword,
-  JwtTokens, SimpleTokens, simpleTokenPrefix, type AuthInfo, type JwtOptions, type LeaseKeys, type TokenProvider,
+  JwtTokens, SimpleTokens, simpleTokenPrefix, SYSTEM, type AuthInfo, type JwtOptions, type LeaseKeys, type TokenProvider,
 } from './auth/index.js';
 import { clusterId, memberId } from './cluster/ids.js';
 import { Membership, type Member, type MemberChange } from './cluster/members.js';
@@ -34,7 +34,7 @@ import { RaftNode } from './node.js';
 import { confChangeContext, decodeConfChange, type ConfChange, type Entry, type Message, type ReadState, type Snapshot } from './raft/index.js';
 import { Transport, type MemberInfo } from './rafthttp/transport.js';
 import { RequestIdGenerator } from './request-id.js';
-import { internalRequestSize } from './request-size.js';
+import { decodeClusterEntry, decodeProposal, encodeClusterEntry, encodeProposal, isClusterEntry, proposalId } from './proposal.js';
 import { LmdbStorage } from './storage/lmdb.js';
 import { WatchHub } from './watch/hub.js';
 import { CoreWatchSession } from './watch/session.js';
@@ -108,9 +108,6 @@ export const META_CLUSTER_TOKEN = 'clusterToken';
 /** This member's and its cluster's IDs (hex), fixed when the member first starts. */
 const META_MEMBER_ID = 'memberId';
 const META_CLUSTER_ID = 'clusterId';
-/** A normal entry whose body starts with this byte is a membership change (JSON), not an
- * InternalRequest (a protobuf message never starts with a 0 byte: field number 0 is invalid). */
-const CLUSTER_ENTRY = 0;
 /** etcd's HealthInterval: a peer counts as connected for membership checks after this long. */
 const HEALTH_INTERVAL_MS = 5_000;
 /** A linearizable read's ReadIndex unanswered this long is asked again (lost on the way). */
@@ -152,6 +149,8 @@ export class EmbeddedBackend implements V3Backend {
   /** Resolves when everything applied so far is durable. */
   private lastCommit: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
+  /** Told once when the disk fails and writes start being refused (the server logs it). */
+  onStorageFailure: ((err: Error) => void) | undefined;
   private readonly revoking = new Set<bigint>();
   private readonly stopTimers: (() => void)[] = [];
   private closed = false;
@@ -194,7 +193,7 @@ export class EmbeddedBackend implements V3Backend {
       apply: (entries) => this.applyEntries(entries),
       flushState: () => this.storage.flushed(),
       appliedIndex: this.applier.appliedIndex,
-      onError: (err) => { this.failure ??= err; },
+      onError: (err) => this.storageFailed(err),
       send: (msgs) => this.transport?.send(msgs),
       onReadStates: (rs) => this.onReadStates(rs),
       installSnapshot: (snap) => this.installSnapshot(snap),
@@ -372,12 +371,8 @@ export class EmbeddedBackend implements V3Backend {
     if (this.failure !== undefined) throw new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`);
     const header = { ID: this.requestIds.next(), username: info?.username ?? '', authRevision: BigInt(info?.revision ?? 0) };
     const req: InternalRequest = { header, request };
-    if (internalRequestSize(req) > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
-    // The entry's data: the request ID (so the proposer finds its waiter without decoding), then the request.
-    const body = InternalRequest.encode(req).finish();
-    const data = Buffer.allocUnsafe(8 + body.length);
-    data.writeBigUInt64BE(header.ID, 0);
-    data.set(body, 8);
+    const { data, requestBytes } = encodeProposal(req);
+    if (requestBytes > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
     if (!this.node.isLeader) {
       if (this.multiMember) await this.withTimeout(this.node.whenLeaderKnown());
       else await this.node.whenLeader();
@@ -404,6 +399,23 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   /**
+   * The disk failed (a WAL write or fdatasync, an LMDB commit): from now on writes are refused with
+   * "etcdserver: storage failed: <why>" and /health fails, until a restart (which replays the WAL;
+   * nothing acknowledged depends on the failed write). Proposals waiting for their entry are
+   * refused now: the raft node has stopped and will never apply them. Returns the first failure.
+   */
+  private storageFailed(err: unknown): Error {
+    if (this.failure !== undefined) return this.failure;
+    const failure = err instanceof Error ? err : new Error(String(err));
+    this.failure = failure;
+    this.onStorageFailure?.(failure);
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) p.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+    return failure;
+  }
+
+  /**
    * The raft node's apply: committed entries in log order, applied now through the one
    * deterministic Applier (skipping what storage already holds: a restart replays the WAL from the
    * last snapshot). The returned promise is the batch's storage commit (no fsync: the WAL holds
@@ -416,20 +428,19 @@ export class EmbeddedBackend implements V3Backend {
     const clusterDone: [bigint, boolean][] = [];
     for (const e of entries) {
       if (e.index <= this.applier.appliedIndex) continue;
-      const buf = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length);
       if (e.type === 'confChange') {
-        clusterDone.push(this.applyConfChange(e, buf));
+        clusterDone.push(this.applyConfChange(e));
         continue;
       }
-      if (e.data.length < 8) continue;
-      const id = buf.readBigUInt64BE(0);
-      if (buf.length > 8 && buf[8] === CLUSTER_ENTRY) {
-        clusterDone.push([id, this.applyMemberChange(JSON.parse(buf.subarray(9).toString()) as MemberChange, e.index)]);
+      const id = proposalId(e.data);
+      if (id === undefined) continue;
+      if (isClusterEntry(e.data)) {
+        clusterDone.push([id, this.applyMemberChange(decodeClusterEntry<MemberChange>(e.data), e.index)]);
         continue;
       }
       const p = this.pending.get(id);
       if (p !== undefined) this.pending.delete(id);
-      results.push([p, this.applier.apply(p?.req ?? InternalRequest.decode(buf.subarray(8)), e.index)]);
+      results.push([p, this.applier.apply(p?.req ?? decodeProposal(e.data), e.index)]);
     }
     const last = entries[entries.length - 1];
     if (last !== undefined && last.index > this.raftApplied) this.raftApplied = last.index;
@@ -457,23 +468,25 @@ export class EmbeddedBackend implements V3Backend {
         }
       },
       (err: unknown) => {
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${this.failure.message}`));
-        throw this.failure;
+        const failure = this.storageFailed(err);
+        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
+        throw failure;
       },
     );
   }
 
   /** A membership change entry: [request ID][member change JSON] after raft's 9 bytes. */
-  private applyConfChange(e: Entry, buf: Buffer): [bigint, boolean] {
+  /** A conf change entry's context is [u64 BE request ID][the MemberChange as JSON]. */
+  private applyConfChange(e: Entry): [bigint, boolean] {
     const ctx = confChangeContext(e.data);
     const cc = decodeConfChange(e.data);
     if (ctx.length < 8 || cc === undefined) {
       this.applier.markApplied(e.index);
       return [0n, false];
     }
-    const id = Buffer.from(ctx.buffer, ctx.byteOffset, ctx.length).readBigUInt64BE(0);
-    const change = JSON.parse(buf.subarray(9 + 8).toString()) as MemberChange;
+    const b = Buffer.from(ctx.buffer, ctx.byteOffset, ctx.length);
+    const change = JSON.parse(b.subarray(8).toString()) as MemberChange;
+    const id = b.readBigUInt64BE(0);
     return [id, this.applyMemberChange(change, e.index)];
   }
 
@@ -490,14 +503,13 @@ export class EmbeddedBackend implements V3Backend {
     if (this.closed) throw new EtcdError('stopped');
     if (!this.node.isLeader) await this.withTimeout(this.node.whenLeaderKnown());
     const id = this.requestIds.next();
-    const json = Buffer.from(JSON.stringify(change));
     const head = Buffer.allocUnsafe(8);
     head.writeBigUInt64BE(id);
     return this.withTimeout(new Promise<boolean>((resolve, reject) => {
       this.clusterPending.set(id, { resolve });
       const ok = cc !== undefined
-        ? this.node.proposeConfChange(cc, Buffer.concat([head, json]))
-        : this.node.propose(Buffer.concat([head, Buffer.from([CLUSTER_ENTRY]), json]));
+        ? this.node.proposeConfChange(cc, Buffer.concat([head, Buffer.from(JSON.stringify(change))]))
+        : this.node.propose(encodeClusterEntry(id, change));
       if (!ok) {
         this.clusterPending.delete(id);
         reject(new EtcdError('noLeader'));
@@ -631,12 +643,17 @@ export class EmbeddedBackend implements V3Backend {
   // --- KV ---
 
   /**
-   * Who a call runs as: null without a token. A token that names nobody (unknown, expired, or any
-   * token while auth is off, as etcd answers after AuthDisable) is refused.
+   * Who a call runs as: null without a token (or, with a verified client certificate and auth on,
+   * its Common Name at the current auth revision, as etcd 3.4). A token that names nobody
+   * (unknown, expired, or any token while auth is off, as etcd answers after AuthDisable) is refused.
    */
   private authInfo(ctx: CallContext | undefined): AuthInfo | null {
+    if (ctx?.internal === true) return SYSTEM;
     const token = ctx?.token;
-    if (token === undefined) return null;
+    if (token === undefined) {
+      const cn = ctx?.commonName;
+      return cn !== undefined && cn !== '' && this.auth.enabled ? { username: cn, revision: this.auth.revision } : null;
+    }
     const info = this.auth.enabled ? this.tokens.info(token, this.auth.revision) : undefined;
     if (info === undefined) throw new EtcdError('invalidAuthToken');
     return info;
@@ -1094,6 +1111,10 @@ export class EmbeddedBackend implements V3Backend {
   private async hashFor(ctx: CallContext | undefined, password: string): Promise<Buffer> {
     this.auth.checkAdmin(this.authInfo(ctx));
     return hashPassword(password);
+  }
+
+  authStatus(): AuthStatus {
+    return { enabled: this.auth.enabled, revision: this.auth.revision };
   }
 
   authEnable(_req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse> {

@@ -51,8 +51,16 @@ function goQuoteRune(c: number): string {
   return String.fromCharCode(c);
 }
 
+/**
+ * Go's scanner refuses nesting deeper than 10000 with this text. This reader recurses per level,
+ * and 10000 levels would overflow the JS stack (a RangeError, not an answer), so it stops at 1000:
+ * deeper than any etcd request, and the answer is Go's.
+ */
+export const MAX_DEPTH = 1000;
+
 class Reader {
   pos = 0;
+  private depth = 0;
   constructor(readonly buf: Buffer) {}
 
   peek(): number {
@@ -96,7 +104,25 @@ class Reader {
     }
   }
 
+  private enter(): void {
+    if (++this.depth > MAX_DEPTH) throw new JsonSyntaxError('exceeded max depth');
+  }
+
   private object(): JsonValue {
+    this.enter();
+    const v = this.objectBody();
+    this.depth--;
+    return v;
+  }
+
+  private array(): JsonValue {
+    this.enter();
+    const v = this.arrayBody();
+    this.depth--;
+    return v;
+  }
+
+  private objectBody(): JsonValue {
     this.pos++;
     const fields = new Map<string, JsonValue>();
     this.skipSpace();
@@ -122,7 +148,7 @@ class Reader {
     }
   }
 
-  private array(): JsonValue {
+  private arrayBody(): JsonValue {
     this.pos++;
     const items: JsonValue[] = [];
     this.skipSpace();

@@ -1,6 +1,12 @@
-// go-grpc-prometheus's server counters for every gRPC service, as one grpc-js server interceptor:
-// grpc_server_started_total when a call starts, grpc_server_handled_total with its status code
-// when it ends. Label children are bound once per method (see ServerMetrics.grpcMethod).
+// go-grpc-prometheus's server counters for every gRPC service: grpc_server_started_total when a
+// call starts, grpc_server_handled_total with its status code when it ends. Counts are plain
+// numbers bound once per method (see ServerMetrics.grpcMethod).
+//
+// Unary calls are counted in their handler (InstrumentedServer), streams by a server interceptor.
+// An interceptor wraps every call in one more ServerInterceptingCall layer (its listener,
+// responder and closures): on the unary hot path (Put, Range) that layer cost more than the
+// counting. Counting in the handler is also where grpc-go's interceptor sees a unary call: after
+// the request decoded, so a request that fails to decode is counted by neither.
 import * as grpc from '@grpc/grpc-js';
 import type { GrpcType, ServerMetrics } from '../metrics/index.js';
 
@@ -9,15 +15,19 @@ function typeOf(d: { requestStream: boolean; responseStream: boolean }): GrpcTyp
   return d.responseStream ? 'server_stream' : 'unary';
 }
 
+/** Streaming calls: counted when they start and when their status is sent (or they are canceled). */
 export function metricsInterceptor(metrics: ServerMetrics): grpc.ServerInterceptor {
   return (descriptor, call) => {
+    // Unary calls: InstrumentedServer counts them. grpc-js chains interceptors by reduce() over the
+    // call interface, so handing back the call as it is adds no layer (the type asks for the class).
+    if (!descriptor.requestStream && !descriptor.responseStream) return call as grpc.ServerInterceptingCall;
     const m = metrics.grpcMethod(descriptor.path, typeOf(descriptor));
-    m.started.inc();
+    m.started++;
     let done = false;
     const finish = (code: number): void => {
       if (done) return;
       done = true;
-      (m.handled[code] ?? m.handled[grpc.status.UNKNOWN]!).inc();
+      m.handled[code in m.handled ? code : grpc.status.UNKNOWN]!++;
     };
     return new grpc.ServerInterceptingCall(call, {
       // A call the client cancels (a watch stream closed by its client) sends no status: it ends
@@ -29,4 +39,47 @@ export function metricsInterceptor(metrics: ServerMetrics): grpc.ServerIntercept
       },
     });
   };
+}
+
+/** The status code grpc-js sends for a unary handler's answer (its serverErrorToStatus). */
+function unaryCode(call: grpc.ServerUnaryCall<unknown, unknown>, err: Partial<grpc.StatusObject> | null): number {
+  // Answered after the client went away or the deadline passed: grpc-js sent that status already.
+  if (call.cancelled) return grpc.status.CANCELLED;
+  const deadline = call.getDeadline();
+  if (deadline !== Infinity && +deadline <= Date.now()) return grpc.status.DEADLINE_EXCEEDED;
+  if (err === null || err === undefined) return grpc.status.OK;
+  return typeof err.code === 'number' && Number.isInteger(err.code) ? err.code : grpc.status.UNKNOWN;
+}
+
+type UnaryImpl = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
+
+/** A grpc-js server whose unary handlers count themselves (see the top of this file). */
+export class InstrumentedServer extends grpc.Server {
+  constructor(private readonly metrics: ServerMetrics, options?: grpc.ServerOptions) {
+    super({ ...options, interceptors: [...(options?.interceptors ?? []), metricsInterceptor(metrics)] });
+  }
+
+  override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    const wrapped: grpc.UntypedServiceImplementation = { ...implementation };
+    for (const [name, def] of Object.entries(service)) {
+      const fn = (implementation[name] ?? (def.originalName === undefined ? undefined : implementation[def.originalName])) as UnaryImpl | undefined;
+      if (def.requestStream || def.responseStream || typeof fn !== 'function') continue;
+      const m = this.metrics.grpcMethod(def.path, 'unary');
+      const counted: UnaryImpl = (call, callback) => {
+        m.started++;
+        try {
+          fn.call(implementation, call, (err, value, trailer, flags) => {
+            const code = unaryCode(call, err);
+            m.handled[code in m.handled ? code : grpc.status.UNKNOWN]!++;
+            callback(err, value, trailer, flags);
+          });
+        } catch (e) {
+          m.handled[grpc.status.UNKNOWN]!++; // grpc-js answers a throwing handler UNKNOWN
+          throw e;
+        }
+      };
+      wrapped[name] = counted;
+    }
+    super.addService(service, wrapped);
+  }
 }

@@ -23,7 +23,7 @@ function unary<Req, Res>(backend: V3Backend, fn: (req: Req, signal: AbortSignal,
   return (call, callback) => {
     let p: Promise<Res>;
     try {
-      p = fn(call.request, callSignal(call), asCaller(backend, callContext(call.metadata)));
+      p = fn(call.request, callSignal(call), asCaller(backend, callContext(call)));
     } catch (e) {
       callback(toUnknownError(e, log));
       return;
@@ -54,7 +54,7 @@ export function addRecipeServices(server: grpc.Server, backend: V3Backend, log: 
       const signal = AbortSignal.any([callSignal(call), shutdown.signal]);
       void (async () => {
         try {
-          for await (const resp of observe(asCaller(backend, callContext(call.metadata)), call.request, signal)) {
+          for await (const resp of observe(asCaller(backend, callContext(call)), call.request, signal)) {
             if (call.destroyed) return;
             call.write(resp);
           }

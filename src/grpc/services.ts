@@ -14,17 +14,24 @@ import { toServiceError, type Logger } from './status.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
-/** The auth token of a call: metadata `token`, else `authorization` (as etcd reads them). */
-export function callContext(md: grpc.Metadata): CallContext {
+/**
+ * Who a call comes from: the auth token in metadata `token`, else `authorization` (as etcd reads
+ * them), and the Common Name of a verified client certificate. grpc-js gives a certificate only
+ * on a TLS connection whose peer was verified, which the listener asks for with --client-cert-auth
+ * alone: so, as in etcd 3.4, the CN counts only with that flag.
+ */
+export function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getAuthContext'>): CallContext {
+  const md = call.metadata;
   const v = md.get('token')[0] ?? md.get('authorization')[0];
-  return { token: v === undefined ? undefined : String(v) };
+  const cn = call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
+  return { token: v === undefined ? undefined : String(v), commonName: typeof cn === 'string' ? cn : undefined };
 }
 
 function unary<Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>, log: Logger): Unary<Req, Res> {
   return (call, callback) => {
     let p: Promise<Res>;
     try {
-      p = fn(call.request, callContext(call.metadata));
+      p = fn(call.request, callContext(call));
     } catch (e) {
       callback(toServiceError(e, log));
       return;
@@ -71,7 +78,7 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
           }
         },
         backlogBytes: () => backlog,
-      }, callContext(call.metadata));
+      }, callContext(call));
       call.on('data', (req) => session.request(req));
       const release = streams.add(() => {
         session.close();
@@ -130,7 +137,7 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
     snapshot(call) {
       void (async () => {
         try {
-          for await (const chunk of backend.snapshot(call.request, callContext(call.metadata))) {
+          for await (const chunk of backend.snapshot(call.request, callContext(call))) {
             if (call.destroyed) return;
             if (!call.write(chunk)) await new Promise((res) => call.once('drain', res));
           }

@@ -1,8 +1,12 @@
 // One client port for every protocol, as etcd: a connection that opens with the HTTP/2 client
 // preface goes to grpc-js (through its connection injector), anything else to the HTTP/1.1 server.
+// An https:// URL first ends TLS here, then routes the decrypted stream the same way; grpc-js
+// still sees a TLSSocket under its session, so a call's getAuthContext() gives the client
+// certificate.
 import * as grpc from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, TLSSocket, type TlsOptions } from 'node:tls';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -17,8 +21,28 @@ export interface ClientListener {
   close(): Promise<void>;
 }
 
+/** The Common Name of the client certificate a TLS connection verified (--client-cert-auth), if any. */
+export function verifiedCommonName(socket: Socket): string | undefined {
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+}
+
+/**
+ * ALPN for the TLS port. gRPC clients (Go, grpc-js, C-core) offer h2 alone; curl, browsers and
+ * HTTP libraries offer http/1.1 too. etcd (Go) serves plain HTTP over h2 as well, which grpc-js
+ * cannot: so a client that can speak HTTP/1.1 is given it, and only h2-only clients get h2.
+ * A client that offers neither (or no ALPN) is routed by the preface sniff like a plain one.
+ */
+function selectAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes('http/1.1')) return 'http/1.1';
+  if (protocols.includes('h2')) return 'h2';
+  return undefined;
+}
+
+/** tls: serve TLS (url is https://) with these options (cert, key, ca, requestCert, ...). */
 export function listenClient(
-  url: URL, grpcServer: grpc.Server, http: HttpServer,
+  url: URL, grpcServer: grpc.Server, http: HttpServer, tls?: TlsOptions,
 ): Promise<ClientListener> {
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const sockets = new Set<Socket>();
@@ -26,8 +50,6 @@ export function listenClient(
   const grpcSockets = new Set<Socket>();
   const closedGrpc = { received: 0, sent: 0 };
   const route = (socket: Socket): void => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
@@ -55,7 +77,26 @@ export function listenClient(
     socket.on('data', onData);
     socket.on('error', () => socket.destroy());
   };
-  const server = createServer({ noDelay: true }, route);
+  const track = (socket: Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  let accept = (socket: Socket): void => {
+    track(socket);
+    route(socket);
+  };
+  if (tls !== undefined) {
+    // Never listens itself: the net server below hands it each TCP connection. A failed handshake
+    // (no or an untrusted client certificate with --client-cert-auth) ends that connection only.
+    const tlsServer = createTlsServer({ ...tls, ALPNCallback: selectAlpn }, (s: TLSSocket) => route(s));
+    tlsServer.on('tlsClientError', (_err, s) => s.destroy());
+    accept = (socket: Socket): void => {
+      track(socket);
+      socket.on('error', () => socket.destroy());
+      tlsServer.emit('connection', socket);
+    };
+  }
+  const server = createServer({ noDelay: true }, accept);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -88,7 +88,10 @@ export class UpstreamBackend implements V3Backend {
   private async call<Q, R extends { header?: pb.ResponseHeader | undefined }>(kind: Kind, fn: Unary<Q, R>, req: Q, clientCtx?: CallContext, asGateway = true): Promise<R> {
     const deadline = Date.now() + this.cfg.timeoutMs;
     const tried = new Set<Endpoint>();
-    let ctx = asGateway ? await this.tokenFor(clientCtx) : clientCtx;
+    // The server's own calls (the v2 layer, which has checked its caller itself) run as the
+    // gateway's --user login, auth RPCs included.
+    const gatewayCall = asGateway || clientCtx?.internal === true;
+    let ctx = gatewayCall ? await this.tokenFor(clientCtx) : clientCtx;
     let reauthenticated = false;
     for (;;) {
       const ep = this.pool.pick(tried);
@@ -105,7 +108,7 @@ export class UpstreamBackend implements V3Backend {
       } catch (e) {
         // The gateway's own token expired or was revoked: etcd checks it before executing
         // anything, so authenticating again and resending is safe, even for a write.
-        if (asGateway && clientCtx?.token === undefined && ctx?.token !== undefined && !reauthenticated &&
+        if (gatewayCall && clientCtx?.token === undefined && ctx?.token !== undefined && !reauthenticated &&
             (e as grpc.ServiceError).details === 'etcdserver: invalid auth token') {
           reauthenticated = true;
           if (this.currentGatewayToken === ctx.token) this.gatewayToken = undefined;

@@ -5,7 +5,8 @@ export const EMPTY = Buffer.alloc(0);
 const ZERO = Buffer.from([0]);
 
 export function toBin(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+  // Keys are nearly always Buffers already: wrapping one again costs more than the conversion.
+  return (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('latin1');
 }
 
 export function fromBin(s: string): Buffer {

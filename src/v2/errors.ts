@@ -2,7 +2,7 @@
 // once to etcd's message, HTTP status and body.
 
 export const v2ErrorCodes = [
-  100, 101, 102, 104, 105, 107, 108, 200, 201, 202, 203, 209, 210, 211, 212, 300, 401,
+  100, 101, 102, 104, 105, 107, 108, 110, 200, 201, 202, 203, 209, 210, 211, 212, 300, 401,
 ] as const;
 
 export type V2ErrorCode = (typeof v2ErrorCodes)[number];

@@ -6,3 +6,5 @@ export { cleanPath, isRoot, normalizeKey } from './path.js';
 export { V2Store, type GetRequest } from './store.js';
 export { inOrderName, planWrite, type WriteRequest } from './write.js';
 export { HISTORY_WINDOW, type V2Watch, type WatchRequest } from './watch.js';
+export { GUEST_ROLE, ROOT_ROLE, V2PermissionMap, type V2Access, type V2Permissions } from './auth.js';
+export { V2AuthGate, type V2Caller } from './auth-gate.js';

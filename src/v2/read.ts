@@ -1,7 +1,7 @@
 // Reading v2 state from the v3 keyspace: one read-only txn for a path and its ancestors, and
 // directory listings one depth range at a time, all at the revision of that first read.
 import type { V3Backend } from '../backend/index.js';
-import { RangeRequest, type RangeResponse, type ResponseOp } from '../gen/etcdserverpb/rpc.js';
+import { RangeRequest, type RangeResponse, type RequestOp, type ResponseHeader, type ResponseOp } from '../gen/etcdserverpb/rpc.js';
 import type { KeyValue } from '../gen/mvccpb/kv.js';
 import { V2Error } from './errors.js';
 import type { KeySchema } from './keys.js';
@@ -23,7 +23,7 @@ function rangeOf(r: ResponseOp | undefined): RangeResponse {
   return r.response.value;
 }
 
-function first(r: ResponseOp | undefined): KeyValue | undefined {
+export function first(r: ResponseOp | undefined): KeyValue | undefined {
   return rangeOf(r).kvs[0];
 }
 
@@ -33,21 +33,30 @@ function stored(path: string, file: KeyValue | undefined, dir: KeyValue | undefi
 
 /** The path, its ancestors and its child count, in one read-only txn (one revision; 0 = current). */
 export async function readPath(backend: V3Backend, keys: KeySchema, path: string, revision = 0): Promise<PathState> {
-  const anc = ancestors(path);
+  const resp = await backend.txn({ compare: [], success: pathOps(keys, path, revision), failure: [] });
+  return pathStateOf(path, resp.header, resp.responses);
+}
+
+/** The range ops readPath runs: also the failure branch of a write that guessed the state (write.ts). */
+export function pathOps(keys: KeySchema, path: string, revision = 0): RequestOp[] {
   const at = { revision };
-  const ops = anc.flatMap((a) => [getOp(keys.fileKey(a), undefined, at), getOp(keys.dirKey(a), undefined, at)]);
+  const ops = ancestors(path).flatMap((a) => [getOp(keys.fileKey(a), undefined, at), getOp(keys.dirKey(a), undefined, at)]);
   if (!isRoot(path)) {
     ops.push(getOp(keys.fileKey(path), undefined, at), getOp(keys.dirKey(path), undefined, at), getOp(keys.birthKey(path), undefined, at), getOp(keys.ttlKey(path), undefined, at));
   }
   const level = keys.levelRange(path, 1);
   ops.push(getOp(level.key, level.rangeEnd, { countOnly: true, revision }));
-  const resp = await backend.txn({ compare: [], success: ops, failure: [] });
-  const r = resp.responses;
+  return ops;
+}
+
+/** The PathState in the answers to pathOps (r), read at the revision of `header`. */
+export function pathStateOf(path: string, header: ResponseHeader | undefined, r: readonly ResponseOp[]): PathState {
+  const anc = ancestors(path);
   const ancestorsState = anc.map((a, i) => stored(a, first(r[2 * i]), first(r[2 * i + 1])));
   const base = 2 * anc.length;
   const target = isRoot(path) ? stored('/', undefined, undefined) : stored(path, first(r[base]), first(r[base + 1]), first(r[base + 2]), first(r[base + 3]));
   const childCount = Number(rangeOf(r[r.length - 1]).count);
-  return { header: headerOf(resp.header), ancestors: ancestorsState, target, childCount };
+  return { header: headerOf(header), ancestors: ancestorsState, target, childCount };
 }
 
 /**

@@ -5,12 +5,12 @@ import { V2Error } from './errors.js';
 import { KeySchema } from './keys.js';
 import { expirationOf, headerOf, nodeOf, type V2Event, type V2Header, type V2Result } from './node.js';
 import { isRoot } from './path.js';
-import { listDir, readPath, subtreeDepth, walkError } from './read.js';
+import { listDir, pathOps, pathStateOf, readPath, subtreeDepth, walkError, type PathState } from './read.js';
 import { expirationFor, leaseTtlFor, MIN_LEASE_TTL_S, nowNs, timerExpires } from './ttl.js';
 import { StoreStats } from './stats.js';
 import { checkWindow, openWatch, type V2Watch, type WatchRequest } from './watch.js';
 import { V2WatchHub, type SharedWatchObserver } from './watch-hub.js';
-import { needsSubtree, planWrite, type NewTtl, type WriteRequest } from './write.js';
+import { guessSet, needsSubtree, planWrite, type NewTtl, type WriteRequest } from './write.js';
 
 const RANGE_DEFAULTS = RangeRequest.fromPartial({});
 
@@ -41,8 +41,9 @@ export class V2Store {
   /**
    * Opens the shared watch and re-arms the sweeper for the nodes that need it (written by an
    * earlier run of this process, whose timers died with it); resolves when both are done or have
-   * failed. A refusal (v3 auth on: no v2 auth yet; gateway mode: cluster unreachable) does not stop
-   * the server: watches then fall back to their own backend watch, and the hub is retried.
+   * failed. A refusal (gateway mode: cluster unreachable, or auth on upstream without --user)
+   * does not stop the server: watches then fall back to their own backend watch, and the hub is
+   * retried.
    */
   async start(): Promise<void> {
     await Promise.allSettled([this.hub.start(), this.rearmTimers()]);
@@ -154,9 +155,23 @@ export class V2Store {
     const expiration = ttlS === undefined ? undefined : expirationFor(ttlS, nowNs());
     let ttl: NewTtl | undefined;
     let committed = false;
+    // The common set goes out as one txn with no read before it; when its guess about the path is
+    // wrong, its failure branch is the read the plan below needs.
+    let known: PathState | undefined;
+    const guess = guessSet(this.keys, req);
+    if (guess) {
+      const resp = await this.backend.txn({ compare: [...guess.compares], success: [...guess.ops], failure: pathOps(this.keys, req.path) });
+      const header = headerOf(resp.header);
+      if (resp.succeeded) {
+        const { status, event } = guess.result(resp.responses);
+        return { event: event(header.index), status, header };
+      }
+      known = pathStateOf(req.path, resp.header, resp.responses);
+    }
     try {
       for (let attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
-        const s = await readPath(this.backend, this.keys, req.path);
+        const s = known ?? await readPath(this.backend, this.keys, req.path);
+        known = undefined;
         if (ttlS !== undefined && ttl === undefined) {
           const dir = ('dir' in req && req.dir) || (req.kind === 'update' && s.target.dir !== undefined);
           ttl = await this.grant(ttlS, expiration, dir);

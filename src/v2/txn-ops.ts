@@ -28,6 +28,16 @@ export function modIs(key: Buffer, rev: bigint): Compare {
   return { key, rangeEnd: NONE, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.EQUAL, targetUnion: { $case: 'modRevision', value: rev } };
 }
 
+/** The key exists (mod_revision > 0). */
+export function exists(key: Buffer): Compare {
+  return { key, rangeEnd: NONE, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.GREATER, targetUnion: { $case: 'modRevision', value: 0n } };
+}
+
+/** A nested txn: its compares are decided on the state before the enclosing txn, like the outer ones. */
+export function nestedTxnOp(compare: Compare[], success: RequestOp[], failure: RequestOp[] = []): RequestOp {
+  return { request: { $case: 'requestTxn', value: { compare, success, failure } } };
+}
+
 /** Every key in [key, rangeEnd) was last modified at or before rev (no key was added since). */
 export function unchangedSince(key: Buffer, rangeEnd: Buffer, rev: number): Compare {
   return { key, rangeEnd, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.LESS, targetUnion: { $case: 'modRevision', value: BigInt(rev + 1) } };

@@ -89,7 +89,8 @@ export class V2WatchHub {
 
   /**
    * Opens the backend watch from the current revision + 1; resolves once it is created, rejects
-   * when it is refused (e.g. auth on and no v2 auth yet); a later start() tries again.
+   * when it is refused (e.g. gateway mode: cluster unreachable, or auth on upstream and no
+   * --user); a later start() tries again.
    */
   start(): Promise<void> {
     if (this.starting === undefined) {

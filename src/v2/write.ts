@@ -2,13 +2,13 @@
 // (planWrite: a typed V2Error, or compares + ops + the resulting event), and commits a txn guarded by
 // mod_revision compares on every key it looked at, so a concurrent change makes the txn fail and
 // the write is re-planned on the new state (optimistic concurrency, bounded retries).
-import type { Compare, RequestOp } from '../gen/etcdserverpb/rpc.js';
+import type { Compare, RequestOp, ResponseOp } from '../gen/etcdserverpb/rpc.js';
 import { V2Error } from './errors.js';
 import type { KeySchema } from './keys.js';
 import { kindOf, nodeOf, ttlFields, type StoredNode, type V2Action, type V2Event, type V2Node } from './node.js';
-import { fileAncestor, walkError, type PathState } from './read.js';
-import { isRoot, joinPath } from './path.js';
-import { deleteOp, modIs, putOp, unchangedSince } from './txn-ops.js';
+import { fileAncestor, first, walkError, type PathState } from './read.js';
+import { ancestors, isRoot, joinPath } from './path.js';
+import { deleteOp, exists, getOp, modIs, nestedTxnOp, putOp, unchangedSince } from './txn-ops.js';
 
 /**
  * ttl: seconds (absent = permanent: an existing TTL is removed). refresh: keep the value, reset the
@@ -234,4 +234,51 @@ export function needsSubtree(req: WriteRequest, target: StoredNode): boolean {
 export function withoutTtl(n: V2Node): V2Node {
   const { ttl: _t, ...rest } = n;
   return rest;
+}
+
+/** A write decided without reading first: it applies only if the state is as its compares assume. */
+export interface GuessedWrite {
+  readonly compares: readonly Compare[];
+  readonly ops: readonly RequestOp[];
+  /** The answer, from the succeeded txn's responses. */
+  result(responses: readonly ResponseOp[]): { readonly status: 200 | 201; event(rev: number): V2Event };
+}
+
+/**
+ * The common `set` (a file value, no TTL, no refresh) as ONE txn with no read before it: it assumes
+ * every ancestor is a directory and the target is a file without TTL, or nothing. Under that
+ * assumption planWrite's ops do not depend on what was read (only the birth marker does, and a
+ * nested txn decides that on the same pre-txn state), and the previous node is read by range ops
+ * ahead of the puts. The compares check the assumption in the same txn, so no mod_revision guards
+ * are needed; when it does not hold, the store plans from a read as for every other write.
+ * undefined: a write this does not cover.
+ */
+export function guessSet(keys: KeySchema, req: WriteRequest): GuessedWrite | undefined {
+  if (req.kind !== 'set' || req.dir || req.ttl !== undefined || req.refresh === true || isRoot(req.path)) return undefined;
+  const path = req.path;
+  const compares: Compare[] = [];
+  for (const a of ancestors(path)) compares.push(modIs(keys.fileKey(a), 0n), exists(keys.dirKey(a)));
+  compares.push(modIs(keys.dirKey(path), 0n), modIs(keys.ttlKey(path), 0n));
+  const ops: RequestOp[] = [
+    getOp(keys.fileKey(path)),
+    getOp(keys.birthKey(path)),
+    // planWrite's order: the file, its birth marker when it replaces a file, the event.
+    filePut(keys, path, req.value, undefined),
+    nestedTxnOp([exists(keys.fileKey(path))], [putOp(keys.birthKey(path), '')]),
+    eventPut(keys, 'set', path, false),
+  ];
+  return {
+    compares, ops,
+    result(responses) {
+      const prev = nodeOf({ path, ...optional('file', first(responses[0])), ...optional('birth', first(responses[1])) });
+      return {
+        status: prev ? 200 : 201,
+        event: (rev) => ({ action: 'set', node: fresh(path, req.value, false, rev, undefined), ...(prev ? { prevNode: prev } : {}) }),
+      };
+    },
+  };
+}
+
+function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
+  return (v === undefined ? {} : { [k]: v }) as { [P in K]?: V };
 }

@@ -1,8 +1,9 @@
 // Auth enforced on every protocol of the v3 API, through real clients against our server process:
 // a user with READ on the prefix app/ can read it, cannot write it and cannot read outside it, over
-// gRPC (generated grpc-js clients, metadata `token`; the npm etcd3 client), and over the JSON
-// gateway (Authorization header); missing, bad and stale tokens get etcd's errors; a restart keeps
-// users, roles and the enabled state; JWT tokens verify across a restart.
+// gRPC (generated grpc-js clients, metadata `token`; the npm etcd3 client), over the JSON gateway
+// (Authorization header) and over the v2 keys API (HTTP basic auth); missing, bad and stale tokens
+// get etcd's errors; a restart keeps users, roles and the enabled state; JWT tokens verify across a
+// restart.
 import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
@@ -237,6 +238,43 @@ describe('auth matrix (simple tokens) and restart', () => {
       await assert.rejects(client.get('other/y').string(), EtcdPermissionDeniedError);
     } finally {
       client.close();
+    }
+  });
+
+  test('v2 keys API: HTTP basic auth on the v3 users; read-only on a prefix reads it, cannot write it or read outside it', async () => {
+    // The v2 path /app/* is the v3 prefix permission on the v2 prefix's logical keys (/v2/app/).
+    await c.call(c.auth, c.auth.roleAdd, { name: 'v2app' }, root);
+    await c.call(c.auth, c.auth.roleGrantPermission, { name: 'v2app', perm: { permType: P.READ, key: b('/v2/app/'), rangeEnd: b('/v2/app0') } }, root);
+    await c.call(c.auth, c.auth.userGrantRole, { user: 'alice', role: 'v2app' }, root);
+    const basic = (cred: string): string => `Basic ${Buffer.from(cred).toString('base64')}`;
+    const v2 = async (method: string, path: string, cred?: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> => {
+      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+      if (cred !== undefined) headers.authorization = basic(cred);
+      const res = await request(`${server.clientUrl}/v2/keys${path}`, { method: method as 'GET', headers, ...(body === undefined ? {} : { body }) });
+      return { status: res.statusCode, json: await res.body.json() as Record<string, unknown> };
+    };
+    const refused = { status: 401, json: { errorCode: 110, message: 'The request requires user authentication', cause: 'Insufficient credentials', index: 0 } };
+    try {
+      assert.equal((await v2('PUT', '/app/x', 'root:rootpw', 'value=v2')).status, 201);
+      assert.equal((await v2('PUT', '/other/y', 'root:rootpw', 'value=v2')).status, 201);
+      const read = await v2('GET', '/app/x', 'alice:alicepw');
+      assert.equal(read.status, 200);
+      assert.equal((read.json.node as { value: string }).value, 'v2');
+      assert.equal((await v2('GET', '/app/?recursive=true', 'alice:alicepw')).status, 200);
+      assert.equal((await v2('GET', '/app/x?wait=true&waitIndex=1', 'alice:alicepw')).status, 200);
+      assert.deepEqual(await v2('PUT', '/app/x', 'alice:alicepw', 'value=no'), refused);
+      assert.deepEqual(await v2('DELETE', '/app/x', 'alice:alicepw'), refused);
+      assert.deepEqual(await v2('GET', '/other/y', 'alice:alicepw'), refused);
+      assert.deepEqual(await v2('GET', '/?recursive=true', 'alice:alicepw'), refused);
+      // no credentials (no guest role), a wrong password, an unknown user: one answer
+      assert.deepEqual(await v2('GET', '/app/x'), refused);
+      assert.deepEqual(await v2('GET', '/app/x', 'alice:nope'), refused);
+      assert.deepEqual(await v2('GET', '/app/x', 'mallory:alicepw'), refused);
+      // the grant is live: revoked in v3, gone in v2 at once
+      await c.call(c.auth, c.auth.userRevokeRole, { name: 'alice', role: 'v2app' }, root);
+      assert.deepEqual(await v2('GET', '/app/x', 'alice:alicepw'), refused);
+    } finally {
+      await c.call(c.auth, c.auth.roleDelete, { role: 'v2app' }, root);
     }
   });
 

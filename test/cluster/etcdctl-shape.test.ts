@@ -16,10 +16,10 @@ function shape(v: unknown): unknown {
   return typeof v === 'string' && /^\d{16,}$/.test(v) ? 'number' : typeof v;
 }
 
-/** IDs, URLs and numbers out of etcdctl's text. */
+/** IDs (etcdctl pads them to 16 columns with spaces), URLs and names out of etcdctl's text. */
 function normalize(text: string): string {
   // Members are listed in ID order, and IDs differ: sort the initial cluster's entries.
-  return text.replace(/ETCD_INITIAL_CLUSTER="([^"]*)"/, (_, list: string) => `ETCD_INITIAL_CLUSTER="${normalize(list).split(',').sort().join(',')}"`).replace(/https?:\/\/[0-9.]+:\d+/g, '<URL>').replace(/\b[0-9a-f]{12,16}\b/g, '<ID>').replace(/m\d=/g, 'mX=').replace(/"m\d"/g, '"mX"');
+  return text.replace(/ETCD_INITIAL_CLUSTER="([^"]*)"/, (_, list: string) => `ETCD_INITIAL_CLUSTER="${normalize(list).split(',').sort().join(',')}"`).replace(/https?:\/\/[0-9.]+:\d+/g, '<URL>').replace(/ *\b[0-9a-f]{12,16}\b/g, ' <ID>').replace(/m\d=/g, 'mX=').replace(/"m\d"/g, '"mX"');
 }
 
 describe('etcdctl on a cluster of ours vs a real etcd 3.4 cluster', { skip: hasEtcd() ? false : 'needs /usr/bin/etcd' }, () => {

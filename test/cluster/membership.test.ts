@@ -40,7 +40,7 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
     if (r.code !== 0) assert.match(r.stderr, /etcdserver: unhealthy cluster/);
     return r.code === 0 ? r : undefined;
   });
-  assert.match(add.stdout, /Member [0-9a-f]+ added to cluster [0-9a-f]+/);
+  assert.match(add.stdout, /Member +[0-9a-f]+ added to cluster +[0-9a-f]+/);
   assert.match(add.stdout, new RegExp(`ETCD_INITIAL_CLUSTER="[^"]*m3=${m3.peerUrl}`));
   const second = await etcdctl(ep, ['member', 'add', 'm4', '--peer-urls=http://127.0.0.1:9', '--learner']);
   assert.match(second.stderr, /etcdserver: too many learner members in cluster/);
@@ -64,7 +64,7 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
     const r = await etcdctl(ep, ['member', 'promote', hexId(learner.ID)]);
     return r.code === 0 ? r.stdout : undefined;
   });
-  assert.match(promoted, /Member [0-9a-f]+ promoted in cluster [0-9a-f]+/);
+  assert.match(promoted, /Member +[0-9a-f]+ promoted in cluster +[0-9a-f]+/);
   members = await list(m3.endpoint);
   assert.equal(members.filter((m) => m.isLearner).length, 0);
   assert.deepEqual(members.find((m) => m.name === 'm3')?.clientURLs, [`http://${m3.endpoint}`]);

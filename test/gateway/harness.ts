@@ -2,7 +2,7 @@
 // on a free loopback port, with a temporary data dir. With TEST_UPSTREAM=1 in the environment
 // the server runs in gateway mode instead, in front of a fresh real 3-member etcd 3.4 cluster
 // (started here, stopped on close): the same suites then check the upstream backend.
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../src/config/index.js';
 import type { EmbeddedBackend } from '../../src/core/server.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -24,14 +24,17 @@ export interface GatewayServer {
 /** Whether the suites run against gateway mode (TEST_UPSTREAM=1). */
 export const UPSTREAM_MODE = process.env.TEST_UPSTREAM === '1';
 
-/** dataDir: reuse that data dir (a restart; it is kept on close), else a fresh temporary one. */
-export async function startGateway(extraArgs: string[] = [], dataDir?: string, opts: { upstream?: boolean } = {}): Promise<GatewayServer> {
+/**
+ * dataDir: reuse that data dir (a restart; it is kept on close), else a fresh temporary one.
+ * opts.logger: the server's logger (default silent; the fuzz tests collect its error lines).
+ */
+export async function startGateway(extraArgs: string[] = [], dataDir?: string, opts: { upstream?: boolean; logger?: Logger } = {}): Promise<GatewayServer> {
   const dir = dataDir ?? await makeTempDir('gw-');
   const cluster = (opts.upstream ?? UPSTREAM_MODE) ? await startEtcdCluster(3) : undefined;
   const upstreamArgs = cluster !== undefined ? ['--endpoints', cluster.endpoints] : [];
   const r = loadConfig(['--data-dir', dir, '--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:2379', ...upstreamArgs, ...extraArgs], {});
   if (r.kind !== 'run') throw new Error('bad test config');
-  const server = await startServer(r.config, pino({ level: 'silent' }));
+  const server = await startServer(r.config, opts.logger ?? pino({ level: 'silent' }));
   return {
     backend: server.backend as EmbeddedBackend,
     upstream: cluster !== undefined ? server.backend as UpstreamBackend : undefined,

@@ -1,8 +1,11 @@
 // A tiny synchronous network of raft nodes for scenario tests (etcd-io/raft's raft_test.go
 // `network`): deliver everything until quiet, cut links, isolate nodes, filter message types.
 import {
-  MemoryStorage, Raft, SeededRng, type Message, type MessageType, type NodeId, type RaftConfig, type ReadState,
+  MemoryStorage, Raft, SeededRng, setDebugChecks, type Message, type MessageType, type NodeId, type RaftConfig, type ReadState,
 } from '../../src/core/raft/index.js';
+
+// The whole-log invariant walks, off on the write path, run in every raft test.
+setDebugChecks(true);
 
 export interface TestNode {
   raft: Raft;

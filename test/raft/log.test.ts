@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RaftLog } from '../../src/core/raft/log.js';
-import { describe, MemoryStorage, type Entry, type Message } from '../../src/core/raft/index.js';
+import { describe, MemoryStorage, setDebugChecks, type Entry, type Message } from '../../src/core/raft/index.js';
+
+setDebugChecks(true);
 
 const e = (term: number, index: number): Entry => ({ term, index, type: 'normal', data: new Uint8Array([index]) });
 

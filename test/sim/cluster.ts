@@ -1,13 +1,16 @@
 // N real raft nodes in one process, driven tick by tick over a SimNetwork from one seed. Each
 // node's MemoryStorage is what survives a crash; a restart rebuilds Raft and the app from it.
 import {
-  describe as describeMessage, MemoryStorage, Raft, type NodeId, type Ready,
+  describe as describeMessage, MemoryStorage, Raft, setDebugChecks, type NodeId, type Ready,
 } from '../../src/core/raft/index.js';
 import { SeededRng, type Rng } from '../../src/core/raft/rng.js';
 import { SimApp } from './app.js';
 import { Checker, InvariantViolation } from './checker.js';
 import { HEALTHY, SimNetwork } from './network.js';
 import type { SimParams } from './params.js';
+
+// The simulator checks safety: it runs with the whole-log invariant walks the write path skips.
+setDebugChecks(true);
 
 const TRACE_LINES_MAX = 20_000;
 

@@ -2,40 +2,29 @@
 // 127.0.0.1, a client certificate), a real etcd 3.4 member requiring client certificates, and
 // our gateway with --cacert/--cert/--key serving plain HTTP in front of it.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { StatusError } from '../../src/backend/errors.js';
 import * as pb from '../../src/gen/etcdserverpb/rpc.js';
 import { UpstreamBackend } from '../../src/upstream/backend.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/cluster.js';
 import { hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.js';
+import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
 import { startServerWith } from '../gateway/harness.js';
 
-const skip = (!hasEtcd() || !existsSync('/usr/bin/openssl')) && 'needs /usr/bin/etcd and /usr/bin/openssl';
+const skip = (!hasEtcd() || !hasOpenssl()) && 'needs /usr/bin/etcd and /usr/bin/openssl';
 let dir: string;
 let cluster: EtcdCluster;
-
-function openssl(args: string[]): void {
-  execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' });
-}
-
-/** A key and a certificate signed by the CA; `san` for a server certificate. */
-function issue(name: string, cn: string, san?: string): void {
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-  const ext = join(dir, `${name}.ext`);
-  writeFileSync(ext, san !== undefined ? `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n` : 'extendedKeyUsage=clientAuth\n');
-  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', ext]);
-}
+let ca: TestCa;
+let client: IssuedCert;
 
 before(async () => {
   if (skip !== false) return;
   dir = await makeTempDir('gw-tls-');
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca']);
-  issue('member', 'member', 'IP:127.0.0.1,DNS:localhost');
-  issue('client', 'root');
-  cluster = await startEtcdCluster(1, [], { cert: join(dir, 'member.pem'), key: join(dir, 'member.key'), ca: join(dir, 'ca.pem') });
+  ca = makeCa(dir);
+  const member = ca.server('member');
+  client = ca.client('client', 'root');
+  cluster = await startEtcdCluster(1, [], { cert: member.cert, key: member.key, ca: ca.ca });
 });
 after(async () => {
   await cluster?.stop();
@@ -44,7 +33,7 @@ after(async () => {
 
 test('the gateway talks TLS with a client certificate to the cluster', { skip }, async () => {
   const tlsEp = cluster.members[0]!.tlsEndpoint!;
-  const gw = await startServerWith(['--endpoints', tlsEp, '--cacert', join(dir, 'ca.pem'), '--cert', join(dir, 'client.pem'), '--key', join(dir, 'client.key')]);
+  const gw = await startServerWith(['--endpoints', tlsEp, '--cacert', ca.ca, '--cert', client.cert, '--key', client.key]);
   try {
     const put = await fetch(`${gw.url}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: 'dGxz', value: 'b2s=' }) });
     assert.equal(put.status, 200);
@@ -60,7 +49,7 @@ test('the gateway talks TLS with a client certificate to the cluster', { skip },
 });
 
 test('without a client certificate the member refuses the handshake: a clear UNAVAILABLE', { skip }, async () => {
-  const b = new UpstreamBackend({ endpoints: [cluster.members[0]!.tlsEndpoint!], timeoutMs: 2000, tls: { ca: readFileSync(join(dir, 'ca.pem')) }, maxRequestBytes: 1 << 20, watchBacklogBytesMax: 1 << 20 });
+  const b = new UpstreamBackend({ endpoints: [cluster.members[0]!.tlsEndpoint!], timeoutMs: 2000, tls: { ca: readFileSync(ca.ca) }, maxRequestBytes: 1 << 20, watchBacklogBytesMax: 1 << 20 });
   try {
     await assert.rejects(b.range(pb.RangeRequest.fromPartial({ key: Buffer.from('tls') })), (e: unknown) => {
       assert.ok(e instanceof StatusError, String(e));

@@ -56,6 +56,39 @@ test('--user: token-less clients are served as that user, and an invalidated tok
   }
 });
 
+test('--user: v2 basic auth checks the cluster\'s own users and roles; token-less v2 clients run as --user', { skip }, async () => {
+  await ctl(['--user', 'root:rootpw', 'user', 'add', 'vic:vicpw']);
+  await ctl(['--user', 'root:rootpw', 'role', 'add', 'v2app']);
+  await ctl(['--user', 'root:rootpw', 'role', 'grant-permission', 'v2app', 'read', '/v2/app/', '--prefix']);
+  await ctl(['--user', 'root:rootpw', 'user', 'grant-role', 'vic', 'v2app']);
+  const gw = await startServerWith(['--endpoints', cluster.endpoints, '--user', 'root:rootpw']);
+  const v2 = (method: string, path: string, cred?: string, body?: string): Promise<Response> => fetch(`${gw.url}${path}`, {
+    method,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(cred === undefined ? {} : { authorization: `Basic ${Buffer.from(cred).toString('base64')}` }),
+    },
+    ...(body === undefined ? {} : { body }),
+  });
+  try {
+    assert.equal((await v2('PUT', '/v2/keys/app/x', undefined, 'value=1')).status, 201);
+    const read = await v2('GET', '/v2/keys/app/x', 'vic:vicpw');
+    assert.equal(read.status, 200, await read.clone().text());
+    assert.equal(((await read.json()) as { node: { value: string } }).node.value, '1');
+    for (const denied of [v2('PUT', '/v2/keys/app/x', 'vic:vicpw', 'value=2'), v2('GET', '/v2/keys/other', 'vic:vicpw'), v2('GET', '/v2/keys/app/x', 'vic:nope')]) {
+      const r = await denied;
+      assert.equal(r.status, 401);
+      assert.equal(((await r.json()) as { errorCode: number }).errorCode, 110);
+    }
+    // the v2 auth API reads the cluster's v3 users, for a root caller only
+    assert.equal((await v2('GET', '/v2/auth/users/vic', 'vic:vicpw')).status, 401);
+    const vic = await v2('GET', '/v2/auth/users/vic', 'root:rootpw');
+    assert.equal(await vic.text(), '{"user":"vic","roles":[{"role":"v2app","permissions":{"kv":{"read":["/app/*"],"write":null}}}]}\n');
+  } finally {
+    await gw.close();
+  }
+});
+
 test('without --user, token-less requests to an auth-enabled cluster fail as etcd answers them', { skip }, async () => {
   const gw = await startServerWith(['--endpoints', cluster.endpoints]).catch((e: unknown) => e);
   // The v2 layer's startup read is refused: the server does not start, with etcd's reason.

@@ -6,6 +6,7 @@ import { parseForm } from '../../src/http/v2/form.js';
 import { parseKeysRequest } from '../../src/http/v2/params.js';
 import { eventJson } from '../../src/http/v2/render.js';
 import { cleanPath, inOrderName, KeySchema, normalizeKey, V2Error } from '../../src/v2/index.js';
+import { components, depthOf } from '../../src/v2/path.js';
 
 test('cleanPath and normalizeKey follow Go path.Clean', () => {
   assert.equal(cleanPath('/a//b/./c/../d/'), '/a/b/d');
@@ -75,4 +76,10 @@ test('rendering: Go field order, omitempty, escaping, noValueOnSuccess', () => {
   assert.equal(eventJson({ action: 'create', node }, true), '{"action":"create"}\n');
   assert.equal(errorBody(new V2Error(102, '', 7)), '{"errorCode":102,"message":"Not a file","index":7}\n');
   assert.equal(inOrderName(6), '00000000000000000006');
+});
+
+test('depthOf counts the components without splitting, for any string', () => {
+  for (const p of ['/', '/a', '/a/b', '/a/b/c', '/ab/cde/f', '/a//b', '/a/', '//', 'a', 'a/b', '', '/ü/ß']) {
+    assert.equal(depthOf(p), components(p).length, p);
+  }
 });

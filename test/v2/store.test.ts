@@ -56,3 +56,52 @@ test('recursive delete removes the whole subtree in one revision', async () => {
   const resp = await s.backend.range(RangeRequest.fromPartial({ key: Buffer.from('/p2/'), rangeEnd: Buffer.from('/p20') }));
   assert.deepEqual(resp.kvs.map((k) => k.key.toString()).filter((k) => k.includes('/t')), []);
 });
+
+test('a plain set is one txn with no read first; a wrong guess about the path falls back to the planned write', async () => {
+  const txns: boolean[] = [];
+  const backend = s.backend;
+  const txn = backend.txn.bind(backend);
+  backend.txn = async (r, ctx) => {
+    const resp = await txn(r, ctx);
+    txns.push(resp.succeeded);
+    return resp;
+  };
+  type Node = { key: string; value?: string; createdIndex: number; modifiedIndex: number; ttl?: number };
+  type Answer = { action: string; node: Node; prevNode?: Node };
+  const put = async (path: string, body: string): Promise<{ status: number; json: Answer; txns: boolean[] }> => {
+    txns.length = 0;
+    const r = await req('PUT', path, body);
+    return { status: r.status, json: r.json as unknown as Answer, txns: [...txns] };
+  };
+  try {
+    // The parent does not exist yet: the guess fails, its failure branch is the read, the plan commits.
+    const first = await put('/v2/keys/g/a', 'value=1');
+    assert.equal(first.status, 201);
+    assert.deepEqual(first.txns, [false, true]);
+    const replaced = await put('/v2/keys/g/a', 'value=2');
+    assert.equal(replaced.status, 200);
+    assert.deepEqual(replaced.txns, [true], 'one txn, nothing read before it');
+    assert.deepEqual(replaced.json.prevNode, { key: '/g/a', value: '1', createdIndex: first.json.node.createdIndex, modifiedIndex: first.json.node.modifiedIndex });
+    assert.equal(replaced.json.node.createdIndex, replaced.json.node.modifiedIndex, 'a replaced file is a new node (birth marker)');
+    const again = await put('/v2/keys/g/a', 'value=3');
+    assert.equal(again.json.prevNode?.createdIndex, replaced.json.node.createdIndex);
+    const sibling = await put('/v2/keys/g/b', 'value=4');
+    assert.equal(sibling.status, 201);
+    assert.deepEqual(sibling.txns, [true]);
+    assert.equal(sibling.json.prevNode, undefined);
+    // Wrong guesses answer what the planned write answers.
+    const onDir = await put('/v2/keys/g', 'value=x');
+    assert.equal(onDir.status, 403);
+    assert.equal((onDir.json as unknown as { errorCode: number }).errorCode, 102);
+    const underFile = await put('/v2/keys/g/a/c', 'value=x');
+    assert.equal((underFile.json as unknown as { errorCode: number }).errorCode, 104);
+    await put('/v2/keys/g/t', 'value=1&ttl=100');
+    const dropsTtl = await put('/v2/keys/g/t', 'value=2');
+    assert.equal(dropsTtl.status, 200);
+    assert.deepEqual(dropsTtl.txns, [false, true], 'a node with a TTL is not the guessed state');
+    assert.equal(dropsTtl.json.prevNode?.ttl !== undefined, true);
+    assert.equal(((await req('GET', '/v2/keys/g/t')).json as unknown as Answer).node.ttl, undefined);
+  } finally {
+    backend.txn = txn;
+  }
+});

@@ -18,6 +18,12 @@ export interface AuthInfo {
   readonly revision: number;
 }
 
+/**
+ * The server's own calls (CallContext.internal): allowed everything, like the root role, and
+ * proposed with no user and auth revision 0 (apply checks no revision for it). Compared by identity.
+ */
+export const SYSTEM: AuthInfo = Object.freeze({ username: '', revision: 0 });
+
 interface UserRecord {
   readonly name: string;
   readonly passwordHash: Buffer;
@@ -127,7 +133,7 @@ export class AuthStore {
 
   /** etcd's IsAdminPermitted: what every auth management request needs while auth is on. */
   checkAdmin(info: AuthInfo | null): void {
-    if (!this.enabledFlag) return;
+    if (!this.enabledFlag || info === SYSTEM) return;
     if (info === null || info.username === '') throw new EtcdError('userEmpty');
     if (!this.users.has(info.username)) throw new EtcdError('userNotFound');
     if (!this.hasRoot(info.username)) throw new EtcdError('permissionDenied');
@@ -157,7 +163,7 @@ export class AuthStore {
    * undefined when anything goes (auth off, or the root role).
    */
   checkUser(info: AuthInfo | null): string | undefined {
-    if (!this.enabledFlag) return undefined;
+    if (!this.enabledFlag || info === SYSTEM) return undefined;
     if (info === null || info.revision === 0) throw new EtcdError('userEmpty');
     if (info.revision < this.rev) throw new EtcdError('authOldRevision');
     const u = this.users.get(info.username);

@@ -5,6 +5,16 @@ export class RaftInvariantError extends Error {
   override readonly name = 'RaftInvariantError';
 }
 
+/**
+ * Checks too costly for the write path (they walk whole logs on every append) run only when this
+ * is on: the raft tests and the safety simulator (test/raft, test/sim) turn it on.
+ */
+export let debugChecks = false;
+
+export function setDebugChecks(on: boolean): void {
+  debugChecks = on;
+}
+
 export function invariant(cond: boolean, message: string | (() => string)): asserts cond {
   if (!cond) throw new RaftInvariantError(typeof message === 'string' ? message : message());
 }

@@ -1,5 +1,5 @@
 // The raft core's surface.
-export { RaftInvariantError } from './assert.js';
+export { RaftInvariantError, setDebugChecks } from './assert.js';
 export { applyConfChange, confChangeContext, decodeConfChange, encodeConfChange, type ConfChange, type ConfChangeType } from './confchange.js';
 export { describe, describeEntry, describeReady } from './describe.js';
 export { MemoryStorage } from './memory-storage.js';

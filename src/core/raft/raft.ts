@@ -629,7 +629,8 @@ export class Raft {
 
   private appendEntries(ents: readonly Entry[]): void {
     const last = this.log.lastIndex();
-    this.log.append(ents.map((e, i) => ({ ...e, term: this.term, index: last + 1 + i })));
+    const term = this.term;
+    this.log.append(ents.map((e, i): Entry => ({ term, index: last + 1 + i, type: e.type, data: e.data })));
   }
 
   private leaderReadIndex(m: ReadIndexRequest): void {

@@ -13,6 +13,28 @@ import type { MvccStorage, StorageOp } from '../mvcc/storage.js';
 /** LMDB's map size: the most the data file can grow to (there is no --quota-backend-bytes yet). */
 const MAP_SIZE_BYTES = 64 * 2 ** 30;
 
+/**
+ * lmdb rejects a failed commit with a generic "Commit failed" whose `commitError` is a second
+ * promise, rejected with the I/O error itself (EIO, ENOSPC). Unhandled, that second rejection
+ * would end the process; handled here, its text becomes the failure's.
+ */
+async function commitFailure(e: unknown): Promise<Error> {
+  const second = (e as { commitError?: unknown } | null)?.commitError;
+  if (second instanceof Promise) {
+    // lmdb rejects it right after the commit's own rejection; should it never settle, the
+    // generic error stands after a moment.
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([second, new Promise((res) => { timer = setTimeout(res, 1000); })]);
+    } catch (cause) {
+      return new Error(`LMDB commit failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return e instanceof Error ? e : new Error(String(e));
+}
+
 export class LmdbStorage implements MvccStorage {
   readonly mapSizeBytes = MAP_SIZE_BYTES;
   private readonly root: RootDatabase<Buffer, Buffer>;
@@ -20,8 +42,15 @@ export class LmdbStorage implements MvccStorage {
   private readonly meta: Database<Buffer, string>;
   private readonly leases: Database<Buffer, Buffer>;
   /** Staged and not yet committed records, by latin1 revision key; null = deleted. */
-  private readonly overlay = new Map<string, { op: StorageOp; value: Buffer | null }>();
-  private staged: StorageOp[] = [];
+  private readonly overlay = new Map<string, StagedRecord>();
+  /** Record and lease writes in stage order; each record carries its key, encoded once. */
+  private staged: (StagedRecord | StorageOp)[] = [];
+  /**
+   * Metadata staged since the last commit, by name: only the newest value of a name reaches LMDB
+   * (the current revision and the consistent index change on every apply, and a batch of N puts
+   * would otherwise write each of them N times).
+   */
+  private stagedMeta = new Map<string, Buffer | null>();
   readonly path: string;
 
   /** onCommitSeconds: called with each commit's latency (enqueue to durable, fsync included). */
@@ -33,6 +62,11 @@ export class LmdbStorage implements MvccStorage {
       path: join(this.path, 'db'),
       noSubdir: true,
       overlappingSync: true,
+      // With event-turn batching lmdb starts each batch with a commit promise of its own that no
+      // caller holds: a commit failing on a full or failing disk rejects it unhandled, which ends
+      // the process. Without it, commits are still grouped (one setImmediate per batch) and every
+      // commit promise is ours (commit() below), so the failure becomes an answer, not a crash.
+      eventTurnBatching: false,
       maxDbs: 8,
       mapSize: MAP_SIZE_BYTES,
       keyEncoding: 'binary',
@@ -45,8 +79,10 @@ export class LmdbStorage implements MvccStorage {
 
   getRecord(main: number, sub: number): Buffer | undefined {
     const k = revKey(main, sub);
-    const staged = this.overlay.get(k.toString('latin1'));
-    if (staged !== undefined) return staged.value ?? undefined;
+    if (this.overlay.size > 0) {
+      const staged = this.overlay.get(k.toString('latin1'));
+      if (staged !== undefined) return staged.value ?? undefined;
+    }
     return this.records.getBinary(k) ?? undefined;
   }
 
@@ -68,26 +104,35 @@ export class LmdbStorage implements MvccStorage {
   }
 
   stage(op: StorageOp): void {
-    this.staged.push(op);
-    if (op.t === 'rec') this.overlay.set(revKey(op.main, op.sub).toString('latin1'), { op, value: op.value });
+    switch (op.t) {
+      case 'rec': {
+        const key = revKey(op.main, op.sub);
+        const rec: StagedRecord = { t: 'staged', key, id: key.toString('latin1'), value: op.value };
+        this.staged.push(rec);
+        this.overlay.set(rec.id, rec);
+        break;
+      }
+      case 'meta':
+        this.stagedMeta.set(op.name, op.value);
+        break;
+      case 'lease':
+        this.staged.push(op);
+        break;
+    }
   }
 
   commit(): Promise<void> {
     const ops = this.staged;
+    const meta = this.stagedMeta;
     this.staged = [];
+    this.stagedMeta = new Map();
     const t0 = performance.now();
     const done = this.root.transaction(() => {
       for (const op of ops) {
         switch (op.t) {
-          case 'rec': {
-            const k = revKey(op.main, op.sub);
-            if (op.value === null) this.records.removeSync(k);
-            else this.records.putSync(k, op.value);
-            break;
-          }
-          case 'meta':
-            if (op.value === null) this.meta.removeSync(op.name);
-            else this.meta.putSync(op.name, op.value);
+          case 'staged':
+            if (op.value === null) this.records.removeSync(op.key);
+            else this.records.putSync(op.key, op.value);
             break;
           case 'lease': {
             const k = Buffer.allocUnsafe(8);
@@ -96,15 +141,21 @@ export class LmdbStorage implements MvccStorage {
             else this.leases.putSync(k, op.value);
             break;
           }
+          case 'rec':
+          case 'meta':
+            break; // staged as StagedRecord / in stagedMeta
         }
       }
+      for (const [name, value] of meta) {
+        if (value === null) this.meta.removeSync(name);
+        else this.meta.putSync(name, value);
+      }
     });
-    return done.then(() => {
+    const committed = done.catch(async (e: unknown) => { throw await commitFailure(e); });
+    return committed.then(() => {
       this.onCommitSeconds?.((performance.now() - t0) / 1000);
       for (const op of ops) {
-        if (op.t !== 'rec') continue;
-        const k = revKey(op.main, op.sub).toString('latin1');
-        if (this.overlay.get(k)?.op === op) this.overlay.delete(k);
+        if (op.t === 'staged' && this.overlay.get(op.id) === op) this.overlay.delete(op.id);
       }
     });
   }
@@ -161,4 +212,12 @@ export class LmdbStorage implements MvccStorage {
     await this.root.flushed;
     return this.root.close();
   }
+}
+
+/** A staged record write: its LMDB key and the overlay's string form of it, computed once. */
+interface StagedRecord {
+  readonly t: 'staged';
+  readonly key: Buffer;
+  readonly id: string;
+  readonly value: Buffer | null;
 }

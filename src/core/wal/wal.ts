@@ -16,6 +16,19 @@ import type { Entry, HardState, SnapshotMeta } from '../raft/index.js';
 import { decodeRecords, encodeBatch, encodeHardState, encodeSnapshot } from './records.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+/** The file operations behind appends and syncs (the calls a full or failing disk makes throw). */
+export interface WalFileOps {
+  writeSync(fd: number, buf: Buffer, offset: number, length: number, position: number): number;
+  fdatasync(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void;
+  fdatasyncSync(fd: number): void;
+}
+
+/**
+ * The process's WAL file layer: node:fs. Tests swap `current` for one that fails (ENOSPC on
+ * write, EIO on fdatasync) to check what the server does when its disk does; nothing else does.
+ */
+export const walFileOps: { current: WalFileOps } = { current: { writeSync, fdatasync, fdatasyncSync } };
 const NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
 
 export class WalCorruptError extends Error {}
@@ -51,7 +64,7 @@ function syncDir(dir: string): void {
 }
 
 function fdatasyncP(fd: number): Promise<void> {
-  return new Promise((res, rej) => fdatasync(fd, (err) => (err ? rej(err) : res())));
+  return new Promise((res, rej) => walFileOps.current.fdatasync(fd, (err) => (err ? rej(err) : res())));
 }
 
 export class Wal {
@@ -120,7 +133,7 @@ export class Wal {
   private write(buf: Buffer): void {
     if (this.closed) throw new Error('wal: closed');
     let o = 0;
-    while (o < buf.length) o += writeSync(this.fd, buf, o, buf.length - o, this.size + o);
+    while (o < buf.length) o += walFileOps.current.writeSync(this.fd, buf, o, buf.length - o, this.size + o);
     this.size += buf.length;
     this.dirty = true;
   }
@@ -146,7 +159,7 @@ export class Wal {
   /** Closes the current segment (synced) and starts the next with the hard state and snapshot. */
   private roll(): void {
     // The closed segment must be durable before a newer one can be relied on.
-    fdatasyncSync(this.fd);
+    walFileOps.current.fdatasyncSync(this.fd);
     closeSync(this.fd);
     const prev = this.segments[this.segments.length - 1]!;
     const seg = { seq: prev.seq + 1, firstIndex: this.lastIndex + 1, file: join(this.dir, segmentName(prev.seq + 1, this.lastIndex + 1)) };

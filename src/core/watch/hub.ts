@@ -112,7 +112,7 @@ export class WatchHub {
   /** Delivers the changes of one durable revision to the synced watchers. */
   notify(rev: number, changes: readonly Change[]): void {
     this.rev = rev;
-    if (changes.length === 0) return;
+    if (changes.length === 0 || (this.byKey.size === 0 && this.ranges.size === 0)) return;
     const batches = new Map<Watcher, Change[]>();
     const offer = (w: Watcher, c: Change): void => {
       if (w.nextRev > rev || !wants(w, c)) return;

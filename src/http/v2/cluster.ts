@@ -64,11 +64,12 @@ async function membersOf(backend: V3Backend): Promise<{ clusterId: bigint; membe
   return { clusterId: r.header?.clusterId ?? 0n, members };
 }
 
-async function sendMessage(reply: FastifyReply, status: number, message: string): Promise<void> {
+/** A non-v2 error: {"message":...} with no newline (httptypes.HTTPError). */
+export async function sendMessage(reply: FastifyReply, status: number, message: string): Promise<void> {
   await reply.code(status).header('content-type', 'application/json').send(Buffer.from(`{"message":${goJsonString(message)}}`));
 }
 
-async function methodNotAllowed(reply: FastifyReply, allow: string | undefined): Promise<void> {
+export async function methodNotAllowed(reply: FastifyReply, allow: string | undefined): Promise<void> {
   if (allow !== undefined) void reply.header('allow', allow);
   await reply.code(405).headers({ 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).send(Buffer.from('Method Not Allowed\n'));
 }
@@ -146,9 +147,14 @@ function subPath(req: FastifyRequest): string | undefined {
   return p.startsWith('/') ? p.slice(1) : p;
 }
 
-async function serveMembers(backend: V3Backend, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+/** Whether a request comes from a user with the root role (or auth is off): etcd's hasRootAccess. */
+export type RootCheck = (req: FastifyRequest) => Promise<boolean>;
+
+async function serveMembers(backend: V3Backend, isRoot: RootCheck, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const method = req.method;
   if (!['GET', 'POST', 'DELETE', 'PUT'].includes(method)) return methodNotAllowed(reply, 'GET,POST,DELETE,PUT');
+  // etcd's hasWriteRootAccess: reading the members is open, changing them takes root.
+  if (method !== 'GET' && !(await isRoot(req))) return sendMessage(reply, 401, 'Insufficient credentials');
   const sub = subPath(req);
   if (sub === undefined) {
     await reply.code(400).header('content-type', 'text/plain; charset=utf-8').send('400 Bad Request');
@@ -239,7 +245,7 @@ async function selfStats(backend: V3Backend, clock: Clock): Promise<string> {
 }
 
 /** storeStats: `/v2/stats/store`'s JSON (the v2 store's counters). */
-export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend, storeStats: () => string): void {
+export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend, storeStats: () => string, isRoot: RootCheck): void {
   const clock: Clock = { startMs: Date.now(), startNs: process.hrtime.bigint() };
   void app.register(async (scope) => {
     // The v2 keys scope discards non-form bodies; members requests carry JSON (any type is read as
@@ -248,7 +254,7 @@ export function v2ClusterRoutes(app: FastifyInstance, backend: V3Backend, storeS
     scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
     scope.setErrorHandler(async (_err, _req, reply) => sendMessage(reply, 500, 'Internal Server Error'));
 
-    const members = (req: FastifyRequest, reply: FastifyReply): Promise<void> => serveMembers(backend, req, reply);
+    const members = (req: FastifyRequest, reply: FastifyReply): Promise<void> => serveMembers(backend, isRoot, req, reply);
     for (const url of [MEMBERS, `${MEMBERS}/`, `${MEMBERS}/*`]) {
       scope.route({ method: [...ALL_METHODS], url, handler: members, exposeHeadRoute: false });
     }

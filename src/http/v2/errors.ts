@@ -10,6 +10,7 @@ const TABLE: Readonly<Record<V2ErrorCode, readonly [message: string, httpStatus:
   105: ['Key already exists', 412],
   107: ['Root is read only', 400],
   108: ['Directory not empty', 403],
+  110: ['The request requires user authentication', 401],
   200: ['Value is Required in POST form', 400],
   201: ['PrevValue is Required in POST form', 400],
   202: ['The given TTL in POST form is not a number', 400],

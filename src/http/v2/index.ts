@@ -3,10 +3,13 @@
 // etcd's headers. Form bodies are parsed here (application/x-www-form-urlencoded, PUT/POST only);
 // any other body is ignored, as etcd does.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { V3Backend } from '../../backend/index.js';
+import { INTERNAL_CALL, withCallContext, type V3Backend } from '../../backend/index.js';
 import type { V2Metrics } from '../../metrics/index.js';
 import type { OpenStreams } from '../../util/open-streams.js';
-import { cleanPath, DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2Error, V2Store, type V2Header, type V2Watch } from '../../v2/index.js';
+import {
+  cleanPath, DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2AuthGate, V2Error, V2Store, type V2Access, type V2Header, type V2Watch,
+} from '../../v2/index.js';
+import { v2AuthRoutes } from './auth.js';
 import { v2ClusterRoutes } from './cluster.js';
 import { errorBody, httpStatusOf, internalError } from './errors.js';
 import { parseForm } from './form.js';
@@ -24,6 +27,11 @@ export interface V2KeysOptions {
   readonly metrics?: V2Metrics;
   /** Open long polls register here so a graceful shutdown ends them (empty body, as a cut poll). */
   readonly streams?: OpenStreams;
+  /**
+   * With auth on, a request without credentials runs as the server's own login instead of the
+   * guest role: gateway mode with --user, whose token-less clients are all served as that user.
+   */
+  readonly guestIsServer?: boolean;
 }
 
 /** etcd's form size limit (Go's 10 MiB for POST forms). */
@@ -34,6 +42,7 @@ const METHODS: readonly KeysMethod[] = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'];
 
 interface Ctx {
   readonly store: V2Store;
+  readonly auth: V2AuthGate;
   readonly metrics: V2Metrics | undefined;
   readonly streams: OpenStreams | undefined;
   clusterId?: bigint;
@@ -128,6 +137,12 @@ async function serveWatch(ctx: Ctx, reply: FastifyReply, op: Extract<KeysOperati
   }
 }
 
+/** What a parsed request needs permission for, as etcd 3.4 asks it (its raw path, recursive flag). */
+function accessOf(method: KeysMethod, rawKey: string, op: KeysOperation): V2Access {
+  const recursive = op.kind === 'write' ? op.request.kind === 'delete' && op.request.recursive : op.recursive;
+  return { key: rawKey, write: method !== 'GET' && method !== 'HEAD', recursive };
+}
+
 /** The action a request is counted under in the v2 request metrics. */
 function actionOf(op: KeysOperation | undefined): string {
   if (op === undefined) return 'invalid';
@@ -168,6 +183,11 @@ async function handleOp(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pars
   try {
     const op = parseKeysRequest(method, keyPath, form);
     parsed(op);
+    // After parsing, as etcd: a malformed request is answered 400 whoever sends it.
+    const authorization = req.headers.authorization;
+    if (!(await ctx.auth.allowsKeys(authorization, accessOf(method, decoded.slice(KEYS_PATH.length), op)))) {
+      return await sendError(ctx, reply, new V2Error(110, 'Insufficient credentials', 0));
+    }
     switch (op.kind) {
       case 'watch':
         return await serveWatch(ctx, reply, op);
@@ -190,7 +210,11 @@ async function handleOp(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pars
 async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<void> {
   const metrics = opts.metrics;
   const observer = metrics === undefined ? undefined : { opened: () => metrics.sharedWatchOpened() };
-  const ctx: Ctx = { store: new V2Store(opts.backend, opts.v2Prefix ?? DEFAULT_V2_PREFIX, observer), metrics, streams: opts.streams };
+  const prefix = opts.v2Prefix ?? DEFAULT_V2_PREFIX;
+  // The store runs as the server (its physical keys are not the caller's to name): the caller's
+  // v2 permissions are checked on its logical keys first (src/v2/auth.ts).
+  const store = new V2Store(withCallContext(opts.backend, INTERNAL_CALL), prefix, observer);
+  const ctx: Ctx = { store, auth: new V2AuthGate(opts.backend, prefix, opts.guestIsServer ?? false), metrics, streams: opts.streams };
   await ctx.store.start();
   app.addHook('onClose', async () => ctx.store.close());
   app.removeAllContentTypeParsers();
@@ -212,7 +236,8 @@ async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<
     app.route({ method: [...METHODS], url, handler, exposeHeadRoute: false });
     app.route({ method: ['PATCH'], url, handler: methodNotAllowed });
   }
-  v2ClusterRoutes(app, opts.backend, () => ctx.store.storeStatsJson());
+  v2ClusterRoutes(app, opts.backend, () => ctx.store.storeStatsJson(), (req) => ctx.auth.allowsRoot(req.headers.authorization));
+  v2AuthRoutes(app, opts.backend, ctx.auth, () => clusterIdOf(ctx));
 }
 
 /** `await app.register(v2Keys, { backend, v2Prefix })`: routes under /v2/keys, in their own scope. */

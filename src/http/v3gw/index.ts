@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { V3Backend } from '../../backend/index.js';
 import { GatewayCodec, gatewayRoutes, type MethodInfo } from '../../gateway/index.js';
+import { verifiedCommonName } from '../../listener/index.js';
 import { OpenStreams } from '../../util/open-streams.js';
 import { unaryCalls } from './calls.js';
 import { makeLimits, type GatewayContext } from './context.js';
@@ -77,8 +78,24 @@ async function v3GatewayPlugin(app: FastifyInstance, opts: V3GatewayOptions): Pr
   };
   app.addHook('onRequest', async (req, reply) => {
     void reply.headers(CORS_HEADERS);
-    if (req.method === 'OPTIONS') await reply.code(200).send();
+    if (req.method === 'OPTIONS') {
+      await reply.code(200).send();
+      return;
+    }
+    // etcd 3.4 does not let a gateway request run as its certificate's Common Name (its gateway
+    // reaches the gRPC server with the server's own certificate): with auth on, a /v3/ request
+    // over a verified client certificate that has a CN is refused outright, in these words.
+    if (PREFIXES.some((p) => req.url.startsWith(p)) && opts.backend.authStatus?.().enabled === true && verifiedCommonName(req.raw.socket) !== undefined) {
+      sendText(reply, 400, 'CommonName of client sending a request against gateway will be ignored and not used as expected');
+      return reply; // answered: Fastify runs no handler
+    }
+    return undefined;
   });
+  // No route of the root scope (ops, docs, this not-found handler) reads a body: parsing one there
+  // would answer an unknown path that carries a bad JSON body with Fastify's JSON 400 instead of
+  // Go's 404 text.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
   app.setNotFoundHandler(async (req, reply) => {
     const path = req.url;
     if (PREFIXES.some((p) => path.startsWith(p))) return sendText(reply, 404, 'Not Found');

@@ -1,0 +1,67 @@
+// The data of a raft entry proposed by this member: [u64 BE request ID][serverpb.InternalRequest].
+// The ID up front lets the proposer find its waiter at apply time without decoding the request.
+// A proposal is encoded exactly once, into one buffer: its size (what etcd checks against
+// --max-request-bytes) is read off that encoding rather than computed or encoded separately.
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { InternalRequest } from '../gen/serverpb/internal.js';
+
+const ID_BYTES = 8;
+/** A writer kept across proposals: encoding is synchronous, and a fresh writer per proposal
+ * costs a buffer that grows by doubling plus the garbage of each step. */
+let writer = new BinaryWriter();
+/** Past this, the shared writer is dropped after use so one huge put does not stay allocated. */
+const WRITER_KEEP_BYTES = 64 * 1024;
+const idBytes = Buffer.allocUnsafe(ID_BYTES);
+
+export interface Proposal {
+  /** The entry's data. */
+  readonly data: Buffer;
+  /** The encoded InternalRequest's size (the data without the ID). */
+  readonly requestBytes: number;
+}
+
+export function encodeProposal(req: InternalRequest): Proposal {
+  idBytes.writeBigUInt64BE(req.header?.ID ?? 0n, 0);
+  let bytes: Uint8Array;
+  try {
+    writer.raw(idBytes);
+    InternalRequest.encode(req, writer);
+  } finally {
+    // finish() also resets the writer, so a request that failed to encode leaves nothing behind.
+    bytes = writer.finish();
+  }
+  if (bytes.length > WRITER_KEEP_BYTES) writer = new BinaryWriter();
+  return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), requestBytes: bytes.length - ID_BYTES };
+}
+
+/** The request ID of an entry's data, or undefined for data no proposal made (a leader's empty entry). */
+export function proposalId(data: Uint8Array): bigint | undefined {
+  if (data.length < ID_BYTES) return undefined;
+  return Buffer.from(data.buffer, data.byteOffset, data.length).readBigUInt64BE(0);
+}
+
+export function decodeProposal(data: Uint8Array): InternalRequest {
+  return InternalRequest.decode(data.subarray(ID_BYTES));
+}
+
+/** A normal entry whose body starts with this byte is a membership change (JSON), not an
+ * InternalRequest (a protobuf message never starts with a 0 byte: field number 0 is invalid). */
+const CLUSTER_ENTRY = 0;
+
+/** A membership change's entry data: [u64 BE request ID][0][JSON]. */
+export function encodeClusterEntry(id: bigint, change: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(change));
+  const data = Buffer.allocUnsafe(ID_BYTES + 1 + json.length);
+  data.writeBigUInt64BE(id, 0);
+  data[ID_BYTES] = CLUSTER_ENTRY;
+  data.set(json, ID_BYTES + 1);
+  return data;
+}
+
+export function isClusterEntry(data: Uint8Array): boolean {
+  return data.length > ID_BYTES && data[ID_BYTES] === CLUSTER_ENTRY;
+}
+
+export function decodeClusterEntry<T>(data: Uint8Array): T {
+  return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.length).subarray(ID_BYTES + 1).toString()) as T;
+}
