@@ -33,6 +33,10 @@ test('the leader cut off: the majority moves on, the old leader stops serving, t
   // The isolated member: a linearizable read cannot be confirmed by a quorum.
   await assert.rejects(get(all[li]!, 'cut-0'), 'no linearizable read without a quorum');
   assert.equal(await get(all[li]!, 'cut-0', true), undefined, 'it has not seen the majority\'s writes');
+  // It stepped down (check-quorum) and knows no leader: /health says so, as etcd's.
+  const health = await fetch(`http://${all[li]!}/health`);
+  assert.equal(health.status, 503);
+  assert.equal(((await health.json()) as { health: string }).health, 'false');
   c.heal();
   await eventually('the old leader catches up', async () => ((await get(all[li]!, 'cut-19', true)) === '19' ? true : undefined));
   assert.equal(await get(all[li]!, 'cut-5'), '5');
