@@ -826,7 +826,8 @@ export class EmbeddedBackend implements V3Backend {
     return { total, started, connected };
   }
 
-  private checkPeerUrls(urls: readonly string[], except?: bigint): string[] {
+  /** Parsed peer URLs (invalidPeerURLs); with `taken`, also refused when another member has one. */
+  private checkPeerUrls(urls: readonly string[], except?: bigint, taken = true): string[] {
     const out: string[] = [];
     for (const u of urls) {
       let url: URL;
@@ -839,10 +840,15 @@ export class EmbeddedBackend implements V3Backend {
       out.push(u.trim());
     }
     if (out.length === 0) throw new EtcdError('invalidPeerURLs');
+    if (taken) this.checkPeerUrlsFree(out, except);
+    return out.sort();
+  }
+
+  private checkPeerUrlsFree(urls: readonly string[], except?: bigint): void {
+    const out = urls;
     for (const m of this.membership.list()) {
       if (m.id !== except && m.peerURLs.some((p) => out.includes(p))) throw new EtcdError('peerURLExist');
     }
-    return out.sort();
   }
 
   private clusterHeader(): pb.ResponseHeader {
@@ -850,17 +856,19 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   async memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> {
-    const urls = this.checkPeerUrls(req.peerURLs);
+    // etcd's order: the URLs parse, then the quorum checks (mayAddMember), then what its apply
+    // validates (peer URL taken, too many learners, ID taken).
+    const urls = this.checkPeerUrls(req.peerURLs, undefined, false);
     const h = this.voterHealth();
-    if (req.isLearner) {
-      if (this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
-    } else {
+    if (!req.isLearner) {
       // etcd lets a lone member add a second one (restoring a cluster from one member's data).
       const lone = h.started === 1 && h.total === 1;
       if (!lone && h.started < Math.floor((h.total + 1) / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
     }
     // Voter or learner: every voter must have been connected for a while (etcd's isConnectedFullySince).
     if (h.connected < h.total) throw new EtcdError('unhealthy');
+    this.checkPeerUrlsFree(urls);
+    if (req.isLearner && this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
     // etcd's NewMember: the peer URLs, the cluster token and the time make the ID.
     const id = memberId(urls, `${this.cfg.initialClusterToken}${this.cfg.clock.nowMs()}`);
     if (this.membership.get(id) !== undefined || this.membership.isRemoved(id)) throw new EtcdError('memberExist');
