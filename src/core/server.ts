@@ -1063,7 +1063,7 @@ export class EmbeddedBackend implements V3Backend {
   healthFacts(): HealthFacts {
     return {
       hasLeader: this.hasLeader(),
-      isLearner: false,
+      isLearner: this.membership.get(this.memberId)?.isLearner ?? false,
       alarms: this.applier.alarms.map((a) => a.alarm),
       storageFailure: this.failure?.message,
     };

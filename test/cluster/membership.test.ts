@@ -55,6 +55,11 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   await eventually('the learner replicates', async () => ((await get(m3.endpoint, 'while-learner', true)) === 'x' ? true : undefined));
   members = await list(ep);
   assert.equal(members.find((m) => hexId(m.ID) === hexId(learner.ID))?.name, 'm3', 'it published its name');
+  // A learner is not ready (etcd 3.5's /readyz non_learner check); its status says learner.
+  const notReady = await fetch(`http://${m3.endpoint}/readyz?verbose`);
+  assert.equal(notReady.status, 503);
+  assert.match(await notReady.text(), /\[-\]non_learner failed: not supported for learner/);
+  assert.equal((await endpointStatus(m3.endpoint))[0]!.Status.isLearner, true);
 
   // Promoting a voter is refused; promoting the caught-up learner works (through a follower too).
   const notLearner = await etcdctl(ep, ['member', 'promote', hexId(members.find((m) => !m.isLearner)!.ID)]);
@@ -68,6 +73,7 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   assert.equal(members.filter((m) => m.isLearner).length, 0);
   assert.deepEqual(members.find((m) => m.name === 'm3')?.clientURLs, [`http://${m3.endpoint}`]);
 
+  assert.equal((await fetch(`http://${m3.endpoint}/readyz`)).status, 200, 'a voter now');
   // Now a voter: its writes commit and are read linearizably elsewhere.
   await put(m3.endpoint, 'from-m3', 'y');
   assert.equal(await get(c.members[0]!.endpoint, 'from-m3'), 'y');
