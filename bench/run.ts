@@ -24,7 +24,10 @@ const BENCHES: Record<string, Bench> = {
     describe: 'v3 HTTP/JSON put/range: our gateway mode in front of real etcd 3.4 vs etcd\'s own gateway',
     main: async (args) => (await import('./upstream.js')).main(args),
   },
-  // cluster: 3-member cluster (not written yet)
+  cluster: {
+    describe: '3-member clusters, ours vs real etcd 3.4: put at 64 in flight, linearizable range1 on a follower, new leader after SIGKILL',
+    main: async (args) => (await import('./cluster.js')).main(args),
+  },
   crashloop: {
     describe: 'SIGKILL ours at random moments under a write load (50 times by default): iterations, acknowledged writes lost',
     main: async (args) => (await import('./crashloop.js')).main(args),

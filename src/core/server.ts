@@ -118,6 +118,8 @@ export const META_CLUSTER_TOKEN = 'clusterToken';
 /** This member's and its cluster's IDs (hex), fixed when the member first starts. */
 const META_MEMBER_ID = 'memberId';
 const META_CLUSTER_ID = 'clusterId';
+/** etcd's HealthInterval: a peer counts as connected for membership checks after this long. */
+const HEALTH_INTERVAL_MS = 5_000;
 /** A linearizable read's ReadIndex unanswered this long is asked again (lost on the way). */
 const READ_INDEX_RETRY_MS = 500;
 
@@ -295,6 +297,7 @@ export class EmbeddedBackend implements V3Backend {
       },
       snapshotSent: (to, ok) => this.node.reportSnapshot(to, ok),
       members: () => this.membership.list().map(memberInfo),
+      isRemoved: (id) => this.membership.isRemoved(id),
       promote: async (id) => {
         try {
           await this.promoteHere(id);
@@ -861,21 +864,27 @@ export class EmbeddedBackend implements V3Backend {
   // Membership changes, checked as etcd checks them with --strict-reconfig-check (its default):
   // a change must leave a quorum of started (published) and connected voters.
 
-  /** Voters other than `except`, and whether each is started (has published its name) and connected. */
+  /**
+   * Voters other than `except`: how many are started (have published their name) and connected
+   * for etcd's HealthInterval (5 s) at least.
+   */
   private voterHealth(except?: bigint): { total: number; started: number; connected: number } {
     let total = 0;
     let started = 0;
     let connected = 0;
+    const since = Date.now() - HEALTH_INTERVAL_MS;
     for (const m of this.membership.list()) {
       if (m.isLearner || m.id === except) continue;
       total++;
       if (m.name !== '') started++;
-      if (m.id === this.memberId || this.transport?.peerActive(m.id)) connected++;
+      const active = this.transport?.activeSince(m.id);
+      if (m.id === this.memberId || (active !== undefined && active <= since)) connected++;
     }
     return { total, started, connected };
   }
 
-  private checkPeerUrls(urls: readonly string[], except?: bigint): string[] {
+  /** Parsed peer URLs (invalidPeerURLs); with `taken`, also refused when another member has one. */
+  private checkPeerUrls(urls: readonly string[], except?: bigint, taken = true): string[] {
     const out: string[] = [];
     for (const u of urls) {
       let url: URL;
@@ -888,10 +897,15 @@ export class EmbeddedBackend implements V3Backend {
       out.push(u.trim());
     }
     if (out.length === 0) throw new EtcdError('invalidPeerURLs');
+    if (taken) this.checkPeerUrlsFree(out, except);
+    return out.sort();
+  }
+
+  private checkPeerUrlsFree(urls: readonly string[], except?: bigint): void {
+    const out = urls;
     for (const m of this.membership.list()) {
       if (m.id !== except && m.peerURLs.some((p) => out.includes(p))) throw new EtcdError('peerURLExist');
     }
-    return out.sort();
   }
 
   private clusterHeader(): pb.ResponseHeader {
@@ -899,16 +913,19 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   async memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> {
-    const urls = this.checkPeerUrls(req.peerURLs);
-    if (req.isLearner) {
-      if (this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
-    } else {
-      const h = this.voterHealth();
+    // etcd's order: the URLs parse, then the quorum checks (mayAddMember), then what its apply
+    // validates (peer URL taken, too many learners, ID taken).
+    const urls = this.checkPeerUrls(req.peerURLs, undefined, false);
+    const h = this.voterHealth();
+    if (!req.isLearner) {
       // etcd lets a lone member add a second one (restoring a cluster from one member's data).
       const lone = h.started === 1 && h.total === 1;
       if (!lone && h.started < Math.floor((h.total + 1) / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
-      if (h.connected < h.total) throw new EtcdError('unhealthy');
     }
+    // Voter or learner: every voter must have been connected for a while (etcd's isConnectedFullySince).
+    if (h.connected < h.total) throw new EtcdError('unhealthy');
+    this.checkPeerUrlsFree(urls);
+    if (req.isLearner && this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
     // etcd's NewMember: the peer URLs, the cluster token and the time make the ID.
     const id = memberId(urls, `${this.cfg.initialClusterToken}${this.cfg.clock.nowMs()}`);
     if (this.membership.get(id) !== undefined || this.membership.isRemoved(id)) throw new EtcdError('memberExist');
@@ -931,7 +948,7 @@ export class EmbeddedBackend implements V3Backend {
       const h = this.voterHealth(req.ID);
       if (h.started < Math.floor(h.total / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
       // A member that is down is safe to remove: it is not part of the working quorum.
-      const down = req.ID !== this.memberId && !this.transport?.peerActive(req.ID);
+      const down = req.ID !== this.memberId && this.transport?.activeSince(req.ID) === undefined;
       if (!down && h.connected < Math.floor(h.total / 2) + 1) throw new EtcdError('unhealthy');
     }
     const ok = await this.proposeClusterChange({ op: 'remove', id: req.ID.toString(16) }, { type: 'remove', nodeId: req.ID });
@@ -1103,7 +1120,7 @@ export class EmbeddedBackend implements V3Backend {
   healthFacts(): HealthFacts {
     return {
       hasLeader: this.hasLeader(),
-      isLearner: false,
+      isLearner: this.membership.get(this.memberId)?.isLearner ?? false,
       alarms: this.applier.alarms.map((a) => a.alarm),
       storageFailure: this.failure?.message,
     };
