@@ -24,6 +24,10 @@ const BENCHES: Record<string, Bench> = {
     describe: 'v3 HTTP/JSON put/range: our gateway mode in front of real etcd 3.4 vs etcd\'s own gateway',
     main: async (args) => (await import('./upstream.js')).main(args),
   },
+  cpu: {
+    describe: 'our server\'s main-thread CPU per op (gRPC put/range1/range100, v2 put), server in-process, load in workers',
+    main: async (args) => (await import('./cpu.js')).main(args),
+  },
   // cluster: 3-member cluster (not written yet)
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',
