@@ -36,6 +36,10 @@ const BENCHES: Record<string, Bench> = {
     describe: 'property-based fuzzing of v2, gateway and gRPC inputs (FUZZ_RUNS per suite, FUZZ_SEED): cases run, failures found',
     main: async (args) => (await import('./fuzz.js')).main(args),
   },
+  cpu: {
+    describe: 'our server\'s main-thread CPU per op (gRPC put/range1/range100, v2 put), server in-process, load in workers',
+    main: async (args) => (await import('./cpu.js')).main(args),
+  },
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',
     main: async (args) => {

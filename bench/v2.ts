@@ -34,10 +34,10 @@ const SERVER_TEXT: Record<ServerName, string> = {
   upstream: 'our server with `--endpoints` in front of one etcd 3.4 member (v2 not enabled on that member); server CPU and RSS are ours only',
 };
 
-const PUT_KEYS = 1000;
-const VALUE_SIZE = 32;
+export const PUT_KEYS = 1000;
+export const VALUE_SIZE = 32;
 
-const ROWS: V2Workload[] = [
+export const ROWS: V2Workload[] = [
   { name: 'get1', api: 'v2', op: 'get', keyCount: PUT_KEYS, valueSize: VALUE_SIZE },
   { name: 'put', api: 'v2', op: 'put', keyCount: PUT_KEYS, valueSize: VALUE_SIZE },
 ];

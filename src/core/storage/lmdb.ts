@@ -44,7 +44,7 @@ export class LmdbStorage implements MvccStorage {
   /** Staged and not yet committed records, by latin1 revision key; null = deleted. */
   private readonly overlay = new Map<string, StagedRecord>();
   /** Record and lease writes in stage order; each record carries its key, encoded once. */
-  private staged: (StagedRecord | StorageOp)[] = [];
+  private staged: (StagedRecord | Extract<StorageOp, { t: 'lease' }>)[] = [];
   /**
    * Metadata staged since the last commit, by name: only the newest value of a name reaches LMDB
    * (the current revision and the consistent index change on every apply, and a batch of N puts
@@ -141,9 +141,6 @@ export class LmdbStorage implements MvccStorage {
             else this.leases.putSync(k, op.value);
             break;
           }
-          case 'rec':
-          case 'meta':
-            break; // staged as StagedRecord / in stagedMeta
         }
       }
       for (const [name, value] of meta) {
