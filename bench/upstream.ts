@@ -11,7 +11,7 @@ import { preload, type KvWorkload } from './lib/kvload.js';
 import { summarize } from './lib/latency.js';
 import { envList, envNum } from './lib/env.js';
 import { cpuSeconds } from './lib/procstat.js';
-import { runV2, settings as v2Settings } from './v2.js';
+import { runV2, settings as v2Settings, V2_WORKLOADS } from './v2.js';
 
 const KEYS = 10_000;
 const VALUE_SIZE = 256;
@@ -30,10 +30,12 @@ export async function main(_args: string[]): Promise<number> {
   const warmup = envNum('BENCH_WARMUP_SECONDS', 1);
   const inflight = Math.max(1, envNum('BENCH_INFLIGHT', 64));
   const threads = envNum('BENCH_GEN_THREADS', 2);
-  const workloads = WORKLOADS.filter((w) => envList('BENCH_WORKLOADS', WORKLOADS.map((x) => x.name)).includes(w.name));
+  // BENCH_WORKLOADS names rows of both parts (put is a row of each).
+  const names = envList('BENCH_WORKLOADS', [...WORKLOADS.map((x) => x.name), ...V2_WORKLOADS]);
+  const workloads = WORKLOADS.filter((w) => names.includes(w.name));
   const v3 = workloads.length > 0 ? await benchV3(workloads, { seconds, warmup, inflight, threads }) : 0;
   process.stdout.write('\n== v2 keys API: etcd 3.4 v2v3 emulation vs ours in gateway mode\n');
-  const v2 = await runV2(v2Settings(['v2v3', 'upstream']));
+  const v2 = await runV2(v2Settings(['v2v3', 'upstream'], WORKLOADS.map((x) => x.name)));
   return Math.max(v3, v2);
 }
 
