@@ -9,7 +9,7 @@ import { LeaseKeepAliveMux } from './keepalive.js';
 import { EndpointPool, requireLeader, type Endpoint, type UpstreamTls } from './pool.js';
 import { isEndpointFailure, neverExecuted, toBackendError } from './errors.js';
 import { UpstreamWatchHub } from './watch.js';
-import type { UnaryMethod } from './unary.js';
+import type { UnaryError, UnaryMethod } from './unary.js';
 
 export interface UpstreamConfig {
   /** host:port of each member's client endpoint. */
@@ -26,6 +26,8 @@ export interface UpstreamConfig {
 }
 
 type Kind = 'read' | 'write';
+/** How a call reaches an endpoint: a unary method, or a function sending it (the read batcher). */
+type Send<Q, R> = UnaryMethod<Q, R> | ((ep: Endpoint, req: Q, token: string | undefined, deadline: number, cb: (err: UnaryError | null, resp?: R) => void) => void);
 
 const RETRY_PAUSE_MS = 100;
 
@@ -84,7 +86,7 @@ export class UpstreamBackend implements V3Backend {
   }
 
   /** One unary call within the request budget, failing over between endpoints as `kind` allows. */
-  private async call<Q, R extends { header?: pb.ResponseHeader | undefined }>(kind: Kind, method: UnaryMethod<Q, R>, req: Q, clientCtx?: CallContext, asGateway = true): Promise<R> {
+  private async call<Q, R extends { header?: pb.ResponseHeader | undefined }>(kind: Kind, send: Send<Q, R>, req: Q, clientCtx?: CallContext, asGateway = true): Promise<R> {
     const deadline = Date.now() + this.cfg.timeoutMs;
     const tried = new Set<Endpoint>();
     // The server's own calls (the v2 layer, which has checked its caller itself) run as the
@@ -97,7 +99,9 @@ export class UpstreamBackend implements V3Backend {
       const ep = this.pool.pick(tried);
       try {
         const resp = await new Promise<R>((resolve, reject) => {
-          ep.unary.call(method, req, ctx?.token, deadline, (err, r) => (err !== null ? reject(err) : resolve(r!)));
+          const cb = (err: UnaryError | null, r?: R): void => (err !== null ? reject(err) : resolve(r!));
+          if (typeof send === 'function') send(ep, req, ctx?.token, deadline, cb);
+          else ep.unary.call(send, req, ctx?.token, deadline, cb);
         });
         this.pool.markUp(ep);
         if (resp.header !== undefined) {
@@ -130,7 +134,7 @@ export class UpstreamBackend implements V3Backend {
   }
 
   range(req: pb.RangeRequest, ctx?: CallContext): Promise<pb.RangeResponse> {
-    return this.call('read', pb.KVService.range, req, ctx);
+    return this.call('read', (ep, q, token, deadline, cb) => ep.reads.range(q, token, deadline, cb), req, ctx);
   }
   put(req: pb.PutRequest, ctx?: CallContext): Promise<pb.PutResponse> {
     return this.call('write', pb.KVService.put, req, ctx);
@@ -139,7 +143,8 @@ export class UpstreamBackend implements V3Backend {
     return this.call('write', pb.KVService.deleteRange, req, ctx);
   }
   txn(req: pb.TxnRequest, ctx?: CallContext): Promise<pb.TxnResponse> {
-    return this.call(txnKind(req), pb.KVService.txn, req, ctx);
+    if (txnKind(req) === 'write') return this.call('write', pb.KVService.txn, req, ctx);
+    return this.call('read', (ep, q, token, deadline, cb) => ep.reads.txn(q, token, deadline, cb), req, ctx);
   }
   compact(req: pb.CompactionRequest, ctx?: CallContext): Promise<pb.CompactionResponse> {
     return this.call('write', pb.KVService.compact, req, ctx);
@@ -220,6 +225,11 @@ export class UpstreamBackend implements V3Backend {
   /** Upstream keep-alive messages sent so far (concurrent keep-alives of one lease share one). */
   get keepAliveMessagesSent(): number {
     return this.keepAlives.sent;
+  }
+
+  /** Reads answered out of a Txn shared with other reads so far (batch.ts). */
+  get readsCoalesced(): number {
+    return this.pool.endpoints.reduce((n, ep) => n + ep.reads.coalesced, 0);
   }
 
   /** Upstream watchers open now (local watchers with the same parameters share one). */

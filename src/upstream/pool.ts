@@ -6,6 +6,7 @@ import {
   AuthClient, ClusterClient, KVClient, LeaseClient, MaintenanceClient, MaintenanceService, StatusRequest, WatchClient,
 } from '../gen/etcdserverpb/rpc.js';
 import { UnaryChannel } from './unary.js';
+import { ReadBatcher } from './batch.js';
 
 export interface UpstreamTls {
   readonly ca?: Buffer | undefined;
@@ -16,6 +17,8 @@ export interface UpstreamTls {
 export class Endpoint {
   /** Unary calls (the hot path: every KV request) go over this; streams over the grpc-js channel. */
   readonly unary: UnaryChannel;
+  /** Ranges and read-only txns to this endpoint, coalesced under load (batch.ts). */
+  readonly reads: ReadBatcher;
   readonly channel: grpc.Channel;
   readonly kv: KVClient;
   readonly watch: WatchClient;
@@ -28,6 +31,7 @@ export class Endpoint {
 
   constructor(readonly address: string, tls: UpstreamTls | undefined, creds: grpc.ChannelCredentials, maxMessageBytes: number) {
     this.unary = new UnaryChannel(address, tls, maxMessageBytes);
+    this.reads = new ReadBatcher(this.unary);
     const options: grpc.ChannelOptions = {
       // A restarted member must be found again within a second or so, not after grpc's 2-minute backoff.
       'grpc.initial_reconnect_backoff_ms': 100,
