@@ -80,7 +80,11 @@ class Connection {
     });
     s.on('error', (e: Error) => { this.lastError = e.message; });
     // No new streams after GOAWAY (etcd stopping): the next call opens a fresh connection.
-    s.on('goaway', () => { this.lastError ||= 'GOAWAY received'; onGone(this); });
+    s.on('goaway', () => {
+      this.lastError ||= 'GOAWAY received';
+      onGone(this);
+      s.close(); // lets the calls on it finish, then closes (the ping timer goes with it)
+    });
     s.on('close', () => {
       if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
       onGone(this);
