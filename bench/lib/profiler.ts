@@ -91,10 +91,10 @@ export class InspectorProfiler {
 }
 
 /** Our server with `--inspect` on a free loopback port (through NODE_OPTIONS, see above), connected. */
-export async function startOursWithInspector(): Promise<{ srv: Server; profiler: InspectorProfiler }> {
+export async function startOursWithInspector(extraArgs: string[] = []): Promise<{ srv: Server; profiler: InspectorProfiler }> {
   const inspectPort = await freePort();
   const nodeOptions = [process.env.NODE_OPTIONS ?? '', `--inspect=127.0.0.1:${inspectPort}`].join(' ').trim();
-  const srv = await startOurServer({ env: { NODE_OPTIONS: nodeOptions } });
+  const srv = await startOurServer({ env: { NODE_OPTIONS: nodeOptions }, extraArgs });
   try {
     return { srv, profiler: await InspectorProfiler.connect(inspectPort) };
   } catch (e) {
