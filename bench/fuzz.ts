@@ -1,10 +1,10 @@
-// `npm run bench -- fuzz [v2|gateway|grpc ...]`: the fuzz suites of test/fuzz with more cases and
+// `npm run bench -- fuzz [v2|gateway|grpc|grpc-streams ...]`: the fuzz suites of test/fuzz with more cases and
 // a fresh random seed (FUZZ_SEED to replay one), counting failures instead of stopping at the first.
 // Prints cases run and failures found per protocol, and the first failing cases. Exit 1 on any.
-import { formatResult, runGatewayFuzz, runGrpcFuzz, runV2Fuzz, startFuzzServer, type FuzzServer, type SuiteResult } from '../test/fuzz/lib.js';
+import { formatResult, runGatewayFuzz, runGrpcFuzz, runGrpcStreamFuzz, runV2Fuzz, startFuzzServer, type FuzzServer, type SuiteResult } from '../test/fuzz/lib.js';
 
 type Runner = (s: FuzzServer, o: { numRuns: number; seed: number; mode: 'count' }) => Promise<SuiteResult>;
-const SUITES: Record<string, Runner> = { v2: runV2Fuzz, gateway: runGatewayFuzz, grpc: runGrpcFuzz };
+const SUITES: Record<string, Runner> = { v2: runV2Fuzz, gateway: runGatewayFuzz, grpc: runGrpcFuzz, 'grpc-streams': runGrpcStreamFuzz };
 
 export async function main(args: string[]): Promise<number> {
   const names = args.length > 0 ? args : Object.keys(SUITES);

@@ -16,7 +16,7 @@ type ServerName = 'etcd' | 'ours';
 const KEYS = 10_000;
 const VALUE_SIZE = 256;
 
-const WORKLOADS: KvWorkload[] = [
+export const WORKLOADS: KvWorkload[] = [
   { name: 'put', op: 'put', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 0, serializable: false },
   { name: 'range1', op: 'range', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 1, serializable: false },
   { name: 'range100', op: 'range', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 100, serializable: false },

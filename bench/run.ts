@@ -28,7 +28,10 @@ const BENCHES: Record<string, Bench> = {
     describe: 'auth off vs on (simple token, JWT, v2 basic auth) for gRPC, gateway and v2 put/get rows, etcd 3.4 and ours: cost per request',
     main: async (args) => (await import('./auth.js')).main(args),
   },
-  // cluster: 3-member cluster (not written yet)
+  cluster: {
+    describe: '3-member clusters, ours vs real etcd 3.4: put at 64 in flight, linearizable range1 on a follower, new leader after SIGKILL',
+    main: async (args) => (await import('./cluster.js')).main(args),
+  },
   crashloop: {
     describe: 'SIGKILL ours at random moments under a write load (50 times by default): iterations, acknowledged writes lost',
     main: async (args) => (await import('./crashloop.js')).main(args),
@@ -36,6 +39,10 @@ const BENCHES: Record<string, Bench> = {
   fuzz: {
     describe: 'property-based fuzzing of v2, gateway and gRPC inputs (FUZZ_RUNS per suite, FUZZ_SEED): cases run, failures found',
     main: async (args) => (await import('./fuzz.js')).main(args),
+  },
+  cpu: {
+    describe: 'our server\'s main-thread CPU per op (gRPC put/range1/range100, v2 put), server in-process, load in workers',
+    main: async (args) => (await import('./cpu.js')).main(args),
   },
   profile: {
     describe: 'summarise a .cpuprofile file: profile FILE [TOP]',

@@ -11,7 +11,10 @@ import { preload, type KvWorkload } from './lib/kvload.js';
 import { summarize } from './lib/latency.js';
 import { envList, envNum } from './lib/env.js';
 import { cpuSeconds } from './lib/procstat.js';
-import { runV2, settings as v2Settings } from './v2.js';
+import { runV2, settings as v2Settings, V2_WORKLOADS } from './v2.js';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../test/helpers/procs.js';
+import { saveProfile, startOursWithInspector, type CpuProfile, type InspectorProfiler } from './lib/profiler.js';
 
 const KEYS = 10_000;
 const VALUE_SIZE = 256;
@@ -30,10 +33,12 @@ export async function main(_args: string[]): Promise<number> {
   const warmup = envNum('BENCH_WARMUP_SECONDS', 1);
   const inflight = Math.max(1, envNum('BENCH_INFLIGHT', 64));
   const threads = envNum('BENCH_GEN_THREADS', 2);
-  const workloads = WORKLOADS.filter((w) => envList('BENCH_WORKLOADS', WORKLOADS.map((x) => x.name)).includes(w.name));
+  // BENCH_WORKLOADS names rows of both parts (put is a row of each).
+  const names = envList('BENCH_WORKLOADS', [...WORKLOADS.map((x) => x.name), ...V2_WORKLOADS]);
+  const workloads = WORKLOADS.filter((w) => names.includes(w.name));
   const v3 = workloads.length > 0 ? await benchV3(workloads, { seconds, warmup, inflight, threads }) : 0;
   process.stdout.write('\n== v2 keys API: etcd 3.4 v2v3 emulation vs ours in gateway mode\n');
-  const v2 = await runV2(v2Settings(['v2v3', 'upstream']));
+  const v2 = await runV2(v2Settings(['v2v3', 'upstream'], WORKLOADS.map((x) => x.name)));
   return Math.max(v3, v2);
 }
 
@@ -41,9 +46,14 @@ async function benchV3(workloads: KvWorkload[], o: { seconds: number; warmup: nu
   const { seconds, warmup, inflight, threads } = o;
   const etcd = await startRealEtcd({ enableV2: false });
   let ours: Server | undefined;
+  let profiler: InspectorProfiler | undefined;
   const rows: Row[] = [];
   try {
-    ours = await startOurServer({ extraArgs: ['--endpoints', etcd.endpoint] });
+    // BENCH_PROFILE=1: ours is CPU-profiled over each measured window (bench/profiles/).
+    const extraArgs = ['--endpoints', etcd.endpoint];
+    if (process.env.BENCH_PROFILE === '1') ({ srv: ours, profiler } = await startOursWithInspector(extraArgs));
+    else ours = await startOurServer({ extraArgs });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     await preload(etcd.endpoint, KEYS, VALUE_SIZE, inflight);
     for (const w of workloads) {
       for (const [target, url] of [['etcd gateway', etcd.clientUrl], ['ours → etcd', ours.clientUrl]] as const) {
@@ -52,15 +62,23 @@ async function benchV3(workloads: KvWorkload[], o: { seconds: number; warmup: nu
         let t0 = 0;
         let etcdCpu = NaN;
         let oursCpu = NaN;
+        const prof = target === 'etcd gateway' ? undefined : profiler;
+        let profile: Promise<CpuProfile> | undefined;
         const r = await runHttpGenerator({
           url, workload: w, inflight, threads, warmupMs: warmup * 1000, measureMs: seconds * 1000,
-          onWindowStart: () => { e0 = cpuSeconds(etcd.pid); o0 = cpuSeconds(ours!.pid); t0 = Date.now(); },
+          onWindowStart: () => { void prof?.start(); e0 = cpuSeconds(etcd.pid); o0 = cpuSeconds(ours!.pid); t0 = Date.now(); },
           onWindowEnd: () => {
+            profile = prof?.stop();
             const wall = (Date.now() - t0) / 1000;
             etcdCpu = (cpuSeconds(etcd.pid) - e0) / wall;
             oursCpu = (cpuSeconds(ours!.pid) - o0) / wall;
           },
         });
+        if (profile !== undefined) {
+          const file = join(PROJECT_ROOT, 'bench', 'profiles', `upstream-v3-${w.name}-${stamp}.cpuprofile`);
+          saveProfile(file, await profile, `ours in gateway mode, v3 JSON ${w.name}: CPU profile of the measured window`);
+          process.stdout.write(`  profile: ${file}\n`);
+        }
         const lat = summarize(r.latencies);
         const row: Row = { target, workload: w.name, ops: r.ops / r.seconds, p50: lat.p50, p99: lat.p99, errors: r.errors, firstError: r.firstError, etcdCpu, oursCpu };
         rows.push(row);
@@ -68,6 +86,7 @@ async function benchV3(workloads: KvWorkload[], o: { seconds: number; warmup: nu
       }
     }
   } finally {
+    profiler?.close();
     await ours?.stop();
     await etcd.stop();
   }

@@ -34,10 +34,10 @@ const SERVER_TEXT: Record<ServerName, string> = {
   upstream: 'our server with `--endpoints` in front of one etcd 3.4 member (v2 not enabled on that member); server CPU and RSS are ours only',
 };
 
-const PUT_KEYS = 1000;
-const VALUE_SIZE = 32;
+export const PUT_KEYS = 1000;
+export const VALUE_SIZE = 32;
 
-const ROWS: V2Workload[] = [
+export const ROWS: V2Workload[] = [
   { name: 'get1', api: 'v2', op: 'get', keyCount: PUT_KEYS, valueSize: VALUE_SIZE },
   { name: 'put', api: 'v2', op: 'put', keyCount: PUT_KEYS, valueSize: VALUE_SIZE },
 ];
@@ -68,8 +68,12 @@ export interface Settings {
   watchTimeoutSeconds: number;
 }
 
-export function settings(defaultServers: ServerName[] = SERVERS): Settings {
-  const names = envList('BENCH_WORKLOADS', [...ROWS.map((w) => w.name), WATCH]);
+/** The v2 row names BENCH_WORKLOADS may pick. */
+export const V2_WORKLOADS: readonly string[] = [...ROWS.map((w) => w.name), WATCH];
+
+/** `otherWorkloads`: names another bench shares BENCH_WORKLOADS with (accepted here, run there). */
+export function settings(defaultServers: ServerName[] = SERVERS, otherWorkloads: readonly string[] = []): Settings {
+  const names = envList('BENCH_WORKLOADS', [...V2_WORKLOADS, ...otherWorkloads]).filter((n) => V2_WORKLOADS.includes(n));
   return {
     seconds: envNum('BENCH_SECONDS', 10),
     warmupSeconds: envNum('BENCH_WARMUP_SECONDS', 1),
@@ -96,16 +100,18 @@ async function startServer(name: ServerName, profile: boolean): Promise<{ srv: S
     case 'ours':
       return profile ? startOursWithInspector() : { srv: await startOurServer() };
     case 'upstream':
-      return { srv: await startUpstream() };
+      return startUpstream(profile);
   }
 }
 
 /** Ours in gateway mode over a fresh etcd member; stopping it stops both. */
-async function startUpstream(): Promise<Server> {
+async function startUpstream(profile: boolean): Promise<{ srv: Server; profiler?: InspectorProfiler }> {
   const etcd = await startRealEtcd({ enableV2: false });
   try {
-    const ours = await startOurServer({ extraArgs: ['--endpoints', etcd.endpoint] });
-    return { ...ours, stop: async () => { await ours.stop(); await etcd.stop(); } };
+    const extraArgs = ['--endpoints', etcd.endpoint];
+    const { srv: ours, profiler } = profile ? await startOursWithInspector(extraArgs) : { srv: await startOurServer({ extraArgs }), profiler: undefined };
+    const srv = { ...ours, stop: async () => { await ours.stop(); await etcd.stop(); } };
+    return profiler === undefined ? { srv } : { srv, profiler };
   } catch (e) {
     await etcd.stop();
     throw e;
@@ -143,7 +149,7 @@ async function benchThroughput(name: ServerName, s: Settings, stamp: string): Pr
       const runs: Row[] = [];
       for (let rep = 0; rep < s.repeat; rep++) {
         // Only the first repetition is profiled (the profile file name has no repetition number).
-        const file = rep === 0 && profiler !== undefined ? join(PROJECT_ROOT, 'bench', 'profiles', `ours-v2-${w.name}-${stamp}.cpuprofile`) : undefined;
+        const file = rep === 0 && profiler !== undefined ? join(PROJECT_ROOT, 'bench', 'profiles', `${name}-v2-${w.name}-${stamp}.cpuprofile`) : undefined;
         const row = await measureHttp(name, srv, w, s, file === undefined ? undefined : { profiler: profiler!, file });
         runs.push(row);
         printRow(row, s.repeat > 1 ? ` #${rep + 1}` : '');

@@ -15,7 +15,16 @@ const SHUTDOWN_DRAIN_MS = 5_000;
 async function run(cfg: Config, warnings: readonly string[]): Promise<void> {
   const log = createLogger(cfg.logLevel, pino.destination(2));
   for (const w of warnings) log.warn(w);
-  const server = await startServer(cfg, log);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(cfg, log);
+  } catch (err) {
+    // A port in use, an unreadable data dir or certificate, a failed join: one fatal log line
+    // (as etcd's), then a non-zero exit; nothing half-started keeps the process alive.
+    log.fatal({ err }, `cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    log.flush?.();
+    process.exit(1);
+  }
   for (const l of server.listeners) log.info({ port: l.port }, 'serving client traffic (gRPC, HTTP) on one port');
   const { backend } = server;
   log.info({ name: cfg.name, dataDir: cfg.dataDir, memberId: backend.memberId.toString(16), clusterId: backend.clusterId.toString(16) }, 'ready to serve client requests');

@@ -14,7 +14,7 @@ import { InstrumentedServer } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
 import { trackInflight } from './http/drain.js';
-import { clientErrorHandler, frameworkErrors } from './http/bad-request.js';
+import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './http/bad-request.js';
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
@@ -88,6 +88,9 @@ function backendOf(cfg: Config, metrics: ServerMetrics, join?: JoinInfo): Embedd
     maxTxnOps: cfg.maxTxnOps,
     snapshotCount: cfg.snapshotCount,
     maxRequestBytes: cfg.maxRequestBytes,
+    quotaBackendBytes: cfg.quotaBackendBytes,
+    autoCompaction: cfg.autoCompaction,
+    maxWatchersPerStream: cfg.maxWatchersPerStream,
     electionTimeoutMs: cfg.electionTimeoutMs,
     watchProgressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs,
     watchBacklogBytesMax: cfg.watchBacklogBytesMax,
@@ -133,7 +136,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const grpcServer = new InstrumentedServer(metrics, {
     'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024,
     'grpc.max_send_message_length': 2 ** 31 - 1,
-    'grpc.max_concurrent_streams': 2 ** 31 - 1,
+    // Clients queue calls past this on the connection (HTTP/2 SETTINGS); one that does not gets REFUSED_STREAM.
+    'grpc.max_concurrent_streams': Math.min(cfg.maxConcurrentStreams, 2 ** 32 - 1),
     'grpc.keepalive_permit_without_calls': 1,
     'grpc-node.max_session_memory': 2 ** 30,
     'grpc.enable_channelz': 0,
@@ -153,6 +157,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const app = Fastify({
     loggerInstance: httpLog as FastifyBaseLogger,
     trustProxy: cfg.trustedProxies.length > 0 ? [...cfg.trustedProxies] : false,
+    http: { maxHeaderSize: MAX_HEADER_BYTES },
     frameworkErrors,
     clientErrorHandler,
   });
@@ -160,7 +165,10 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   opsRoutes(app, backend, metrics);
   docsRoutes(app, gatewayOpenApiDocument());
   await app.register(v3Gateway, { backend, maxRequestBytes: cfg.maxRequestBytes, streams });
-  await app.register(v2Keys, { backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams, guestIsServer: cfg.upstreamUser !== undefined });
+  await app.register(v2Keys, {
+    backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams,
+    guestIsServer: cfg.upstreamUser !== undefined, maxLongPollsPerClient: cfg.maxV2LongPollsPerClient,
+  });
   await app.ready();
 
   const tls = clientTlsOptions(cfg);

@@ -31,9 +31,9 @@ export function currentRss(pid: number): { total?: number; anon?: number; file?:
   return out;
 }
 
-/** User + system CPU seconds consumed so far by the process (all its threads). */
-export function cpuSeconds(pid: number): number {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** User + system CPU seconds consumed so far by the process (all its threads), or by one thread of it. */
+export function cpuSeconds(pid: number, tid?: number): number {
+  const text = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   // comm (field 2) may contain spaces and parentheses: fields after the last ')' are fixed.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state): utime is field 14, stime field 15.

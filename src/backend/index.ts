@@ -102,16 +102,17 @@ export interface V3Backend {
  * with: INTERNAL_CALL). Each method takes its context as its second argument, or none at all.
  */
 export function withCallContext(backend: V3Backend, ctx: CallContext): V3Backend {
-  const cache = new Map<PropertyKey, unknown>();
+  // Keyed by the method itself, so the view follows a method replaced on the backend later.
+  const cache = new WeakMap<object, unknown>();
   return new Proxy(backend, {
     get(target, prop, receiver): unknown {
       const v: unknown = Reflect.get(target, prop, receiver);
       if (typeof v !== 'function' || prop === 'constructor') return v;
-      let bound = cache.get(prop);
+      const fn = v as (a: unknown, c?: CallContext) => unknown;
+      let bound = cache.get(fn);
       if (bound === undefined) {
-        const fn = v as (a: unknown, c?: CallContext) => unknown;
         bound = (a: unknown): unknown => fn.call(target, a, ctx);
-        cache.set(prop, bound);
+        cache.set(fn, bound);
       }
       return bound;
     },

@@ -21,6 +21,9 @@ function goType(v: unknown): string {
   return 'object';
 }
 
+/** The keys of etcd's `client-transport-security` object this server acts on. */
+const CLIENT_TLS_KEYS = new Set(['cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth']);
+
 /** Parses the file's text; `path` only names it in errors. */
 export function parseConfigFile(text: string, path: string): ConfigFileValues {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
@@ -30,7 +33,13 @@ export function parseConfigFile(text: string, path: string): ConfigFileValues {
   if (typeof root !== 'object' || Array.isArray(root)) throw new FlagError(`config file ${path}: the top level must be a mapping of flag names to values`);
   const values: Partial<Record<FlagName, string>> = {};
   const ignored: string[] = [];
-  for (const [key, v] of Object.entries(root as Record<string, unknown>)) {
+  const entries = Object.entries(root as Record<string, unknown>).flatMap(([key, v]): [string, unknown][] => {
+    // etcd's YAML nests the client TLS settings; the flags they map to have the same names.
+    if (key !== 'client-transport-security' || v === null) return [[key, v]];
+    if (typeof v !== 'object' || Array.isArray(v)) throw new FlagError(`config file ${path}: ${key}: cannot unmarshal ${goType(v)} into an object`);
+    return Object.entries(v as Record<string, unknown>).map(([k, x]) => [CLIENT_TLS_KEYS.has(k) ? k : `${key}.${k}`, x]);
+  });
+  for (const [key, v] of entries) {
     if (!Object.hasOwn(flagSpecs, key) || key === 'config-file') {
       ignored.push(key);
       continue;

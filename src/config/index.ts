@@ -1,6 +1,7 @@
 // Flags and environment, or a config file -> one validated, typed Config.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import type { AutoCompaction } from '../core/compactor.js';
 import { checkCluster, type ClusterState, type InitialMember } from './cluster.js';
 import { parseConfigFile } from './file.js';
 import { envName, FlagError, flagSpecs, helpText, parseBoolFlag, parseDurationMs, parseFlags, parseIntFlag, parseUrls, type FlagName } from './flags.js';
@@ -31,6 +32,16 @@ export interface Config {
   readonly maxTxnOps: number;
   readonly snapshotCount: number;
   readonly maxRequestBytes: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS of each gRPC connection. */
+  readonly maxConcurrentStreams: number;
+  /** Open v2 watches per client address (0: no limit). */
+  readonly maxV2LongPollsPerClient: number;
+  /** Watchers per watch stream (0: no limit). */
+  readonly maxWatchersPerStream: number;
+  /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
+  readonly quotaBackendBytes: number;
+  /** --auto-compaction-mode/-retention: undefined when the retention is 0 (off). */
+  readonly autoCompaction: AutoCompaction | undefined;
   readonly watchProgressNotifyIntervalMs: number;
   readonly watchBacklogBytesMax: number;
   readonly v2Prefix: string;
@@ -174,6 +185,11 @@ export function loadConfig(
       maxTxnOps: parseIntFlag('max-txn-ops', v['max-txn-ops'], 1),
       snapshotCount: parseIntFlag('snapshot-count', v['snapshot-count'], 1),
       maxRequestBytes: parseIntFlag('max-request-bytes', v['max-request-bytes'], 1),
+      autoCompaction: parseAutoCompaction(v),
+      maxConcurrentStreams: parseIntFlag('max-concurrent-streams', v['max-concurrent-streams'], 1),
+      maxV2LongPollsPerClient: parseIntFlag('max-v2-long-polls-per-client', v['max-v2-long-polls-per-client']),
+      maxWatchersPerStream: parseIntFlag('max-watchers-per-stream', v['max-watchers-per-stream']),
+      quotaBackendBytes: parseIntFlag('quota-backend-bytes', v['quota-backend-bytes'], Number.MIN_SAFE_INTEGER),
       watchProgressNotifyIntervalMs: progress,
       watchBacklogBytesMax: parseIntFlag('watch-backlog-bytes-max', v['watch-backlog-bytes-max'], 1),
       v2Prefix: v['v2-prefix'],
@@ -189,6 +205,26 @@ export function loadConfig(
     },
     warnings,
   };
+}
+
+/**
+ * etcd 3.4's reading of --auto-compaction-retention: a bare non-negative integer is hours
+ * (periodic) or revisions (revision), anything else a Go duration; 0 turns compaction off.
+ */
+function parseAutoCompaction(v: Record<FlagName, string>): AutoCompaction | undefined {
+  const mode = v['auto-compaction-mode'];
+  if (mode !== 'periodic' && mode !== 'revision') throw new FlagError(`unknown auto-compaction-mode "${mode}"`); // etcd 3.4's words
+  const raw = v['auto-compaction-retention'];
+  const n = /^\d+$/.test(raw) ? Number(raw) : undefined;
+  if (mode === 'revision') {
+    if (n === undefined) {
+      // etcd takes a duration here too and then keeps that many nanoseconds' worth of revisions: refuse instead.
+      throw new FlagError(`invalid value "${raw}" for flag --auto-compaction-retention: revision mode takes a number of revisions`);
+    }
+    return n === 0 ? undefined : { mode, retention: n, checkIntervalMs: parseDurationMs('auto-compaction-check-interval', v['auto-compaction-check-interval']) };
+  }
+  const retentionMs = n !== undefined ? n * 3_600_000 : parseDurationMs('auto-compaction-retention', raw);
+  return retentionMs === 0 ? undefined : { mode, retentionMs };
 }
 
 /** --cert-file and friends: checked as etcd 3.4 checks them (an https:// URL needs a cert and a key). */

@@ -10,9 +10,11 @@
 //   2. append the new entries and hard state to the WAL; fdatasync when raft needs it.
 //   3. advance. Proposals arriving during the fsync pile up in raft's unstable log and go out
 //      together in the next batch: that is the group commit, with no timer or batch size to tune.
-// Snapshots: after `snapshotCount` applied entries the state machine is flushed (LMDB holds
-// everything applied), a snapshot marker goes to the WAL and older segments are deleted; the
-// in-memory log keeps SNAPSHOT_CATCHUP entries for lagging followers.
+// Snapshots: after `snapshotCount` applied entries (or SNAPSHOT_BYTES of them) the state machine is
+// flushed (LMDB holds everything applied), a snapshot marker goes to the WAL and older segments
+// are deleted. The in-memory log keeps applied entries only for lagging followers: at most
+// SNAPSHOT_CATCHUP entries and CATCHUP_BYTES of data; a lone member keeps none (its WAL has them
+// for a restart), so a big value is not held in memory after it is applied.
 import type { Clock } from '../util/clock.js';
 import {
   MemoryStorage, Raft, SeededRng, type ConfState, type Entry, type HardState, type Message, type NodeId, type OutboundMessage,
@@ -23,6 +25,12 @@ import { Wal, type WalState } from './wal/wal.js';
 /** Entries kept in memory after a snapshot so a slightly lagging follower needs no snapshot
  * (--experimental-snapshot-catchup-entries). */
 export const SNAPSHOT_CATCHUP = 5000;
+/** Data bytes of applied entries kept in memory for lagging followers (beyond: they get a snapshot). */
+export const CATCHUP_BYTES = 64 * 2 ** 20;
+/** Data bytes applied between WAL snapshots: bounds the WAL on disk and the replay at start when
+ * values are big (the entry count alone would let 10,000 1 MiB puts pile up). */
+export const SNAPSHOT_BYTES = 256 * 2 ** 20;
+const EMPTY = new Uint8Array(0);
 
 export interface RaftNodeOptions {
   readonly id: bigint;
@@ -53,6 +61,8 @@ export interface RaftNodeOptions {
    */
   readonly installSnapshot?: (snap: Snapshot) => Promise<void>;
   readonly snapshotCatchupEntries?: number;
+  /** Default SNAPSHOT_BYTES. */
+  readonly snapshotBytes?: number;
   readonly onError: (err: Error) => void;
   readonly onWalSyncSeconds?: (seconds: number) => void;
 }
@@ -70,6 +80,9 @@ export class RaftNode {
   leaderChanges = 0;
   private lastLeader: NodeId = 0n;
   private snapshotIndex: number;
+  /** Data bytes applied since start, and that count at the last WAL snapshot. */
+  private appliedBytes = 0;
+  private snapshotBytes = 0;
   private snapshotting = false;
   private appliedIndex: number;
   /** The apply chain: resolves when every applied batch is visible in storage. */
@@ -226,6 +239,7 @@ export class RaftNode {
         // The failure goes to fail(); the chain itself never rejects (nobody may be awaiting it).
         this.applying = Promise.all([this.applying, committed.catch((e: unknown) => this.fail(e))]).then(() => undefined);
         this.appliedIndex = batch[batch.length - 1]!.index;
+        for (const e of batch) this.appliedBytes += e.data.length;
       }
       const mustSync = this.wal.append(rd.hardState, rd.entries);
       if (mustSync) await this.wal.sync();
@@ -248,23 +262,55 @@ export class RaftNode {
         for (const w of waiters) w();
       }
       this.maybeSnapshot();
+      this.trimLog();
     }
   }
 
-  /** Every `snapshotCount` applied entries: flush the state machine, mark the WAL, drop old log. */
+  /** A lone voter: no follower will ever ask for an applied entry. */
+  private get lone(): boolean {
+    const cs = this.raft.confState();
+    return cs.voters.length === 1 && cs.learners.length === 0 && cs.voters[0] === this.opts.id;
+  }
+
+  /**
+   * Drops applied entries from the in-memory log beyond what lagging followers may need: all of
+   * them on a lone member, else those past CATCHUP_BYTES (the entry count is kept at snapshots).
+   * Compacting needs a snapshot covering the entries: one at the applied index, where raft's
+   * membership (changed in advance()) is exactly the snapshot's. Its data is made when a follower
+   * needs it (the state machine's current file), so it costs nothing here.
+   */
+  private trimLog(): void {
+    const applied = Math.min(this.appliedIndex, this.storage.lastIndex());
+    const compacted = this.storage.firstIndex() - 1;
+    let target: number;
+    if (this.lone) target = applied;
+    else if (this.storage.retainedBytes() > 2 * CATCHUP_BYTES) target = this.storage.compactIndexKeeping(applied, CATCHUP_BYTES);
+    else return;
+    if (target <= compacted) return;
+    if (this.storage.snapshot().meta.index < applied) this.storage.createSnapshot(applied, this.raft.confState(), EMPTY);
+    this.storage.compact(target);
+  }
+
+  /** Every `snapshotCount` applied entries (or SNAPSHOT_BYTES): flush the state machine, mark the
+   * WAL, drop old log. */
   private maybeSnapshot(): void {
-    if (this.snapshotting || this.appliedIndex - this.snapshotIndex < this.opts.snapshotCount) return;
+    if (this.snapshotting) return;
+    if (this.appliedIndex - this.snapshotIndex < this.opts.snapshotCount && this.appliedBytes - this.snapshotBytes < (this.opts.snapshotBytes ?? SNAPSHOT_BYTES)) return;
     this.snapshotting = true;
     const index = this.appliedIndex;
+    const bytes = this.appliedBytes;
+    // Taken now, after advance(): raft's membership is the one at `index` (trimLog may already
+    // have made this very snapshot).
+    const snap = this.storage.snapshot().meta.index < index ? this.storage.createSnapshot(index, this.raft.confState(), EMPTY) : this.storage.snapshot();
     void (async () => {
       await this.applying;
       if (this.stopped) return;
       await this.opts.flushState();
       if (this.stopped) return;
-      const snap = this.storage.createSnapshot(index, this.raft.confState(), new Uint8Array(0));
       this.wal.saveSnapshot(snap.meta);
       await this.wal.sync();
       this.snapshotIndex = index;
+      this.snapshotBytes = bytes;
       this.storage.compact(Math.max(this.storage.firstIndex() - 1, index - (this.opts.snapshotCatchupEntries ?? SNAPSHOT_CATCHUP)));
       this.wal.releaseTo(index);
     })().catch((e: unknown) => this.fail(e))

@@ -29,6 +29,8 @@ import { clusterId, memberId } from './cluster/ids.js';
 import { Membership, type Member, type MemberChange } from './cluster/members.js';
 import { rangeOp, txnOp } from './kv.js';
 import { Lessor, MAX_LEASE_TTL } from './lease/lessor.js';
+import { fitsQuota, leaseGrantCost, putCost, quotaBytes, txnCost } from './quota.js';
+import { startCompactor, type AutoCompaction } from './compactor.js';
 import { MvccStore } from './mvcc/store.js';
 import { RaftNode } from './node.js';
 import { confChangeContext, decodeConfChange, type ConfChange, type Entry, type Message, type ReadState, type Snapshot } from './raft/index.js';
@@ -63,6 +65,12 @@ export interface CoreConfig {
   readonly snapshotCount?: number;
   /** Observes each storage commit's latency in seconds (the metrics' disk histograms). */
   readonly onCommitSeconds?: (seconds: number) => void;
+  /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
+  readonly quotaBackendBytes?: number;
+  /** --max-watchers-per-stream: 0 = no limit. */
+  readonly maxWatchersPerStream?: number;
+  /** --auto-compaction-*: undefined = off. */
+  readonly autoCompaction?: AutoCompaction | undefined;
   /** --heartbeat-interval: the raft tick (default 100 ms). */
   readonly heartbeatIntervalMs?: number;
   /** --initial-cluster (default: this member alone at its advertised peer URLs). */
@@ -97,6 +105,8 @@ type AuthChange = NonNullable<InternalRequest['request']>;
 type ResponseOf = { [R in ApplyResponse as R['$case']]: R['value'] };
 
 const SNAPSHOT_CHUNK = 32 * 1024;
+/** Least time between two measures of the backend's live bytes after commits (the quota's input). */
+const SPACE_MEASURE_MS = 100;
 const LEASE_CHECK_MS = 500;
 const LEASE_REVOKES_PER_CHECK = 500;
 /** Raft tick: the heartbeat interval (etcd's --heartbeat-interval default). */
@@ -108,6 +118,8 @@ export const META_CLUSTER_TOKEN = 'clusterToken';
 /** This member's and its cluster's IDs (hex), fixed when the member first starts. */
 const META_MEMBER_ID = 'memberId';
 const META_CLUSTER_ID = 'clusterId';
+/** etcd's HealthInterval: a peer counts as connected for membership checks after this long. */
+const HEALTH_INTERVAL_MS = 5_000;
 /** A linearizable read's ReadIndex unanswered this long is asked again (lost on the way). */
 const READ_INDEX_RETRY_MS = 500;
 
@@ -155,6 +167,15 @@ export class EmbeddedBackend implements V3Backend {
   /** Proposed and not yet durable; proposals that failed (for metrics). */
   private proposalsPending = 0;
   private proposalsFailed = 0;
+  /**
+   * The backend quota in bytes (Infinity: none) and what it is checked against: the live bytes
+   * last measured (a measure costs tens of µs: taken at most every SPACE_MEASURE_MS after commits,
+   * and again whenever the estimate reaches the quota) plus the cost of writes admitted since.
+   */
+  private readonly quota: number;
+  private usedBytes = 0;
+  private admittedBytes = 0;
+  private measuredAtMs = 0;
 
   constructor(private readonly cfg: CoreConfig) {
     this.storage = new LmdbStorage(cfg.dataDir, cfg.onCommitSeconds);
@@ -165,6 +186,8 @@ export class EmbeddedBackend implements V3Backend {
     this.applier = new Applier(this.store, this.lessor, this.storage, this.auth, this.tokens);
     this.loadLeases();
     this.hub = new WatchHub(this.store, this.storage);
+    this.quota = quotaBytes(cfg.quotaBackendBytes ?? 0);
+    if (Number.isFinite(this.quota)) this.measureSpace();
     // A data dir made by `snapshot restore` carries the cluster token it was restored with (a new
     // cluster: new member and cluster IDs, as etcd's restore --initial-cluster-token gives).
     const token = this.storage.getMeta(META_CLUSTER_TOKEN)?.toString() ?? cfg.initialClusterToken;
@@ -274,6 +297,7 @@ export class EmbeddedBackend implements V3Backend {
       },
       snapshotSent: (to, ok) => this.node.reportSnapshot(to, ok),
       members: () => this.membership.list().map(memberInfo),
+      isRemoved: (id) => this.membership.isRemoved(id),
       promote: async (id) => {
         try {
           await this.promoteHere(id);
@@ -341,6 +365,14 @@ export class EmbeddedBackend implements V3Backend {
       this.stopTimers[1] = clock.after(this.cfg.watchProgressNotifyIntervalMs, progressLoop);
     };
     this.stopTimers[1] = clock.after(this.cfg.watchProgressNotifyIntervalMs, progressLoop);
+    if (this.cfg.autoCompaction !== undefined) {
+      this.stopTimers.push(startCompactor(this.cfg.autoCompaction, {
+        clock,
+        currentRev: () => this.store.currentRev,
+        compact: async (rev) => { await this.compact({ revision: BigInt(rev), physical: false }); },
+        isLeader: () => this.node.isLeader,
+      }));
+    }
   }
 
   header(rev: number): pb.ResponseHeader {
@@ -459,6 +491,7 @@ export class EmbeddedBackend implements V3Backend {
     this.lastCommit = durable;
     return durable.then(
       () => {
+        if (Number.isFinite(this.quota) && this.cfg.clock.nowMs() - this.measuredAtMs >= SPACE_MEASURE_MS) this.measureSpace();
         for (const [p, r] of results) {
           if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
           p?.resolve(r);
@@ -671,7 +704,7 @@ export class EmbeddedBackend implements V3Backend {
     checkPut(req);
     const info = this.authInfo(ctx);
     checkPutAuth(this.auth, info, req, this.leaseKeys);
-    this.checkNoSpace();
+    if (!this.hasSpace(putCost(req))) await this.refuseNoSpace();
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'put', value: req }, info), 'put'));
   }
 
@@ -691,7 +724,7 @@ export class EmbeddedBackend implements V3Backend {
       const txn = this.store.beginWrite();
       return this.withHeader(txnOp(this.store, this.lessor, txn, req));
     }
-    if (hasPut(req)) this.checkNoSpace();
+    if (hasPut(req) && !this.hasSpace(txnCost(req))) await this.refuseNoSpace();
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'txn', value: req }, info), 'txn'));
   }
 
@@ -704,8 +737,34 @@ export class EmbeddedBackend implements V3Backend {
     return this.withHeader(this.expectResponse(await this.propose({ $case: 'compaction', value: req }, info), 'compaction'));
   }
 
-  private checkNoSpace(): void {
+  /**
+   * etcd's capped applier and quota check, synchronous so that the permission checks before it
+   * run with nothing in between them and the proposal: while the NOSPACE alarm is on, a write that
+   * adds data is refused; otherwise false when this one would take the backend to the quota.
+   */
+  private hasSpace(cost: number): boolean {
     if (this.applier.alarms.some((a) => a.alarm === AlarmType.NOSPACE)) throw new EtcdError('noSpace');
+    if (!Number.isFinite(this.quota)) return true;
+    if (!fitsQuota(this.usedBytes + this.admittedBytes, cost, this.quota)) {
+      // The estimate only grows between measures (deletes and compactions free pages): measure.
+      this.measureSpace();
+      if (!fitsQuota(this.usedBytes, cost, this.quota)) return false;
+    }
+    this.admittedBytes += cost;
+    return true;
+  }
+
+  private measureSpace(): void {
+    this.usedBytes = this.storage.usedBytes();
+    this.admittedBytes = 0;
+    this.measuredAtMs = this.cfg.clock.nowMs();
+  }
+
+  /** Over the quota: raise the NOSPACE alarm through raft (as etcd's quota check does), then refuse. */
+  private async refuseNoSpace(): Promise<never> {
+    const raise = { action: AlarmAction.ACTIVATE, memberID: this.memberId, alarm: AlarmType.NOSPACE };
+    await this.propose({ $case: 'alarm', value: raise }, null).catch(() => undefined);
+    throw new EtcdError('noSpace');
   }
 
   // --- Watch ---
@@ -724,6 +783,7 @@ export class EmbeddedBackend implements V3Backend {
     return new CoreWatchSession(this.hub, (rev) => this.header(rev), out, authorize, {
       fragmentBytes: this.cfg.maxRequestBytes + 512 * 1024,
       backlogBytesMax: this.cfg.watchBacklogBytesMax,
+      maxWatchers: (this.cfg.maxWatchersPerStream ?? 0) > 0 ? this.cfg.maxWatchersPerStream! : Infinity,
     });
   }
 
@@ -733,7 +793,7 @@ export class EmbeddedBackend implements V3Backend {
   async leaseGrant(req: pb.LeaseGrantRequest, ctx?: CallContext): Promise<pb.LeaseGrantResponse> {
     const info = this.authInfo(ctx);
     if (req.TTL > BigInt(MAX_LEASE_TTL)) throw new EtcdError('leaseTTLTooLarge');
-    this.checkNoSpace();
+    if (!this.hasSpace(leaseGrantCost)) await this.refuseNoSpace();
     let id = req.ID;
     while (id === 0n || (req.ID === 0n && this.lessor.has(id))) {
       id = randomBytes(8).readBigInt64BE(0) & 0x7fff_ffff_ffff_ffffn;
@@ -804,21 +864,27 @@ export class EmbeddedBackend implements V3Backend {
   // Membership changes, checked as etcd checks them with --strict-reconfig-check (its default):
   // a change must leave a quorum of started (published) and connected voters.
 
-  /** Voters other than `except`, and whether each is started (has published its name) and connected. */
+  /**
+   * Voters other than `except`: how many are started (have published their name) and connected
+   * for etcd's HealthInterval (5 s) at least.
+   */
   private voterHealth(except?: bigint): { total: number; started: number; connected: number } {
     let total = 0;
     let started = 0;
     let connected = 0;
+    const since = Date.now() - HEALTH_INTERVAL_MS;
     for (const m of this.membership.list()) {
       if (m.isLearner || m.id === except) continue;
       total++;
       if (m.name !== '') started++;
-      if (m.id === this.memberId || this.transport?.peerActive(m.id)) connected++;
+      const active = this.transport?.activeSince(m.id);
+      if (m.id === this.memberId || (active !== undefined && active <= since)) connected++;
     }
     return { total, started, connected };
   }
 
-  private checkPeerUrls(urls: readonly string[], except?: bigint): string[] {
+  /** Parsed peer URLs (invalidPeerURLs); with `taken`, also refused when another member has one. */
+  private checkPeerUrls(urls: readonly string[], except?: bigint, taken = true): string[] {
     const out: string[] = [];
     for (const u of urls) {
       let url: URL;
@@ -831,10 +897,15 @@ export class EmbeddedBackend implements V3Backend {
       out.push(u.trim());
     }
     if (out.length === 0) throw new EtcdError('invalidPeerURLs');
+    if (taken) this.checkPeerUrlsFree(out, except);
+    return out.sort();
+  }
+
+  private checkPeerUrlsFree(urls: readonly string[], except?: bigint): void {
+    const out = urls;
     for (const m of this.membership.list()) {
       if (m.id !== except && m.peerURLs.some((p) => out.includes(p))) throw new EtcdError('peerURLExist');
     }
-    return out.sort();
   }
 
   private clusterHeader(): pb.ResponseHeader {
@@ -842,16 +913,19 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   async memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> {
-    const urls = this.checkPeerUrls(req.peerURLs);
-    if (req.isLearner) {
-      if (this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
-    } else {
-      const h = this.voterHealth();
+    // etcd's order: the URLs parse, then the quorum checks (mayAddMember), then what its apply
+    // validates (peer URL taken, too many learners, ID taken).
+    const urls = this.checkPeerUrls(req.peerURLs, undefined, false);
+    const h = this.voterHealth();
+    if (!req.isLearner) {
       // etcd lets a lone member add a second one (restoring a cluster from one member's data).
       const lone = h.started === 1 && h.total === 1;
       if (!lone && h.started < Math.floor((h.total + 1) / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
-      if (h.connected < h.total) throw new EtcdError('unhealthy');
     }
+    // Voter or learner: every voter must have been connected for a while (etcd's isConnectedFullySince).
+    if (h.connected < h.total) throw new EtcdError('unhealthy');
+    this.checkPeerUrlsFree(urls);
+    if (req.isLearner && this.membership.list().filter((m) => m.isLearner).length >= 1) throw new EtcdError('tooManyLearners');
     // etcd's NewMember: the peer URLs, the cluster token and the time make the ID.
     const id = memberId(urls, `${this.cfg.initialClusterToken}${this.cfg.clock.nowMs()}`);
     if (this.membership.get(id) !== undefined || this.membership.isRemoved(id)) throw new EtcdError('memberExist');
@@ -874,7 +948,7 @@ export class EmbeddedBackend implements V3Backend {
       const h = this.voterHealth(req.ID);
       if (h.started < Math.floor(h.total / 2) + 1) throw new EtcdError('notEnoughStartedMembers');
       // A member that is down is safe to remove: it is not part of the working quorum.
-      const down = req.ID !== this.memberId && !this.transport?.peerActive(req.ID);
+      const down = req.ID !== this.memberId && this.transport?.activeSince(req.ID) === undefined;
       if (!down && h.connected < Math.floor(h.total / 2) + 1) throw new EtcdError('unhealthy');
     }
     const ok = await this.proposeClusterChange({ op: 'remove', id: req.ID.toString(16) }, { type: 'remove', nodeId: req.ID });
@@ -1046,7 +1120,7 @@ export class EmbeddedBackend implements V3Backend {
   healthFacts(): HealthFacts {
     return {
       hasLeader: this.hasLeader(),
-      isLearner: false,
+      isLearner: this.membership.get(this.memberId)?.isLearner ?? false,
       alarms: this.applier.alarms.map((a) => a.alarm),
       storageFailure: this.failure?.message,
     };
@@ -1070,7 +1144,8 @@ export class EmbeddedBackend implements V3Backend {
       proposalsFailed: this.proposalsFailed,
       dbSizeBytes: dbSize,
       dbSizeInUseBytes: inUse,
-      quotaBackendBytes: this.storage.mapSizeBytes,
+      // etcd reports the flag as given when it disables the quota (negative), else the quota in force.
+      quotaBackendBytes: Number.isFinite(this.quota) ? this.quota : (this.cfg.quotaBackendBytes ?? 0),
       keys: c.liveKeys,
       watchers: this.watcherCount(),
       watchStreams: this.hub.streams,

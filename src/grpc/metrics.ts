@@ -62,8 +62,10 @@ export class InstrumentedServer extends grpc.Server {
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
     const wrapped: grpc.UntypedServiceImplementation = { ...implementation };
     for (const [name, def] of Object.entries(service)) {
-      const fn = (implementation[name] ?? (def.originalName === undefined ? undefined : implementation[def.originalName])) as UnaryImpl | undefined;
-      if (def.requestStream || def.responseStream || typeof fn !== 'function') continue;
+      if (def.requestStream || def.responseStream) continue;
+      // A method left out (membership changes, for now) gets grpc-js's own answer, counted too.
+      const fn = (implementation[name] ?? (def.originalName === undefined ? undefined : implementation[def.originalName])
+        ?? ((_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: `The server does not implement the method ${name}` }, null))) as UnaryImpl;
       const m = this.metrics.grpcMethod(def.path, 'unary');
       const counted: UnaryImpl = (call, callback) => {
         m.started++;

@@ -10,6 +10,7 @@ import {
 } from '../gen/etcdserverpb/rpc.js';
 import { HealthCheckResponse_ServingStatus, HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
 import type { OpenStreams } from '../util/open-streams.js';
+import { encodePutResponse, encodeRangeResponse } from './fast-encode.js';
 import { toServiceError, type Logger } from './status.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
@@ -58,7 +59,12 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
     txn: unary((r, ctx) => backend.txn(r, ctx), log),
     compact: unary((r, ctx) => backend.compact(r, ctx), log),
   };
-  server.addService(KVService, kv);
+  // Range and Put answers are serialized by the exact-size encoders (fast-encode.ts).
+  server.addService({
+    ...KVService,
+    range: { ...KVService.range, responseSerialize: encodeRangeResponse },
+    put: { ...KVService.put, responseSerialize: encodePutResponse },
+  }, kv);
 
   const watch: WatchServer = {
     watch(call) {

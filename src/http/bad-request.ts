@@ -7,6 +7,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 const TEXT = 'text/plain; charset=utf-8';
 
+/**
+ * Go's http.Server reads at most DefaultMaxHeaderBytes (1 MiB) of request line and headers, plus
+ * the 4096 bytes of slack its reader allows; Node's default (16 KiB) would refuse headers etcd
+ * takes (long tokens, big cookies behind proxies). Past it: clientErrorHandler's 431.
+ */
+export const MAX_HEADER_BYTES = (1 << 20) + 4096;
+
 /** Fastify's frameworkErrors: a URL it cannot decode (FST_ERR_BAD_URL) gets Go's 400. */
 export function frameworkErrors(_err: Error, _req: FastifyRequest, reply: FastifyReply): void {
   void reply.code(400).headers({ 'content-type': TEXT, connection: 'close' }).send('400 Bad Request');

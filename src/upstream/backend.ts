@@ -9,6 +9,7 @@ import { LeaseKeepAliveMux } from './keepalive.js';
 import { EndpointPool, requireLeader, type Endpoint, type UpstreamTls } from './pool.js';
 import { isEndpointFailure, neverExecuted, toBackendError } from './errors.js';
 import { UpstreamWatchHub } from './watch.js';
+import type { UnaryError, UnaryMethod } from './unary.js';
 
 export interface UpstreamConfig {
   /** host:port of each member's client endpoint. */
@@ -25,8 +26,8 @@ export interface UpstreamConfig {
 }
 
 type Kind = 'read' | 'write';
-type Callback<R> = (err: grpc.ServiceError | null, resp: R) => void;
-type Unary<Q, R> = (ep: Endpoint, req: Q, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<R>) => unknown;
+/** How a call reaches an endpoint: a unary method, or a function sending it (the read batcher). */
+type Send<Q, R> = UnaryMethod<Q, R> | ((ep: Endpoint, req: Q, token: string | undefined, deadline: number, cb: (err: UnaryError | null, resp?: R) => void) => void);
 
 const RETRY_PAUSE_MS = 100;
 
@@ -72,7 +73,7 @@ export class UpstreamBackend implements V3Backend {
   private async tokenFor(ctx: CallContext | undefined): Promise<CallContext | undefined> {
     if (ctx?.token !== undefined || this.cfg.user === undefined) return ctx;
     const user = this.cfg.user;
-    this.gatewayToken ??= this.call<pb.AuthenticateRequest, pb.AuthenticateResponse>('read', (ep, q, md, o, cb) => ep.auth.authenticate(q, md, o, cb), pb.AuthenticateRequest.fromPartial(user), undefined, false)
+    this.gatewayToken ??= this.call<pb.AuthenticateRequest, pb.AuthenticateResponse>('read', pb.AuthService.authenticate, pb.AuthenticateRequest.fromPartial(user), undefined, false)
       .then((r) => (this.currentGatewayToken = r.token));
     const p = this.gatewayToken;
     p.catch(() => { if (this.gatewayToken === p) this.gatewayToken = undefined; });
@@ -85,19 +86,22 @@ export class UpstreamBackend implements V3Backend {
   }
 
   /** One unary call within the request budget, failing over between endpoints as `kind` allows. */
-  private async call<Q, R extends { header?: pb.ResponseHeader | undefined }>(kind: Kind, fn: Unary<Q, R>, req: Q, clientCtx?: CallContext, asGateway = true): Promise<R> {
+  private async call<Q, R extends { header?: pb.ResponseHeader | undefined }>(kind: Kind, send: Send<Q, R>, req: Q, clientCtx?: CallContext, asGateway = true): Promise<R> {
     const deadline = Date.now() + this.cfg.timeoutMs;
     const tried = new Set<Endpoint>();
     // The server's own calls (the v2 layer, which has checked its caller itself) run as the
     // gateway's --user login, auth RPCs included.
     const gatewayCall = asGateway || clientCtx?.internal === true;
-    let ctx = gatewayCall ? await this.tokenFor(clientCtx) : clientCtx;
+    // (No await at all in the common case: no --user, or the caller brought its own token.)
+    let ctx = gatewayCall && clientCtx?.token === undefined && this.cfg.user !== undefined ? await this.tokenFor(clientCtx) : clientCtx;
     let reauthenticated = false;
     for (;;) {
       const ep = this.pool.pick(tried);
       try {
         const resp = await new Promise<R>((resolve, reject) => {
-          fn(ep, req, metadataOf(ctx), { deadline }, (err, r) => (err !== null ? reject(err) : resolve(r)));
+          const cb = (err: UnaryError | null, r?: R): void => (err !== null ? reject(err) : resolve(r!));
+          if (typeof send === 'function') send(ep, req, ctx?.token, deadline, cb);
+          else ep.unary.call(send, req, ctx?.token, deadline, cb);
         });
         this.pool.markUp(ep);
         if (resp.header !== undefined) {
@@ -130,19 +134,20 @@ export class UpstreamBackend implements V3Backend {
   }
 
   range(req: pb.RangeRequest, ctx?: CallContext): Promise<pb.RangeResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.kv.range(q, md, o, cb), req, ctx);
+    return this.call('read', (ep, q, token, deadline, cb) => ep.reads.range(q, token, deadline, cb), req, ctx);
   }
   put(req: pb.PutRequest, ctx?: CallContext): Promise<pb.PutResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.kv.put(q, md, o, cb), req, ctx);
+    return this.call('write', pb.KVService.put, req, ctx);
   }
   deleteRange(req: pb.DeleteRangeRequest, ctx?: CallContext): Promise<pb.DeleteRangeResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.kv.deleteRange(q, md, o, cb), req, ctx);
+    return this.call('write', pb.KVService.deleteRange, req, ctx);
   }
   txn(req: pb.TxnRequest, ctx?: CallContext): Promise<pb.TxnResponse> {
-    return this.call(txnKind(req), (ep, q, md, o, cb) => ep.kv.txn(q, md, o, cb), req, ctx);
+    if (txnKind(req) === 'write') return this.call('write', pb.KVService.txn, req, ctx);
+    return this.call('read', (ep, q, token, deadline, cb) => ep.reads.txn(q, token, deadline, cb), req, ctx);
   }
   compact(req: pb.CompactionRequest, ctx?: CallContext): Promise<pb.CompactionResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.kv.compact(q, md, o, cb), req, ctx);
+    return this.call('write', pb.KVService.compact, req, ctx);
   }
 
   watch(out: WatchOutput, ctx?: CallContext): WatchSession {
@@ -150,59 +155,59 @@ export class UpstreamBackend implements V3Backend {
   }
 
   leaseGrant(req: pb.LeaseGrantRequest, ctx?: CallContext): Promise<pb.LeaseGrantResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.lease.leaseGrant(q, md, o, cb), req, ctx);
+    return this.call('write', pb.LeaseService.leaseGrant, req, ctx);
   }
   leaseRevoke(req: pb.LeaseRevokeRequest, ctx?: CallContext): Promise<pb.LeaseRevokeResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.lease.leaseRevoke(q, md, o, cb), req, ctx);
+    return this.call('write', pb.LeaseService.leaseRevoke, req, ctx);
   }
   leaseKeepAlive(req: pb.LeaseKeepAliveRequest): Promise<pb.LeaseKeepAliveResponse> {
     return this.keepAlives.keepAlive(req.ID);
   }
   leaseTimeToLive(req: pb.LeaseTimeToLiveRequest): Promise<pb.LeaseTimeToLiveResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.lease.leaseTimeToLive(q, md, o, cb), req);
+    return this.call('read', pb.LeaseService.leaseTimeToLive, req);
   }
   leaseLeases(req: pb.LeaseLeasesRequest): Promise<pb.LeaseLeasesResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.lease.leaseLeases(q, md, o, cb), req);
+    return this.call('read', pb.LeaseService.leaseLeases, req);
   }
 
   memberList(req: pb.MemberListRequest): Promise<pb.MemberListResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.cluster.memberList(q, md, o, cb), req);
+    return this.call('read', pb.ClusterService.memberList, req);
   }
 
   memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.cluster.memberAdd(q, md, o, cb), req);
+    return this.call('write', pb.ClusterService.memberAdd, req);
   }
 
   memberRemove(req: pb.MemberRemoveRequest): Promise<pb.MemberRemoveResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.cluster.memberRemove(q, md, o, cb), req);
+    return this.call('write', pb.ClusterService.memberRemove, req);
   }
 
   memberUpdate(req: pb.MemberUpdateRequest): Promise<pb.MemberUpdateResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.cluster.memberUpdate(q, md, o, cb), req);
+    return this.call('write', pb.ClusterService.memberUpdate, req);
   }
 
   memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.cluster.memberPromote(q, md, o, cb), req);
+    return this.call('write', pb.ClusterService.memberPromote, req);
   }
 
   status(req: pb.StatusRequest): Promise<pb.StatusResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.maintenance.status(q, md, o, cb), req);
+    return this.call('read', pb.MaintenanceService.status, req);
   }
   alarm(req: pb.AlarmRequest): Promise<pb.AlarmResponse> {
     const kind: Kind = req.action === pb.AlarmRequest_AlarmAction.GET ? 'read' : 'write';
-    return this.call(kind, (ep, q, md, o, cb) => ep.maintenance.alarm(q, md, o, cb), req);
+    return this.call(kind, pb.MaintenanceService.alarm, req);
   }
   defragment(req: pb.DefragmentRequest): Promise<pb.DefragmentResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.maintenance.defragment(q, md, o, cb), req);
+    return this.call('write', pb.MaintenanceService.defragment, req);
   }
   hash(req: pb.HashRequest): Promise<pb.HashResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.maintenance.hash(q, md, o, cb), req);
+    return this.call('read', pb.MaintenanceService.hash, req);
   }
   hashKV(req: pb.HashKVRequest): Promise<pb.HashKVResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.maintenance.hashKv(q, md, o, cb), req);
+    return this.call('read', pb.MaintenanceService.hashKv, req);
   }
   moveLeader(req: pb.MoveLeaderRequest): Promise<pb.MoveLeaderResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.maintenance.moveLeader(q, md, o, cb), req);
+    return this.call('write', pb.MaintenanceService.moveLeader, req);
   }
 
   async *snapshot(req: pb.SnapshotRequest): AsyncIterable<pb.SnapshotResponse> {
@@ -222,6 +227,11 @@ export class UpstreamBackend implements V3Backend {
     return this.keepAlives.sent;
   }
 
+  /** Reads answered out of a Txn shared with other reads so far (batch.ts). */
+  get readsCoalesced(): number {
+    return this.pool.endpoints.reduce((n, ep) => n + ep.reads.coalesced, 0);
+  }
+
   /** Upstream watchers open now (local watchers with the same parameters share one). */
   get upstreamWatchers(): number {
     return this.watches.upstreamWatchers;
@@ -231,52 +241,52 @@ export class UpstreamBackend implements V3Backend {
   // an admin change must be the caller's). Management writes are not retried once sent. ---
 
   authEnable(req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.authEnable(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.authEnable, req, ctx, false);
   }
   authDisable(req: pb.AuthDisableRequest, ctx?: CallContext): Promise<pb.AuthDisableResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.authDisable(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.authDisable, req, ctx, false);
   }
   userAdd(req: pb.AuthUserAddRequest, ctx?: CallContext): Promise<pb.AuthUserAddResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.userAdd(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.userAdd, req, ctx, false);
   }
   userGet(req: pb.AuthUserGetRequest, ctx?: CallContext): Promise<pb.AuthUserGetResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.auth.userGet(q, md, o, cb), req, ctx, false);
+    return this.call('read', pb.AuthService.userGet, req, ctx, false);
   }
   userList(req: pb.AuthUserListRequest, ctx?: CallContext): Promise<pb.AuthUserListResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.auth.userList(q, md, o, cb), req, ctx, false);
+    return this.call('read', pb.AuthService.userList, req, ctx, false);
   }
   userDelete(req: pb.AuthUserDeleteRequest, ctx?: CallContext): Promise<pb.AuthUserDeleteResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.userDelete(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.userDelete, req, ctx, false);
   }
   userChangePassword(req: pb.AuthUserChangePasswordRequest, ctx?: CallContext): Promise<pb.AuthUserChangePasswordResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.userChangePassword(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.userChangePassword, req, ctx, false);
   }
   userGrantRole(req: pb.AuthUserGrantRoleRequest, ctx?: CallContext): Promise<pb.AuthUserGrantRoleResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.userGrantRole(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.userGrantRole, req, ctx, false);
   }
   userRevokeRole(req: pb.AuthUserRevokeRoleRequest, ctx?: CallContext): Promise<pb.AuthUserRevokeRoleResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.userRevokeRole(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.userRevokeRole, req, ctx, false);
   }
   roleAdd(req: pb.AuthRoleAddRequest, ctx?: CallContext): Promise<pb.AuthRoleAddResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.roleAdd(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.roleAdd, req, ctx, false);
   }
   roleGet(req: pb.AuthRoleGetRequest, ctx?: CallContext): Promise<pb.AuthRoleGetResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.auth.roleGet(q, md, o, cb), req, ctx, false);
+    return this.call('read', pb.AuthService.roleGet, req, ctx, false);
   }
   roleList(req: pb.AuthRoleListRequest, ctx?: CallContext): Promise<pb.AuthRoleListResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.auth.roleList(q, md, o, cb), req, ctx, false);
+    return this.call('read', pb.AuthService.roleList, req, ctx, false);
   }
   roleDelete(req: pb.AuthRoleDeleteRequest, ctx?: CallContext): Promise<pb.AuthRoleDeleteResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.roleDelete(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.roleDelete, req, ctx, false);
   }
   roleGrantPermission(req: pb.AuthRoleGrantPermissionRequest, ctx?: CallContext): Promise<pb.AuthRoleGrantPermissionResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.roleGrantPermission(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.roleGrantPermission, req, ctx, false);
   }
   roleRevokePermission(req: pb.AuthRoleRevokePermissionRequest, ctx?: CallContext): Promise<pb.AuthRoleRevokePermissionResponse> {
-    return this.call('write', (ep, q, md, o, cb) => ep.auth.roleRevokePermission(q, md, o, cb), req, ctx, false);
+    return this.call('write', pb.AuthService.roleRevokePermission, req, ctx, false);
   }
   authenticate(req: pb.AuthenticateRequest): Promise<pb.AuthenticateResponse> {
-    return this.call('read', (ep, q, md, o, cb) => ep.auth.authenticate(q, md, o, cb), req, undefined, false);
+    return this.call('read', pb.AuthService.authenticate, req, undefined, false);
   }
 
   /** The cluster as health checks see it: a healthy endpoint stands for a known leader (the probe asks for one). */

@@ -3,8 +3,10 @@
 // stick to one healthy endpoint (like clientv3's pinned endpoint) and move on when it fails.
 import * as grpc from '@grpc/grpc-js';
 import {
-  AuthClient, ClusterClient, KVClient, LeaseClient, MaintenanceClient, StatusRequest, WatchClient,
+  AuthClient, ClusterClient, KVClient, LeaseClient, MaintenanceClient, MaintenanceService, StatusRequest, WatchClient,
 } from '../gen/etcdserverpb/rpc.js';
+import { UnaryChannel } from './unary.js';
+import { ReadBatcher } from './batch.js';
 
 export interface UpstreamTls {
   readonly ca?: Buffer | undefined;
@@ -13,6 +15,10 @@ export interface UpstreamTls {
 }
 
 export class Endpoint {
+  /** Unary calls (the hot path: every KV request) go over this; streams over the grpc-js channel. */
+  readonly unary: UnaryChannel;
+  /** Ranges and read-only txns to this endpoint, coalesced under load (batch.ts). */
+  readonly reads: ReadBatcher;
   readonly channel: grpc.Channel;
   readonly kv: KVClient;
   readonly watch: WatchClient;
@@ -23,7 +29,9 @@ export class Endpoint {
   healthy = true;
   lastError = '';
 
-  constructor(readonly address: string, creds: grpc.ChannelCredentials, maxMessageBytes: number) {
+  constructor(readonly address: string, tls: UpstreamTls | undefined, creds: grpc.ChannelCredentials, maxMessageBytes: number) {
+    this.unary = new UnaryChannel(address, tls, maxMessageBytes);
+    this.reads = new ReadBatcher(this.unary);
     const options: grpc.ChannelOptions = {
       // A restarted member must be found again within a second or so, not after grpc's 2-minute backoff.
       'grpc.initial_reconnect_backoff_ms': 100,
@@ -47,6 +55,7 @@ export class Endpoint {
   }
 
   close(): void {
+    this.unary.close();
     this.channel.close();
   }
 }
@@ -70,16 +79,18 @@ export class EndpointPool {
 
   constructor(addresses: readonly string[], tls: UpstreamTls | undefined, maxMessageBytes: number, private readonly probeIntervalMs: number) {
     const creds = credentialsOf(tls);
-    this.endpoints = addresses.map((a) => new Endpoint(a, creds, maxMessageBytes));
+    this.endpoints = addresses.map((a) => new Endpoint(a, tls, creds, maxMessageBytes));
   }
 
   /** The endpoint to use now: the pinned one while healthy, else the next healthy one, else the next. */
-  pick(tried: ReadonlySet<Endpoint> = new Set()): Endpoint {
+  pick(tried?: ReadonlySet<Endpoint>): Endpoint {
+    const pinned = this.endpoints[this.current]!;
+    if (pinned.healthy && tried?.has(pinned) !== true) return pinned;
     const n = this.endpoints.length;
     for (const wantHealthy of [true, false]) {
       for (let i = 0; i < n; i++) {
         const ep = this.endpoints[(this.current + i) % n]!;
-        if (tried.has(ep) || (wantHealthy && !ep.healthy)) continue;
+        if (tried?.has(ep) === true || (wantHealthy && !ep.healthy)) continue;
         this.current = (this.current + i) % n;
         return ep;
       }
@@ -105,7 +116,10 @@ export class EndpointPool {
     return this.endpoints.map((e) => `${e.address}: ${e.healthy ? 'healthy' : `unhealthy (${e.lastError})`}`).join('; ');
   }
 
-  /** Probes every endpoint now and then on a timer: Status with a deadline; healthy = answers and knows a leader. */
+  /**
+   * Probes every endpoint now and then on a timer: Status with a deadline; healthy = answers and
+   * knows a leader. It goes over the unary connection, the one requests use.
+   */
   startProbing(): void {
     const loop = (): void => {
       void this.probeAll().finally(() => {
@@ -118,9 +132,9 @@ export class EndpointPool {
   probeAll(): Promise<void> {
     return Promise.all(this.endpoints.map((ep) => new Promise<void>((resolve) => {
       const deadline = Date.now() + Math.max(500, this.probeIntervalMs);
-      ep.maintenance.status(StatusRequest.fromPartial({}), requireLeader(new grpc.Metadata()), { deadline }, (err, resp) => {
+      ep.unary.call(MaintenanceService.status, StatusRequest.fromPartial({}), undefined, deadline, (err, resp) => {
         if (err !== null) this.markDown(ep, err.details);
-        else if (resp.leader === 0n) this.markDown(ep, 'no leader');
+        else if (resp!.leader === 0n) this.markDown(ep, 'no leader');
         else this.markUp(ep);
         resolve();
       });

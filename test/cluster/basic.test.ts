@@ -91,3 +91,25 @@ test('leases: keep-alives on a follower reach the leader; only the leader expire
   await eventually('the lease expires', async () => ((await get(other, 'leased')) === undefined ? true : undefined), 10_000);
   assert.equal(await get(follower, 'leased', true), undefined);
 });
+
+test('the peer port: cluster ID checked on every request, malformed batches refused, members listed', async () => {
+  const m = c.members.find((x) => x.server !== undefined)!;
+  const members = await (await fetch(`${m.peerUrl}/members`)).json() as { id: string; name: string }[];
+  assert.deepEqual(members.map((x) => x.name).sort(), ['m0', 'm1', 'm2']);
+  const cid = (await fetch(`${m.peerUrl}/members`)).headers.get('x-etcd-cluster-id')!;
+  assert.match(cid, /^[0-9a-f]+$/);
+  // A wrong cluster ID: 412, nothing stepped (a vote request for a huge term would depose the leader).
+  const { encodeBatch } = await import('../../src/core/rafthttp/codec.js');
+  const vote = encodeBatch([{ type: 'vote', from: 1n, to: BigInt('0x' + members[0]!.id), term: 1e9, lastIndex: 1e9, lastTerm: 1e9, transfer: true }]);
+  const before = await endpointStatus(c.endpoints());
+  const wrong = await fetch(`${m.peerUrl}/raft`, { method: 'POST', body: vote, headers: { 'x-etcd-cluster-id': 'deadbeef' } });
+  assert.equal(wrong.status, 412);
+  const none = await fetch(`${m.peerUrl}/raft/probing`);
+  assert.equal(none.status, 412, 'no header at all: refused too');
+  const garbage = await fetch(`${m.peerUrl}/raft`, { method: 'POST', body: Buffer.from([0, 0, 0, 1, 99]), headers: { 'x-etcd-cluster-id': cid } });
+  assert.equal(garbage.status, 400);
+  const after = await endpointStatus(c.endpoints());
+  assert.deepEqual(after.map((s) => s.Status.raftTerm), before.map((s) => s.Status.raftTerm), 'no term change');
+  const probe = await fetch(`${m.peerUrl}/raft/probing`, { headers: { 'x-etcd-cluster-id': cid } });
+  assert.equal(probe.status, 200);
+});

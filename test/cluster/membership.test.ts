@@ -29,15 +29,18 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   const ep = eps()[1]!;
   const m3 = await c.prepare('m3');
 
+  // Members must have been connected for 5 s (etcd's HealthInterval) before a change.
+  const add = await eventually('the learner added', async () => {
+    const r = await etcdctl(ep, ['member', 'add', 'm3', `--peer-urls=${m3.peerUrl}`, '--learner']);
+    if (r.code !== 0) assert.match(r.stderr, /etcdserver: unhealthy cluster/);
+    return r.code === 0 ? r : undefined;
+  });
+  assert.match(add.stdout, /Member +[0-9a-f]+ added to cluster +[0-9a-f]+/);
+  assert.match(add.stdout, new RegExp(`ETCD_INITIAL_CLUSTER="[^"]*m3=${m3.peerUrl}`));
   // A peer URL in use is refused; so is a second learner.
   const taken = await etcdctl(ep, ['member', 'add', 'dup', `--peer-urls=${c.members[0]!.peerUrl}`]);
   assert.notEqual(taken.code, 0);
   assert.match(taken.stderr, /etcdserver: Peer URLs already exists/);
-
-  const add = await etcdctl(ep, ['member', 'add', 'm3', `--peer-urls=${m3.peerUrl}`, '--learner']);
-  assert.equal(add.code, 0, add.stderr);
-  assert.match(add.stdout, /Member [0-9a-f]+ added to cluster [0-9a-f]+/);
-  assert.match(add.stdout, new RegExp(`ETCD_INITIAL_CLUSTER="[^"]*m3=${m3.peerUrl}`));
   const second = await etcdctl(ep, ['member', 'add', 'm4', '--peer-urls=http://127.0.0.1:9', '--learner']);
   assert.match(second.stderr, /etcdserver: too many learner members in cluster/);
   let members = await list(eps()[0]!);
@@ -52,6 +55,11 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   await eventually('the learner replicates', async () => ((await get(m3.endpoint, 'while-learner', true)) === 'x' ? true : undefined));
   members = await list(ep);
   assert.equal(members.find((m) => hexId(m.ID) === hexId(learner.ID))?.name, 'm3', 'it published its name');
+  // A learner is not ready (etcd 3.5's /readyz non_learner check); its status says learner.
+  const notReady = await fetch(`http://${m3.endpoint}/readyz?verbose`);
+  assert.equal(notReady.status, 503);
+  assert.match(await notReady.text(), /\[-\]non_learner failed: not supported for learner/);
+  assert.equal((await endpointStatus(m3.endpoint))[0]!.Status.isLearner, true);
 
   // Promoting a voter is refused; promoting the caught-up learner works (through a follower too).
   const notLearner = await etcdctl(ep, ['member', 'promote', hexId(members.find((m) => !m.isLearner)!.ID)]);
@@ -60,11 +68,12 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
     const r = await etcdctl(ep, ['member', 'promote', hexId(learner.ID)]);
     return r.code === 0 ? r.stdout : undefined;
   });
-  assert.match(promoted, /Member [0-9a-f]+ promoted in cluster [0-9a-f]+/);
+  assert.match(promoted, /Member +[0-9a-f]+ promoted in cluster +[0-9a-f]+/);
   members = await list(m3.endpoint);
   assert.equal(members.filter((m) => m.isLearner).length, 0);
   assert.deepEqual(members.find((m) => m.name === 'm3')?.clientURLs, [`http://${m3.endpoint}`]);
 
+  assert.equal((await fetch(`http://${m3.endpoint}/readyz`)).status, 200, 'a voter now');
   // Now a voter: its writes commit and are read linearizably elsewhere.
   await put(m3.endpoint, 'from-m3', 'y');
   assert.equal(await get(c.members[0]!.endpoint, 'from-m3'), 'y');
@@ -86,6 +95,10 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   members = await list(keep.endpoint);
   assert.equal(members.length, 3);
   assert.ok(!members.some((m) => BigInt(m.ID) === victimId));
+  // The removed member is refused on the peer port from now on (410, as etcd).
+  const cid = (await fetch(`${keep.peerUrl}/members`)).headers.get('x-etcd-cluster-id')!;
+  const gone = await fetch(`${keep.peerUrl}/raft/probing`, { headers: { 'x-etcd-cluster-id': cid, 'x-server-from': victimId.toString(16) } });
+  assert.equal(gone.status, 410);
   await c.kill9(c.members.indexOf(victimMember));
   // Three voters left: writes still commit everywhere.
   await put(keep.endpoint, 'after-remove', 'z');

@@ -92,7 +92,11 @@ trusted-proxies: 10.0.0.0/8
 max-snapshots: 5
 snapshot-count: 10000
 client-transport-security:
-  client-cert-auth: false
+  client-cert-auth: true
+  cert-file: /etc/etcd/server.pem
+  key-file: /etc/etcd/server.key
+  trusted-ca-file: /etc/etcd/ca.pem
+  auto-tls: false
 `;
 
 function fromFile(text: string, argv: string[] = [], env: Record<string, string> = {}) {
@@ -127,7 +131,12 @@ const fileCases: { name: string; text: string; argv?: string[]; env?: Record<str
   {
     name: 'unknown and unsupported keys are ignored with a warning',
     text: SAMPLE,
-    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: max-snapshots, client-transport-security']),
+    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: max-snapshots, client-transport-security.auto-tls']),
+  },
+  {
+    name: 'client-transport-security maps onto the client TLS flags (used by https:// URLs)',
+    text: `${SAMPLE}listen-client-urls: https://127.0.0.1:2379\n`.replace(/^listen-client-urls: http:.*\n/m, ''),
+    check: ({ config: c }) => assert.deepEqual(c.clientTls, { certFile: '/etc/etcd/server.pem', keyFile: '/etc/etcd/server.key', trustedCaFile: '/etc/etcd/ca.pem', clientCertAuth: true }),
   },
   {
     name: 'flags and ETCD_* variables are ignored when a file is given (defaults fill the rest)',

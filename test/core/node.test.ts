@@ -25,10 +25,10 @@ class FakeMachine {
   };
 }
 
-function nodeOn(dir: string, sm: FakeMachine, snapshotCount = 1000, walSegmentBytes?: number): RaftNode {
+function nodeOn(dir: string, sm: FakeMachine, snapshotCount = 1000, walSegmentBytes?: number, snapshotBytes?: number): RaftNode {
   return new RaftNode({
     id: 7n, initialVoters: [7n], walDir: join(dir, 'wal'), clock: systemClock, tickMs: 10, electionTicks: 10, heartbeatTicks: 1,
-    snapshotCount, ...(walSegmentBytes ? { walSegmentBytes } : {}),
+    snapshotCount, ...(walSegmentBytes ? { walSegmentBytes } : {}), ...(snapshotBytes ? { snapshotBytes } : {}),
     apply: sm.apply, flushState: async () => undefined, appliedIndex: sm.index,
     onError: (e) => { throw e; },
   });
@@ -92,6 +92,37 @@ test('snapshots every N entries release old WAL segments; a restart replays from
     node.propose(Buffer.from('after'));
     await until('new proposal applied', () => sm2.applied.length === 1);
     assert.deepEqual(sm2.applied, ['after']);
+    await node.stop();
+  } finally {
+    await removeTempDir(dir);
+  }
+});
+
+test('a lone member holds no applied entry in memory; big values snapshot the WAL by bytes, and a restart replays the rest', async () => {
+  const dir = await makeTempDir('node-bytes-');
+  try {
+    const sm = new FakeMachine();
+    // Snapshots by count would never come (10,000 entries); by bytes, every 4 MiB of data.
+    let node = nodeOn(dir, sm, 10_000, 1 << 20, 4 << 20);
+    node.start();
+    await node.whenLeader();
+    const value = (i: number): Buffer => Buffer.alloc(256 * 1024, `v${i}.`);
+    for (let i = 0; i < 40; i++) {
+      node.propose(value(i));
+      if (i % 8 === 7) await until('batch applied', () => sm.applied.length === i + 1);
+    }
+    await until('all applied', () => sm.applied.length === 40);
+    await until('applied entries dropped from memory', () => node.storage.retainedBytes() === 0);
+    // 10 MiB of values, 4 MiB per snapshot: old segments released.
+    await until('WAL released by bytes', () => node.wal.files().length <= 7);
+    await node.stop();
+    // The machine lost its last 5 applies: the WAL (not memory) gives them back.
+    const sm2 = new FakeMachine(sm.index - 5);
+    node = nodeOn(dir, sm2, 10_000, 1 << 20, 4 << 20);
+    node.start();
+    await node.whenLeader();
+    await until('replayed', () => sm2.applied.length === 5);
+    assert.deepEqual(sm2.applied, Array.from({ length: 5 }, (_, i) => value(35 + i).toString()));
     await node.stop();
   } finally {
     await removeTempDir(dir);

@@ -38,6 +38,11 @@ export interface FuzzServer {
   /** HTTP request with a timeout; the body is read whole (or up to the timeout). */
   http(method: string, path: string, body?: string, headers?: Record<string, string>, timeoutMs?: number): Promise<HttpAnswer>;
   grpcUnary(path: string, bytes: Uint8Array): Promise<GrpcAnswer>;
+  /**
+   * A bidi stream: writes the messages, waits up to `waitMs` for the server to end it, then
+   * cancels. `ok` also when the client cancelled it; otherwise the server's end status.
+   */
+  grpcBidi(path: string, messages: readonly Uint8Array[], waitMs: number): Promise<GrpcAnswer & { responses: number }>;
   /** /health answers true and a write goes through: the process is alive and serving. */
   alive(): Promise<string | undefined>;
   close(): Promise<void>;
@@ -89,6 +94,26 @@ export async function startFuzzServer(): Promise<FuzzServer> {
       raw.makeUnaryRequest<Uint8Array, Buffer>(path, (x) => Buffer.from(x), (x) => x, bytes, new grpc.Metadata(),
         { deadline: Date.now() + CALL_TIMEOUT_MS }, (err) => resolve(err ? { ok: false, code: err.code, details: err.details } : { ok: true }));
     }),
+    grpcBidi: (path, messages, waitMs) => new Promise((resolve) => {
+      const s = raw.makeBidiStreamRequest<Uint8Array, Buffer>(path, (x) => Buffer.from(x), (x) => x, new grpc.Metadata(),
+        { deadline: Date.now() + CALL_TIMEOUT_MS });
+      let responses = 0;
+      let cancelled = false;
+      const timer = setTimeout(() => {
+        cancelled = true;
+        s.cancel();
+      }, waitMs);
+      s.on('data', () => responses++);
+      s.on('error', (err: grpc.ServiceError) => {
+        clearTimeout(timer);
+        resolve(cancelled && err.code === grpc.status.CANCELLED ? { ok: true, responses } : { ok: false, code: err.code, details: err.details, responses });
+      });
+      s.on('end', () => {
+        clearTimeout(timer);
+        resolve({ ok: true, responses });
+      });
+      for (const m of messages) s.write(m);
+    }),
     async alive() {
       // A fuzzed Alarm request may have raised an alarm (accepted, as etcd would): disarm them
       // first, as an operator would, so /health and the write judge the process, not the alarm.
@@ -127,7 +152,7 @@ export interface SuiteResult {
 }
 
 /** One case's outcome, as a suite's `send` reports it. */
-interface Outcome {
+export interface Outcome {
   /** Problems with the answer itself (status, shape). */
   readonly problems: string[];
   /** The request was refused (an error answer). */
@@ -145,7 +170,7 @@ function hashOf(h: HashKVResponse): string {
  * Runs `numRuns` generated cases through `send`, checking every one; mode 'assert' stops at the
  * first failing case (fast-check then shrinks it and reports the seed), 'count' runs all of them.
  */
-async function runSuite<C>(suite: string, server: FuzzServer, arb: fc.Arbitrary<C>, send: (c: C) => Promise<Outcome>,
+export async function runSuite<C>(suite: string, server: FuzzServer, arb: fc.Arbitrary<C>, send: (c: C) => Promise<Outcome>,
   opts: { numRuns: number; seed: number; mode: 'assert' | 'count' }): Promise<SuiteResult> {
   const t0 = performance.now();
   const failures: string[] = [];
@@ -605,6 +630,51 @@ async function sendGrpc(server: FuzzServer, c: GrpcCase): Promise<Outcome> {
     if (/\n\s+at /.test(a.details) || JS_ERROR.test(a.details)) problems.push(`JS error text in details: ${a.details.slice(0, 300)}`);
   }
   return { problems, rejected: !a.ok, mayWrite: a.ok && !READ_ONLY_METHODS.has(c.method), bucket };
+}
+
+export interface GrpcStreamCase {
+  method: string;
+  path: string;
+  messages: Uint8Array[];
+}
+
+/** A client-stream message: valid, mutated or random bytes (as the unary cases). */
+function streamMessageArb(t: protobuf.Type): fc.Arbitrary<Uint8Array> {
+  const valid = messageObjectArb(t).map((o) => encodeMessage(t, o));
+  return fc.oneof({ arbitrary: valid, weight: 6 }, { arbitrary: fc.uint8Array({ maxLength: 48 }), weight: 1 },
+    { arbitrary: fc.tuple(valid, fc.nat()).map(([b, at]) => b.subarray(0, b.length === 0 ? 0 : at % b.length)), weight: 1 });
+}
+
+/** Watch and LeaseKeepAlive streams, one to four messages each (both only read the keyspace). */
+export const grpcStreamCaseArb: fc.Arbitrary<GrpcStreamCase> = fc.constantFrom(
+  { method: 'etcdserverpb.Watch.Watch', path: '/etcdserverpb.Watch/Watch', type: requestType('etcdserverpb.Watch.Watch') },
+  { method: 'etcdserverpb.Lease.LeaseKeepAlive', path: '/etcdserverpb.Lease/LeaseKeepAlive', type: requestType('etcdserverpb.Lease.LeaseKeepAlive') },
+).chain((m) => fc.record({
+  method: fc.constant(m.method),
+  path: fc.constant(m.path),
+  messages: fc.array(streamMessageArb(m.type), { minLength: 1, maxLength: 4 }),
+}));
+
+/** How long a fuzzed stream may run before the client cancels it (errors come at once). */
+const STREAM_WAIT_MS = 30;
+
+async function sendGrpcStream(server: FuzzServer, c: GrpcStreamCase): Promise<Outcome> {
+  const a = await server.grpcBidi(c.path, c.messages, STREAM_WAIT_MS);
+  const problems: string[] = [];
+  const name = c.method.split('.').pop()!;
+  let bucket = `${name} ${a.ok ? 'open' : grpc.status[a.code]}${a.responses > 0 ? ' +responses' : ''}`;
+  if (!a.ok) {
+    if (a.code === grpc.status.DEADLINE_EXCEEDED) problems.push('stream never ended');
+    if (a.code === grpc.status.INTERNAL && a.details !== 'Error deserializing request') problems.push(`INTERNAL: ${a.details}`);
+    if (a.code === grpc.status.UNKNOWN && !unknownIsEtcds(c.method, a.details)) problems.push(`UNKNOWN: ${a.details}`);
+    if (/\n\s+at /.test(a.details) || JS_ERROR.test(a.details)) problems.push(`JS error text in details: ${a.details.slice(0, 300)}`);
+    bucket = `${name} ${grpc.status[a.code]}`;
+  }
+  return { problems, rejected: !a.ok, mayWrite: false, bucket };
+}
+
+export function runGrpcStreamFuzz(server: FuzzServer, opts: { numRuns: number; seed: number; mode: 'assert' | 'count' }): Promise<SuiteResult> {
+  return runSuite('grpc-streams', server, grpcStreamCaseArb, (c) => sendGrpcStream(server, c), opts);
 }
 
 export function runGrpcFuzz(server: FuzzServer, opts: { numRuns: number; seed: number; mode: 'assert' | 'count' }): Promise<SuiteResult> {

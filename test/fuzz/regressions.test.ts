@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
-import { startFuzzServer, type FuzzServer } from './lib.js';
+import fc from 'fast-check';
+import { runSuite, startFuzzServer, type FuzzServer } from './lib.js';
 
 let server: FuzzServer;
 before(async () => {
@@ -65,4 +66,18 @@ test('deeply nested JSON is refused with Go\'s "exceeded max depth", not a stack
   const ok = await server.http('POST', '/v3/kv/range', '{"key":"YQ==","x":' + '{"a":'.repeat(100) + '1' + '}'.repeat(100) + '}');
   assert.equal(ok.status, 200, ok.body);
   assert.deepEqual(server.takeErrors(), []);
+});
+
+test('the checks can fail: a write reported as rejected and a 500 are each caught', async () => {
+  let n = 0;
+  const r = await runSuite('self-check', server, fc.constantFrom('write', 'fine', '500'), async (kind) => {
+    if (kind === 'write') {
+      await server.http('POST', '/v3/kv/put', JSON.stringify({ key: Buffer.from(`self-check/${n++}`).toString('base64'), value: 'eA==' }));
+      return { problems: [], rejected: true, mayWrite: false, bucket: 'write' };
+    }
+    return { problems: kind === '500' ? ['HTTP 500'] : [], rejected: true, mayWrite: false, bucket: kind };
+  }, { numRuns: 30, seed: 1, mode: 'count' });
+  assert.ok(r.failures.some((f) => f.includes('store changed by a rejected request')), r.failures.join('\n'));
+  assert.ok(r.failures.some((f) => f.includes('HTTP 500')));
+  assert.ok(r.failures.every((f) => f.includes('store changed') || f.includes('HTTP 500')), r.failures.join('\n'));
 });

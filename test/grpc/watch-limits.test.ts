@@ -65,3 +65,70 @@ test('a consumer that stops reading has its watchers canceled with a reason, and
     await server.stop();
   }
 });
+
+test('--max-watchers-per-stream: a create past the limit is canceled with a reason; other streams and freed slots still work', async () => {
+  const server = await startOurServer({ extraArgs: ['--max-watchers-per-stream=2'] });
+  const watch = new WatchClient(server.endpoint, grpc.credentials.createInsecure());
+  const open = () => {
+    const stream = watch.watch();
+    const got: WatchResponse[] = [];
+    stream.on('data', (r: WatchResponse) => got.push(r));
+    stream.on('error', () => undefined);
+    const create = (key: string) => stream.write({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: b(key) }) } });
+    return { stream, got, create };
+  };
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 100 && !cond(); i++) await sleep(20);
+    assert.ok(cond());
+  };
+  try {
+    const s1 = open();
+    for (const k of ['a', 'b', 'c']) s1.create(k);
+    await until(() => s1.got.length === 3);
+    assert.deepEqual(s1.got.map((r) => [r.watchId, r.created, r.canceled]), [[0n, true, false], [1n, true, false], [-1n, true, true]]);
+    assert.equal(s1.got[2]!.cancelReason, 'etcdserver: too many watchers on this stream (--max-watchers-per-stream=2): cancel one or open another stream');
+    // Another stream has its own budget.
+    const s2 = open();
+    s2.create('d');
+    await until(() => s2.got.length === 1);
+    assert.equal(s2.got[0]!.canceled, false);
+    // Canceling one frees a slot on the first stream.
+    s1.stream.write({ requestUnion: { $case: 'cancelRequest', value: { watchId: 0n } } });
+    s1.create('e');
+    await until(() => s1.got.length === 5);
+    assert.deepEqual(s1.got.slice(3).map((r) => [r.watchId, r.created, r.canceled]), [[0n, false, true], [2n, true, false]]);
+    s1.stream.cancel();
+    s2.stream.cancel();
+  } finally {
+    watch.close();
+    await server.stop();
+  }
+});
+
+test('--max-concurrent-streams: calls past the limit on one connection wait for a stream to end (HTTP/2 SETTINGS)', async () => {
+  const server = await startOurServer({ extraArgs: ['--max-concurrent-streams=2'] });
+  const watch = new WatchClient(server.endpoint, grpc.credentials.createInsecure());
+  // The same HTTP/2 connection for the unary calls.
+  const kv = new KVClient(server.endpoint, grpc.credentials.createInsecure(), { channelOverride: watch.getChannel() });
+  try {
+    const streams = [watch.watch(), watch.watch()];
+    const created = streams.map((s) => new Promise<void>((resolve) => s.once('data', () => resolve())));
+    for (const s of streams) {
+      s.on('error', () => undefined);
+      s.write({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: b('x') }) } });
+    }
+    await Promise.all(created);
+    let done = false;
+    const p = put(kv, 'x', b('1')).then(() => { done = true; });
+    await sleep(500);
+    assert.equal(done, false, 'a third concurrent stream waited');
+    streams[0]!.cancel();
+    await p;
+    assert.equal(done, true);
+    streams[1]!.cancel();
+  } finally {
+    kv.close();
+    watch.close();
+    await server.stop();
+  }
+});

@@ -2,6 +2,7 @@
 // etcd): free ports, one temp root (removed on stop), members started together (none is healthy
 // before a quorum elects a leader), each SIGKILLed, SIGSTOPped or restarted by its own PID, and
 // new members started with --initial-cluster-state existing to join.
+import { createServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import { cleanEnv, freePort, launch, makeTempDir, OUR_MAIN, removeTempDir, type Server } from './procs.js';
 
@@ -12,6 +13,8 @@ export interface OurMember {
   /** host:port */
   readonly endpoint: string;
   readonly peerUrl: string;
+  /** Where the member really listens for peers (differs from peerUrl's port when proxied). */
+  readonly listenPeerUrl: string;
   readonly dataDir: string;
   server: Server | undefined;
   /** The --initial-cluster it was started with (a joiner's includes itself and the cluster then). */
@@ -32,11 +35,22 @@ export interface OurCluster {
   prepare(name: string): Promise<OurMember>;
   /** Starts a prepared member joining the running cluster (--initial-cluster-state existing). */
   join(m: OurMember): Promise<void>;
+  /**
+   * (partitionable clusters) Cuts every peer request to and from member i: its proxy refuses all
+   * requests, and the others' proxies refuse those it sends. heal() restores the network.
+   */
+  partition(i: number): Promise<void>;
+  heal(): void;
   stop(): Promise<void>;
 }
 
 export interface OurClusterOptions {
   readonly extraArgs?: readonly string[];
+  /**
+   * Put an HTTP proxy (in this process) in front of each member's peer port: the advertised peer
+   * URL is the proxy's, so partition() can cut a member's peer traffic both ways.
+   */
+  readonly partitionable?: boolean;
 }
 
 export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Promise<OurCluster> {
@@ -52,13 +66,36 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
     }
   };
   const members: OurMember[] = [];
+  const proxies: HttpServer[] = [];
+  /** Member indexes cut off, and their member IDs (hex) as peers send them in X-Server-From. */
+  const isolated = new Set<number>();
+  const isolatedIds = new Set<string>();
+  const proxy = async (index: () => number, listenPort: number, target: number): Promise<void> => {
+    const server = createServer((req, res) => {
+      if (isolated.has(index()) || isolatedIds.has(String(req.headers['x-server-from'] ?? ''))) {
+        req.socket.destroy();
+        return;
+      }
+      const up = httpRequest({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => server.listen(listenPort, '127.0.0.1', () => r()));
+    proxies.push(server);
+  };
   const make = async (name: string): Promise<OurMember> => {
     const clientPort = await port();
     const peerPort = await port();
-    return {
+    const realPeerPort = opts.partitionable ? await port() : peerPort;
+    const m: OurMember = {
       name, clientPort, peerPort, endpoint: `127.0.0.1:${clientPort}`, peerUrl: `http://127.0.0.1:${peerPort}`,
-      dataDir: join(root, name), server: undefined, initialCluster: '',
+      listenPeerUrl: `http://127.0.0.1:${realPeerPort}`, dataDir: join(root, name), server: undefined, initialCluster: '',
     };
+    if (opts.partitionable) await proxy(() => members.indexOf(m), peerPort, realPeerPort);
+    return m;
   };
   for (let i = 0; i < n; i++) members.push(await make(`m${i}`));
   const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
@@ -74,7 +111,7 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
         OUR_MAIN,
         '--name', m.name, '--data-dir', m.dataDir,
         '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-        '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
+        '--listen-peer-urls', m.listenPeerUrl, '--initial-advertise-peer-urls', m.peerUrl,
         '--initial-cluster', m.initialCluster, '--initial-cluster-token', token,
         '--initial-cluster-state', state,
         // Fast elections keep failover tests short (as cluster.ts does for real etcd).
@@ -129,10 +166,24 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
       members.push(m);
       m.server = await start(m, 'existing');
     },
+    async partition(i) {
+      const m = members[i]!;
+      const list = await (await fetch(`${m.listenPeerUrl}/members`)).json() as { id: string; peerURLs: string[] }[];
+      const id = list.find((x) => x.peerURLs.includes(m.peerUrl))?.id;
+      if (id === undefined) throw new Error(`${m.name} not in its own member list`);
+      isolated.add(i);
+      isolatedIds.add(id);
+    },
+    heal() {
+      isolated.clear();
+      isolatedIds.clear();
+    },
     async stop() {
       // Resume anything frozen first, or SIGTERM would wait for it.
       for (const m of members) if (m.server !== undefined) try { process.kill(m.server.pid, 'SIGCONT'); } catch { /* gone */ }
       await Promise.all(members.map((m) => m.server?.stop()));
+      for (const p of proxies) p.closeAllConnections();
+      await Promise.all(proxies.map((p) => new Promise<void>((r) => p.close(() => r()))));
       await removeTempDir(root);
     },
   };

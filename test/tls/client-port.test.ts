@@ -6,7 +6,9 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'undici';
+import { KVClient, PutRequest, RangeRequest, type RangeResponse } from '../../src/gen/etcdserverpb/rpc.js';
 import { loadConfig } from '../../src/config/index.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/cluster.js';
 import { etcdctl, hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.js';
@@ -70,6 +72,18 @@ test('etcdctl talks gRPC over TLS with a client certificate, as to etcd', { skip
   for (const ep of endpoints()) {
     assert.equal(await outcome(ep, root, ['put', 'tls/k', 'v1']), 'OK\n', ep);
     assert.equal(await outcome(ep, root, ['get', 'tls/k']), 'tls/k\nv1\n', ep);
+  }
+});
+
+test('a grpc-js client (npm etcd3\'s transport) over TLS with a client certificate', { skip }, async () => {
+  const creds = grpc.credentials.createSsl(readFileSync(ca.ca), readFileSync(root.key), readFileSync(root.cert));
+  const kv = new KVClient(oursEp, creds);
+  try {
+    await new Promise<void>((resolve, reject) => kv.put(PutRequest.fromPartial({ key: Buffer.from('tls/js'), value: Buffer.from('grpc-js') }), (e) => (e ? reject(e) : resolve())));
+    const r = await new Promise<RangeResponse>((resolve, reject) => kv.range(RangeRequest.fromPartial({ key: Buffer.from('tls/js') }), (e, res) => (e ? reject(e) : resolve(res))));
+    assert.equal(Buffer.from(r.kvs[0]!.value).toString(), 'grpc-js');
+  } finally {
+    kv.close();
   }
 });
 

@@ -2,10 +2,12 @@
 // 3-member etcd 3.4 cluster; the caller's token reaching etcd; retries only where safe (an
 // endpoint that refuses connections is skipped even for writes, and the write is applied once);
 // deadlines (an endpoint that accepts and never answers fails within the request timeout with a
-// clear error); lease keep-alives of one lease coalesced into one upstream message.
+// clear error); lease keep-alives of one lease coalesced into one upstream message; concurrent
+// reads coalesced into shared txns, each answered as etcd answers it alone.
 import assert from 'node:assert/strict';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
+import { Agent, request } from 'undici';
 import * as pb from '../../src/gen/etcdserverpb/rpc.js';
 import { StatusError } from '../../src/backend/errors.js';
 import { toServiceError } from '../../src/grpc/status.js';
@@ -136,6 +138,53 @@ test('concurrent keep-alives of one lease are one upstream message', { skip }, a
     const unknown = await b.leaseKeepAlive(pb.LeaseKeepAliveRequest.fromPartial({ ID: 12345n }));
     assert.equal(unknown.TTL, 0n);
   } finally {
+    await s.close();
+  }
+});
+
+test('concurrent reads are coalesced into shared txns and each answer is what etcd gives it alone', { skip }, async () => {
+  const s = await startServerWith(['--endpoints', cluster.endpoints]);
+  const agent = new Agent({ connections: 128 });
+  const b64 = (x: string): string => Buffer.from(x).toString('base64');
+  const post = async (base: string, path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const res = await request(`${base}${path}`, { method: 'POST', body: JSON.stringify(body), dispatcher: agent });
+    return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+  };
+  try {
+    for (let i = 0; i < 20; i++) assert.equal((await post(s.url, '/v3/kv/put', { key: b64(`coalesce/k${i}`), value: b64(`v${i}`) })).status, 200);
+    const rev = Number(((await post(s.url, '/v3/kv/put', { key: b64('coalesce/k0'), value: b64('again') })).json.header as { revision: string }).revision);
+    assert.equal((await post(s.url, '/v3/kv/compaction', { revision: String(rev - 1), physical: true })).status, 200);
+    // A mix in which some requests make etcd refuse a txn holding them (a compacted revision):
+    // those must get their own error and their batch-mates their own answers.
+    const reqs: { path: string; body: unknown }[] = [];
+    for (let i = 0; i < 400; i++) {
+      const k = `coalesce/k${i % 20}`;
+      switch (i % 6) {
+        case 0: reqs.push({ path: '/v3/kv/range', body: { key: b64(k) } }); break;
+        case 1: reqs.push({ path: '/v3/kv/range', body: { key: b64('coalesce/'), range_end: b64('coalesce0'), limit: 3 } }); break;
+        case 2: reqs.push({ path: '/v3/kv/range', body: { key: b64('coalesce/'), range_end: b64('coalesce0'), count_only: true, serializable: true } }); break;
+        case 3: reqs.push({ path: '/v3/kv/range', body: { key: b64(k), revision: String(rev - 2) } }); break;
+        case 4: reqs.push({ path: '/v3/kv/txn', body: { compare: [{ key: b64(k), target: 'VALUE', value: b64(`v${i % 20}`) }], success: [{ request_range: { key: b64(k) } }], failure: [{ request_range: { key: b64('coalesce/k1') } }] } }); break;
+        default: reqs.push({ path: '/v3/kv/range', body: { key: b64('nothing-here') } });
+      }
+    }
+    const before = (s.backend as UpstreamBackend).readsCoalesced;
+    const via = await Promise.all(reqs.map((r) => post(s.url, r.path, r.body)));
+    assert.ok((s.backend as UpstreamBackend).readsCoalesced - before > 0, 'some reads shared a txn');
+    const direct = `http://${cluster.members[0]!.endpoint}`;
+    for (let i = 0; i < reqs.length; i++) {
+      const want = await post(direct, reqs[i]!.path, reqs[i]!.body);
+      const got = via[i]!;
+      assert.equal(got.status, want.status, JSON.stringify(reqs[i]));
+      const strip = (j: Record<string, unknown>): unknown => {
+        const { header, ...rest } = j;
+        const h = header as { revision?: string; cluster_id?: string } | undefined;
+        return { ...rest, revision: h?.revision, cluster: h?.cluster_id };
+      };
+      assert.deepEqual(strip(got.json), strip(want.json), JSON.stringify(reqs[i]));
+    }
+  } finally {
+    await agent.close();
     await s.close();
   }
 });

@@ -146,9 +146,15 @@ export class MvccStore {
    */
   range(r: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KV[]; count: number } {
     this.counts.ranges++;
+    const current = rev >= this.rev;
+    if (r.end === undefined && current) {
+      // One key at the current revision (most reads, every compare): no key generator.
+      const cur = this.entries.get(r.key)?.cur;
+      if (cur === undefined) return { kvs: [], count: 0 };
+      return { kvs: countOnly ? [] : [cur], count: 1 };
+    }
     const kvs: KV[] = [];
     let count = 0;
-    const current = rev >= this.rev;
     for (const k of this.rangeKeys(r)) {
       const e = this.entries.get(k)!;
       if (current) {

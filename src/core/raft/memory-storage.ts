@@ -12,6 +12,8 @@ export class MemoryStorage implements Storage {
   private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
   private snap: Snapshot = { meta: { index: 0, term: 0, voters: [], learners: [] }, data: EMPTY };
   private ents: Entry[] = [{ term: 0, index: 0, type: 'normal', data: EMPTY }];
+  /** Data bytes of the entries held (the dummy entry holds none). */
+  private bytes = 0;
 
   /**
    * A new cluster's storage: membership as a snapshot at index/1 (default 1), so joiners always
@@ -60,11 +62,31 @@ export class MemoryStorage implements Storage {
     return this.snap;
   }
 
+  /** Data bytes of the entries held in memory. */
+  retainedBytes(): number {
+    return this.bytes;
+  }
+
+  /**
+   * The lowest index at most `maxIndex` that compact() can take so that the entries left hold at
+   * most `keepBytes` of data (or `maxIndex`, if that is not enough).
+   */
+  compactIndexKeeping(maxIndex: number, keepBytes: number): number {
+    let bytes = this.bytes;
+    let i = this.offset;
+    while (bytes > keepBytes && i < maxIndex) {
+      i++;
+      bytes -= this.ents[i - this.offset]!.data.length;
+    }
+    return i;
+  }
+
   /** Replaces everything with a snapshot received from the leader. */
   applySnapshot(s: Snapshot): void {
     invariant(s.meta.index >= this.snap.meta.index, 'applySnapshot: snapshot older than the current one');
     this.snap = s;
     this.ents = [{ term: s.meta.term, index: s.meta.index, type: 'normal', data: EMPTY }];
+    this.bytes = 0;
   }
 
   /** Records the application's snapshot at index i (<= last index); entries stay until compact(). */
@@ -83,6 +105,7 @@ export class MemoryStorage implements Storage {
     invariant(compactIndex <= this.lastIndex(), 'compact: beyond last index');
     invariant(compactIndex <= this.snap.meta.index, 'compact: no snapshot covers the compacted entries');
     const i = compactIndex - this.offset;
+    for (let k = 1; k <= i; k++) this.bytes -= this.ents[k]!.data.length;
     const dummy = this.ents[i]!;
     this.ents = [{ term: dummy.term, index: dummy.index, type: 'normal', data: EMPTY }, ...this.ents.slice(i + 1)];
   }
@@ -98,7 +121,11 @@ export class MemoryStorage implements Storage {
     invariant(start <= this.lastIndex() + 1, () => `append: gap, last ${this.lastIndex()}, appending ${start}`);
     // In place: the log grows by small batches up to --snapshot-count entries, so copying it
     // on every append would be quadratic.
+    for (let k = start - this.offset; k < this.ents.length; k++) this.bytes -= this.ents[k]!.data.length;
     this.ents.length = start - this.offset;
-    for (const e of fresh) this.ents.push(e);
+    for (const e of fresh) {
+      this.ents.push(e);
+      this.bytes += e.data.length;
+    }
   }
 }

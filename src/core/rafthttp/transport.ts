@@ -52,6 +52,8 @@ export interface TransportHost {
   /** A snapshot send ended: raft probes the follower again (ok or not). */
   snapshotSent(to: NodeId, ok: boolean): void;
   members(): MemberInfo[];
+  /** A member removed from the cluster: its messages are refused (410, as etcd). */
+  isRemoved(id: bigint): boolean;
   /** The leader renews a lease for a follower: the remaining TTL (-1: not found / not leader). */
   renewLease(id: bigint): number;
   /** The leader promotes a learner for a member that forwarded the request: '' or an error code. */
@@ -68,7 +70,8 @@ class Peer {
   private sending = false;
   private probeTimer: NodeJS.Timeout | undefined;
   readonly pool: Pool;
-  active = false;
+  /** Since when sends to this peer succeed (undefined: the last one failed), as etcd's ActiveSince. */
+  activeSince: number | undefined;
 
   constructor(readonly id: NodeId, readonly url: string, private readonly t: Transport) {
     this.pool = new Pool(url, { connections: 2, keepAliveTimeout: 30_000, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS });
@@ -89,7 +92,8 @@ class Peer {
         const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
         this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
         const ok = await this.post('/raft', encodeBatch(batch), SEND_TIMEOUT_MS);
-        this.active = ok;
+        if (!ok) this.activeSince = undefined;
+        else this.activeSince ??= Date.now();
         // An unreachable peer: wait a little instead of spinning on connection errors.
         if (!ok) await new Promise((r) => setTimeout(r, 50));
       }
@@ -115,9 +119,16 @@ class Peer {
     try {
       const res = await this.pool.request({ method: 'GET', path: '/raft/probing', headers: this.t.headers(), headersTimeout: SEND_TIMEOUT_MS });
       await res.body.dump();
-      if (res.statusCode === 200) this.t.host.onRoundTrip?.(this.id.toString(16), (performance.now() - start) / 1000);
+      if (res.statusCode === 200) {
+        this.t.host.onRoundTrip?.(this.id.toString(16), (performance.now() - start) / 1000);
+        // Probes also tell a peer this member has no raft traffic with (follower to follower) is up.
+        this.activeSince ??= Date.now();
+      } else {
+        this.activeSince = undefined;
+      }
     } catch {
       // unreachable: no round trip to record
+      this.activeSince = undefined;
     }
   }
 
@@ -168,8 +179,9 @@ export class Transport {
     for (const [id, url] of peers) if (!this.peers.has(id)) this.peers.set(id, new Peer(id, url, this));
   }
 
-  peerActive(id: NodeId): boolean {
-    return this.peers.get(id)?.active ?? false;
+  /** When the connection to a peer became active (undefined: it is not). */
+  activeSince(id: NodeId): number | undefined {
+    return this.peers.get(id)?.activeSince;
   }
 
   send(msgs: readonly Message[]): void {
@@ -252,6 +264,12 @@ export class Transport {
       if (cid !== this.host.clusterIdHex()) {
         req.resume();
         reply(412, 'cluster ID mismatch\n');
+        return;
+      }
+      const from = String(req.headers[FROM_HEADER] ?? '');
+      if (/^[0-9a-f]{1,16}$/.test(from) && this.host.isRemoved(BigInt('0x' + from))) {
+        req.resume();
+        reply(410, 'the member has been permanently removed from the cluster\n');
         return;
       }
       if (req.method === 'GET' && url === '/raft/probing') {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseRevKey, revKey } from '../mvcc/record.js';
 import type { MvccStorage, StorageOp } from '../mvcc/storage.js';
 
-/** LMDB's map size: the most the data file can grow to (there is no --quota-backend-bytes yet). */
+/** LMDB's map size: the most the data file can grow to (--quota-backend-bytes refuses writes well before). */
 const MAP_SIZE_BYTES = 64 * 2 ** 30;
 
 /**
@@ -44,7 +44,7 @@ export class LmdbStorage implements MvccStorage {
   /** Staged and not yet committed records, by latin1 revision key; null = deleted. */
   private readonly overlay = new Map<string, StagedRecord>();
   /** Record and lease writes in stage order; each record carries its key, encoded once. */
-  private staged: (StagedRecord | StorageOp)[] = [];
+  private staged: (StagedRecord | Extract<StorageOp, { t: 'lease' }>)[] = [];
   /**
    * Metadata staged since the last commit, by name: only the newest value of a name reaches LMDB
    * (the current revision and the consistent index change on every apply, and a batch of N puts
@@ -141,9 +141,6 @@ export class LmdbStorage implements MvccStorage {
             else this.leases.putSync(k, op.value);
             break;
           }
-          case 'rec':
-          case 'meta':
-            break; // staged as StagedRecord / in stagedMeta
         }
       }
       for (const [name, value] of meta) {
@@ -195,12 +192,25 @@ export class LmdbStorage implements MvccStorage {
     return this.root.backup(file, true);
   }
 
-  /** Allocated size of the data file and the bytes its pages hold. */
+  /** Allocated size of the data file and the bytes its live pages hold (usedBytes). */
   sizes(): { dbSize: number; inUse: number } {
     const dbSize = statSync(join(this.path, 'db')).size;
-    const stats = this.root.getStats() as { pageSize?: number; lastPageNumber?: number };
-    const used = ((stats.lastPageNumber ?? 0) + 1) * (stats.pageSize ?? 4096);
-    return { dbSize, inUse: Math.min(dbSize, used) };
+    return { dbSize, inUse: Math.min(dbSize, this.usedBytes()) };
+  }
+
+  /**
+   * Bytes in pages that hold data now: every tree's branch, leaf and overflow pages (the root, the
+   * three databases, LMDB's free list) and the two meta pages. Pages freed by deletes and
+   * compaction are not counted: LMDB reuses them, so this, not the file's high-water mark, is
+   * what the quota measures (and it shrinks after a compaction, as etcd's size does after defrag).
+   */
+  usedBytes(): number {
+    type TreeStats = { pageSize?: number; treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number };
+    const pages = (s: TreeStats | undefined): number => (s?.treeBranchPageCount ?? 0) + (s?.treeLeafPageCount ?? 0) + (s?.overflowPages ?? 0);
+    const root = this.root.getStats() as TreeStats & { free?: TreeStats };
+    let n = 2 + pages(root) + pages(root.free);
+    for (const db of [this.records, this.meta, this.leases]) n += pages(db.getStats() as TreeStats);
+    return n * (root.pageSize ?? 4096);
   }
 
   /** Resolves once every commit so far is durable on disk. */

@@ -15,6 +15,8 @@ export interface SessionLimits {
   readonly fragmentBytes: number;
   /** A stream whose consumer leaves more than this buffered has its watchers canceled. */
   readonly backlogBytesMax: number;
+  /** Watchers one stream may hold at once (--max-watchers-per-stream; Infinity: no limit, as etcd). */
+  readonly maxWatchers: number;
 }
 
 interface Entry {
@@ -83,6 +85,9 @@ export class CoreWatchSession implements WatchSession, WatchSink {
     if (denied !== undefined) return fail(AUTH_CANCEL_REASONS[denied] ?? denied);
     if (c.rangeEnd.length !== 0 && !(c.rangeEnd.length === 1 && c.rangeEnd[0] === 0) && Buffer.compare(key, c.rangeEnd) >= 0) {
       return fail('mvcc: watcher range is empty');
+    }
+    if (this.byId.size >= this.limits.maxWatchers) {
+      return fail(`etcdserver: too many watchers on this stream (--max-watchers-per-stream=${this.limits.maxWatchers}): cancel one or open another stream`);
     }
     let id = c.watchId;
     if (id === 0n) {

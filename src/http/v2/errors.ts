@@ -1,6 +1,8 @@
 // The v2 edge's one error table: each V2ErrorCode to etcd's message and HTTP status (spec 8.2).
 import { V2Error, type V2ErrorCode } from '../../v2/index.js';
+import { EtcdError } from '../../backend/errors.js';
 import { goJsonString } from '../../gateway/index.js';
+import { grpcErrors } from '../../grpc/status.js';
 
 const TABLE: Readonly<Record<V2ErrorCode, readonly [message: string, httpStatus: number]>> = {
   100: ['Key not found', 404],
@@ -33,7 +35,12 @@ export function errorBody(e: V2Error): string {
   return `{"errorCode":${e.code},"message":${goJsonString(TABLE[e.code][0])}${cause},"index":${e.index}}\n`;
 }
 
-/** Any other failure: 300 with its text as the cause, index 0. */
+/**
+ * Any other failure: 300 with its text as the cause, index 0. A backend error's text is etcd's
+ * gRPC message for it: etcd 3.4's v2 over v3 (--experimental-enable-v2v3) gets its errors from
+ * the v3 client, e.g. NOSPACE as cause "etcdserver: mvcc: database space exceeded".
+ */
 export function internalError(e: unknown): V2Error {
+  if (e instanceof EtcdError && e.message === e.code && grpcErrors[e.code][1] !== '') return new V2Error(300, grpcErrors[e.code][1], 0);
   return new V2Error(300, e instanceof Error ? e.message : String(e), 0);
 }

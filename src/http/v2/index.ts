@@ -27,6 +27,8 @@ export interface V2KeysOptions {
   readonly metrics?: V2Metrics;
   /** Open long polls register here so a graceful shutdown ends them (empty body, as a cut poll). */
   readonly streams?: OpenStreams;
+  /** Long polls and streams one client address may hold open (--max-v2-long-polls-per-client; 0: no limit). */
+  readonly maxLongPollsPerClient?: number;
   /**
    * With auth on, a request without credentials runs as the server's own login instead of the
    * guest role: gateway mode with --user, whose token-less clients are all served as that user.
@@ -45,6 +47,9 @@ interface Ctx {
   readonly auth: V2AuthGate;
   readonly metrics: V2Metrics | undefined;
   readonly streams: OpenStreams | undefined;
+  readonly maxLongPollsPerClient: number;
+  /** Open long polls by client address (req.ip: the forwarded client behind --trusted-proxies). */
+  readonly longPolls: Map<string, number>;
   clusterId?: bigint;
 }
 
@@ -101,7 +106,26 @@ async function redirect(reply: FastifyReply, method: string, target: string): Pr
  * A long poll (one event, then the response ends) or a stream (one JSON line per event): headers
  * are flushed at registration; the client going away aborts the backend watch at once.
  */
-async function serveWatch(ctx: Ctx, reply: FastifyReply, op: Extract<KeysOperation, { kind: 'watch' }>): Promise<void> {
+async function serveWatch(ctx: Ctx, client: string, reply: FastifyReply, op: Extract<KeysOperation, { kind: 'watch' }>): Promise<void> {
+  // Our bound (etcd has none): one address cannot hold every watcher slot and socket. 429 with a
+  // v2 error body, so v2 clients show the cause; they retry like after any failed poll.
+  const open = ctx.longPolls.get(client) ?? 0;
+  if (ctx.maxLongPollsPerClient > 0 && open >= ctx.maxLongPollsPerClient) {
+    const cause = `too many long polls from ${client} (--max-v2-long-polls-per-client=${ctx.maxLongPollsPerClient})`;
+    await reply.code(429).header('content-type', 'application/json').send(Buffer.from(errorBody(new V2Error(300, cause, 0))));
+    return;
+  }
+  ctx.longPolls.set(client, open + 1);
+  try {
+    await serveWatchOf(ctx, reply, op);
+  } finally {
+    const n = (ctx.longPolls.get(client) ?? 1) - 1;
+    if (n === 0) ctx.longPolls.delete(client);
+    else ctx.longPolls.set(client, n);
+  }
+}
+
+async function serveWatchOf(ctx: Ctx, reply: FastifyReply, op: Extract<KeysOperation, { kind: 'watch' }>): Promise<void> {
   const ac = new AbortController();
   const res = reply.raw;
   const onClose = (): void => ac.abort();
@@ -190,7 +214,7 @@ async function handleOp(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pars
     }
     switch (op.kind) {
       case 'watch':
-        return await serveWatch(ctx, reply, op);
+        return await serveWatch(ctx, req.ip, reply, op);
       case 'get': {
         const r = await ctx.store.get({ path: op.path, recursive: op.recursive, sorted: op.sorted });
         await reply.code(r.status).headers(successHeaders(r.header, await clusterIdOf(ctx, r.header))).send(Buffer.from(eventJson(r.event)));
@@ -214,7 +238,14 @@ async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<
   // The store runs as the server (its physical keys are not the caller's to name): the caller's
   // v2 permissions are checked on its logical keys first (src/v2/auth.ts).
   const store = new V2Store(withCallContext(opts.backend, INTERNAL_CALL), prefix, observer);
-  const ctx: Ctx = { store, auth: new V2AuthGate(opts.backend, prefix, opts.guestIsServer ?? false), metrics, streams: opts.streams };
+  const ctx: Ctx = {
+    store,
+    auth: new V2AuthGate(opts.backend, prefix, opts.guestIsServer ?? false),
+    metrics,
+    streams: opts.streams,
+    maxLongPollsPerClient: opts.maxLongPollsPerClient ?? 0,
+    longPolls: new Map(),
+  };
   await ctx.store.start();
   app.addHook('onClose', async () => ctx.store.close());
   app.removeAllContentTypeParsers();

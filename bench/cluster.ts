@@ -1,0 +1,108 @@
+// `npm run bench -- cluster`: a 3-member cluster of ours against a 3-member real etcd 3.4 cluster,
+// one after the other on loopback (both with --heartbeat-interval 50 --election-timeout 500, as
+// the test helpers start them): put throughput and latency at BENCH_INFLIGHT (64) in flight
+// against the leader, linearizable range1 on a follower (every read pays a ReadIndex round to the
+// leader), and the time from SIGKILL of the leader until the two others agree on a new one.
+import { startEtcdCluster } from '../test/helpers/cluster.js';
+import { startOurCluster } from '../test/helpers/ourcluster.js';
+import { agreedLeader, endpointStatus } from '../test/cluster/helpers.js';
+import { preload, runGenerator, type KvWorkload } from './lib/kvload.js';
+import { summarize } from './lib/latency.js';
+import { envList, envNum } from './lib/env.js';
+
+const KEYS = 10_000;
+const VALUE_SIZE = 256;
+const WORKLOADS: (KvWorkload & { on: 'leader' | 'follower' })[] = [
+  { name: 'put', op: 'put', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 0, serializable: false, on: 'leader' },
+  { name: 'range1', op: 'range', keyCount: KEYS, valueSize: VALUE_SIZE, rangeWidth: 1, serializable: false, on: 'follower' },
+];
+
+interface Result { ops: Map<string, { ops: number; p50: number; p99: number; errors: number }>; electMs: number }
+
+interface ClusterUnderTest {
+  endpoints: string[];
+  kill9(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const f0 = (n: number): string => n.toFixed(0);
+const ms = (n: number): string => (n < 10 ? n.toFixed(2) : n.toFixed(1));
+const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
+
+async function leaderIndex(endpoints: string[]): Promise<{ leader: bigint; index: number }> {
+  for (;;) {
+    const leader = await agreedLeader(endpoints).catch(() => undefined);
+    if (leader !== undefined) {
+      const st = await endpointStatus(endpoints.join(','));
+      const ep = st.find((s) => BigInt(s.Status.header.member_id) === leader)!.Endpoint;
+      return { leader, index: endpoints.indexOf(ep) };
+    }
+    await sleep(50);
+  }
+}
+
+async function measure(name: string, c: ClusterUnderTest): Promise<Result> {
+  const seconds = envNum('BENCH_SECONDS', 5);
+  const warmup = envNum('BENCH_WARMUP_SECONDS', 1);
+  const inflight = Math.max(1, envNum('BENCH_INFLIGHT', 64));
+  const threads = envNum('BENCH_GEN_THREADS', 2);
+  const clients = envNum('BENCH_CLIENTS', 4);
+  const workloads = envList('BENCH_WORKLOADS', WORKLOADS.map((w) => w.name)).map((n) => WORKLOADS.find((w) => w.name === n)!);
+  const { leader, index } = await leaderIndex(c.endpoints);
+  const follower = c.endpoints[(index + 1) % c.endpoints.length]!;
+  await preload(c.endpoints[index]!, KEYS, VALUE_SIZE, inflight);
+  const ops = new Map<string, { ops: number; p50: number; p99: number; errors: number }>();
+  for (const w of workloads) {
+    const endpoint = w.on === 'leader' ? c.endpoints[index]! : follower;
+    const r = await runGenerator({ endpoint, workload: w, inflight, clients, threads, warmupMs: warmup * 1000, measureMs: seconds * 1000 });
+    const lat = summarize(r.latencies);
+    const row = { ops: r.ops / r.seconds, p50: lat.p50, p99: lat.p99, errors: r.errors };
+    ops.set(w.name, row);
+    process.stdout.write(`${name.padEnd(5)} ${w.name.padEnd(7)} on the ${w.on.padEnd(8)} ${f0(row.ops).padStart(7)} ops/s  p50 ${ms(row.p50)} ms  p99 ${ms(row.p99)} ms${r.errors > 0 ? `  ${r.errors} errors: ${r.firstError}` : ''}\n`);
+  }
+  // Failover: SIGKILL the leader, then poll the two others until they agree on a new one.
+  const t0 = performance.now();
+  await c.kill9(index);
+  const rest = c.endpoints.filter((_, i) => i !== index);
+  for (;;) {
+    const l = await agreedLeader(rest).catch(() => undefined);
+    if (l !== undefined && l !== leader) break;
+    await sleep(10);
+  }
+  const electMs = performance.now() - t0;
+  process.stdout.write(`${name.padEnd(5)} new leader ${f0(electMs)} ms after SIGKILL of the leader\n`);
+  return { ops, electMs };
+}
+
+export async function main(_args: string[]): Promise<number> {
+  const results = new Map<string, Result>();
+  for (const which of envList('BENCH_SERVERS', ['etcd', 'ours'])) {
+    if (which === 'etcd') {
+      const c = await startEtcdCluster(3);
+      try {
+        results.set('etcd', await measure('etcd', { endpoints: c.members.map((m) => m.endpoint), kill9: (i) => c.kill9(i), stop: () => c.stop() }));
+      } finally {
+        await c.stop();
+      }
+    } else {
+      const c = await startOurCluster(3);
+      try {
+        results.set('ours', await measure('ours', { endpoints: c.members.map((m) => m.endpoint), kill9: (i) => c.kill9(i), stop: () => c.stop() }));
+      } finally {
+        await c.stop();
+      }
+    }
+  }
+  const e = results.get('etcd');
+  const o = results.get('ours');
+  if (e === undefined || o === undefined) return 0;
+  const out = ['', '| workload (3 members) | etcd ops/s | ours ops/s | ratio | etcd p50/p99 ms | ours p50/p99 ms |', '| --- | ---: | ---: | ---: | ---: | ---: |'];
+  for (const [name, er] of e.ops) {
+    const or = o.ops.get(name);
+    if (or === undefined) continue;
+    out.push(`| ${name} | ${f0(er.ops)} | ${f0(or.ops)} | ${(or.ops / er.ops).toFixed(2)} | ${ms(er.p50)} / ${ms(er.p99)} | ${ms(or.p50)} / ${ms(or.p99)} |`);
+  }
+  out.push(`| new leader after SIGKILL | ${f0(e.electMs)} ms | ${f0(o.electMs)} ms | ${(e.electMs / o.electMs).toFixed(2)} | | |`);
+  process.stdout.write(out.join('\n') + '\n');
+  return [...e.ops.values(), ...o.ops.values()].some((r) => r.errors > 0) ? 1 : 0;
+}
