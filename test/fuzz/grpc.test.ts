@@ -1,27 +1,11 @@
-// Property-based fuzzing of the grpc inputs (generators and properties: lib.ts). A fixed seed
-// keeps CI reproducible; `npm run bench -- fuzz grpc` runs more cases with a fresh seed.
+// Property-based fuzzing of the gRPC inputs (generators and properties: lib.ts; the unary test:
+// suite.ts). Streams get their own test: they answer with statuses, not one reply per request.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatResult, runGrpcFuzz, runGrpcStreamFuzz, startFuzzServer } from './lib.js';
+import { fuzzTest, SEED } from './suite.js';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 2000);
-const SEED = Number(process.env.FUZZ_SEED ?? 7);
-
-test('grpc fuzz: no 500, no crash, the protocol\'s own errors, HashKV unchanged by rejected requests', { timeout: 180_000 }, async (t) => {
-  const server = await startFuzzServer();
-  try {
-    const r = await runGrpcFuzz(server, { numRuns: RUNS, seed: SEED, mode: 'assert' });
-    t.diagnostic(formatResult(r));
-    assert.deepEqual(r.failures, []);
-    assert.equal(r.cases, RUNS);
-    // The run exercised both sides: refusals (checked against HashKV) and accepted writes.
-    assert.ok(r.rejected > RUNS / 4, `only ${r.rejected} rejected cases`);
-    assert.ok(r.cases - r.rejected - r.reads > 10, 'almost no accepted write');
-    assert.equal(await server.alive(), undefined);
-  } finally {
-    await server.close();
-  }
-});
+fuzzTest('grpc', runGrpcFuzz);
 
 test('grpc stream fuzz (Watch, LeaseKeepAlive): no crash, etcd\'s statuses, HashKV unchanged', { timeout: 120_000 }, async (t) => {
   const runs = Number(process.env.FUZZ_STREAM_RUNS ?? 300);
