@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import { rewritingStream } from './rewrite-stream.js';
 import { createServer as createTlsServer, TLSSocket, type TlsOptions } from 'node:tls';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -66,9 +67,9 @@ export function listenClient(
           closedGrpc.received += socket.bytesRead;
           closedGrpc.sent += socket.bytesWritten;
         });
-        // Node's http2 session reads the buffered bytes itself on the next tick; resuming the
-        // socket here would emit them as 'data' to nobody.
-        injector.injectConnection(socket);
+        // grpc-go sends an http:// endpoint as the :authority, which Node's HTTP/2 rejects: the
+        // client's frames go through the rewriter (authority.ts).
+        injector.injectConnection(rewritingStream(socket));
       } else {
         http.emit('connection', socket);
         socket.resume();
