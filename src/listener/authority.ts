@@ -5,8 +5,9 @@
 // client-to-server bytes of a gRPC connection go through this rewriter: frames pass through as
 // they came, except header blocks, which are HPACK-decoded (that keeps the client's dynamic table
 // in step) and, from the first one whose :authority carries a scheme, re-encoded as literals
-// without indexing with the scheme dropped.
-import { encodeLiterals, HpackDecoder } from './hpack.js';
+// without indexing with the scheme dropped. (TLS connections with a client certificate are
+// re-encoded from the start: see CLIENT_CN_HEADER.)
+import { encodeLiterals, HpackDecoder, type HeaderField } from './hpack.js';
 
 const PREFACE_LENGTH = 24;
 const FRAME_HEADER = 9;
@@ -16,10 +17,21 @@ const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const PADDED = 0x8;
 const PRIORITY = 0x20;
+/** A header block's encoded bytes beyond this end the connection (far above any gRPC metadata limit). */
+const MAX_BLOCK = 1 << 20;
 /** Every HTTP/2 endpoint accepts frames this large (SETTINGS_MAX_FRAME_SIZE's floor). */
 const MAX_FRAME = 16384;
 /** What nghttp2 accepts in an authority (its check_authority): anything else stays for it to reject. */
 const AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@[\]%]+$/;
+
+/**
+ * The verified client certificate's Common Name, for the gRPC handlers (src/grpc/services.ts),
+ * URI-encoded. Node's HTTP/2 session reads the rewriter through a JS shim, not the TLSSocket, so
+ * grpc-js's getAuthContext() cannot see the certificate: the listener adds this field to every
+ * header block of a TLS connection with a verified certificate, and whatever a client sends
+ * under this name is dropped on every connection.
+ */
+export const CLIENT_CN_HEADER = 'x-etcd-client-cert-cn';
 
 /** http://x or https://x -> x, when x is a valid authority; undefined when nothing to change. */
 export function fixAuthority(value: string): string | undefined {
@@ -35,7 +47,7 @@ export function fixAuthority(value: string): string | undefined {
 export class AuthorityRewriter {
   private readonly decoder = new HpackDecoder();
   /** Once a block was re-encoded the server's table no longer mirrors the client's: re-encode all. */
-  private rewriting = false;
+  private rewriting: boolean;
   private preface = PREFACE_LENGTH;
   /** Payload bytes of the current pass-through frame still to forward. */
   private passing = 0;
@@ -44,9 +56,14 @@ export class AuthorityRewriter {
   private pendingLength = 0;
   private frameHeader: Buffer | undefined;
   /** The header block in progress: its HEADERS frame's header and priority fields, fragments, raw frames. */
-  private block: { streamId: number; flags: number; priority: Buffer | undefined; fragments: Buffer[]; raw: Buffer[] } | undefined;
-  /** Header blocks whose :authority was rewritten (for tests and curiosity). */
+  private block: { streamId: number; flags: number; priority: Buffer | undefined; fragments: Buffer[]; raw: Buffer[]; bytes: number } | undefined;
+  /** Header blocks changed (a scheme dropped from :authority, a client's CLIENT_CN_HEADER dropped). */
   rewrites = 0;
+
+  /** extra: fields added to every header block (the listener's CLIENT_CN_HEADER). */
+  constructor(private readonly extra: readonly HeaderField[] = []) {
+    this.rewriting = extra.length > 0;
+  }
 
   /** Throws HpackError/Error on input the server would reject as a connection error anyway. */
   feed(chunk: Buffer): Buffer[] {
@@ -89,6 +106,9 @@ export class AuthorityRewriter {
         const type = header[3]!;
         const length = header.readUIntBE(0, 3);
         if (type === HEADERS || type === CONTINUATION) {
+          // The server announces no larger SETTINGS_MAX_FRAME_SIZE: nghttp2 would end the
+          // connection with FRAME_SIZE_ERROR; this also bounds what is buffered here.
+          if (length > MAX_FRAME) throw new Error('header frame larger than SETTINGS_MAX_FRAME_SIZE');
           if (!straddled) {
             flush();
             pos += FRAME_HEADER;
@@ -147,11 +167,13 @@ export class AuthorityRewriter {
         start += 5;
       }
       if (end < start) throw new Error('HEADERS padding too long');
-      this.block = { streamId, flags, priority, fragments: [payload.subarray(start, end)], raw: [header, payload] };
+      this.block = { streamId, flags, priority, fragments: [payload.subarray(start, end)], raw: [header, payload], bytes: payload.length };
     } else {
       if (this.block === undefined || this.block.streamId !== streamId) throw new Error('CONTINUATION out of place');
       this.block.fragments.push(payload);
       this.block.raw.push(header, payload);
+      this.block.bytes += payload.length;
+      if (this.block.bytes > MAX_BLOCK) throw new Error('header block too large');
     }
     if (flags & END_HEADERS) this.endBlock(out, this.block);
   }
@@ -161,13 +183,20 @@ export class AuthorityRewriter {
     const frags = block.fragments;
     const fields = this.decoder.decode(frags.length === 1 ? frags[0]! : Buffer.concat(frags));
     let changed = false;
+    const kept: HeaderField[] = [];
     for (const f of fields) {
-      if (f.name !== ':authority') continue;
-      const fixed = fixAuthority(f.value);
-      if (fixed !== undefined) {
-        f.value = fixed;
+      if (f.name === CLIENT_CN_HEADER) {
         changed = true;
+        continue;
       }
+      if (f.name === ':authority') {
+        const fixed = fixAuthority(f.value);
+        if (fixed !== undefined) {
+          f.value = fixed;
+          changed = true;
+        }
+      }
+      kept.push(f);
     }
     if (changed) this.rewrites++;
     this.rewriting ||= changed;
@@ -175,7 +204,8 @@ export class AuthorityRewriter {
       out.push(...block.raw);
       return;
     }
-    out.push(...frameBlock(block.streamId, block.flags & END_STREAM, block.priority, encodeLiterals(fields)));
+    kept.push(...this.extra);
+    out.push(...frameBlock(block.streamId, block.flags & END_STREAM, block.priority, encodeLiterals(kept)));
   }
 }
 

@@ -160,8 +160,12 @@ export class HpackDecoder {
   private pos = 0;
   private buf: Buffer = Buffer.alloc(0);
 
-  /** maxTableSize: SETTINGS_HEADER_TABLE_SIZE this side announced (4096 by default). */
-  constructor(private readonly maxTableSize = 4096) {
+  /**
+   * maxTableSize: SETTINGS_HEADER_TABLE_SIZE this side announced (4096 by default).
+   * maxListSize: a block may not decode to more (RFC 7541 4.1 sizes): one byte can name a 4 KiB
+   * table entry, so without a bound a small block could expand to gigabytes.
+   */
+  constructor(private readonly maxTableSize = 4096, private readonly maxListSize = 1 << 20) {
     this.maxSize = maxTableSize;
   }
 
@@ -179,15 +183,21 @@ export class HpackDecoder {
     this.buf = block;
     this.pos = 0;
     const fields: HeaderField[] = [];
+    let listSize = 0;
+    const add = (f: HeaderField): void => {
+      listSize += f.name.length + f.value.length + 32;
+      if (listSize > this.maxListSize) throw new HpackError('header list too large');
+      fields.push(f);
+    };
     while (this.pos < block.length) {
       const b = block[this.pos]!;
       if (b & 0x80) { // 6.1 indexed field
         const [name, value] = this.lookup(this.int(7));
-        fields.push({ name, value, neverIndex: false });
+        add({ name, value, neverIndex: false });
       } else if (b & 0x40) { // 6.2.1 literal with incremental indexing
         const field = this.literal(6, false);
         this.insert(field.name, field.value);
-        fields.push(field);
+        add(field);
       } else if (b & 0x20) { // 6.3 dynamic table size update: only before the first field
         if (fields.length > 0) throw new HpackError('table size update after a field');
         const size = this.int(5);
@@ -195,7 +205,7 @@ export class HpackDecoder {
         this.maxSize = size;
         this.evict(0);
       } else { // 6.2.2 without indexing (0000), 6.2.3 never indexed (0001)
-        fields.push(this.literal(4, (b & 0x10) !== 0));
+        add(this.literal(4, (b & 0x10) !== 0));
       }
     }
     return fields;

@@ -122,3 +122,16 @@ test('malformed input is an error (the connection is then closed)', () => {
   const rw2 = new AuthorityRewriter();
   assert.throws(() => rw2.feed(Buffer.concat([PREFACE, frame(0x1, 0x4, 1, Buffer.from([0xff, 0xff]))])));
 });
+
+test('bounds: a header frame above 16 KiB, a block above 1 MiB, an HPACK bomb', () => {
+  assert.throws(() => new AuthorityRewriter().feed(Buffer.concat([PREFACE, frame(0x1, 0x4, 1, Buffer.alloc(16_385))])), /SETTINGS_MAX_FRAME_SIZE/);
+  const rw = new AuthorityRewriter();
+  rw.feed(Buffer.concat([PREFACE, frame(0x1, 0x0, 1, Buffer.alloc(16_384))]));
+  assert.throws(() => {
+    for (let i = 0; i < 70; i++) rw.feed(frame(0x9, 0x0, 1, Buffer.alloc(16_384)));
+  }, /too large/);
+  // One 4 KiB-ish table entry, then a block of 300 one-byte references to it: 1.2 MB decoded.
+  const bomb = new AuthorityRewriter();
+  const entry = Buffer.concat([Buffer.from([0x40, 0x01, 0x78, 0x7f, 0xa1, 0x1e]), Buffer.alloc(4000, 0x61)]); // x: 4000 bytes
+  assert.throws(() => bomb.feed(Buffer.concat([PREFACE, frame(0x1, 0x4, 1, entry), frame(0x1, 0x4, 3, Buffer.alloc(300, 0xbe))])), /header list too large/);
+});
