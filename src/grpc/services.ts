@@ -9,6 +9,7 @@ import {
   type AuthServer, type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
 } from '../gen/etcdserverpb/rpc.js';
 import { HealthCheckResponse_ServingStatus, HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
+import { CLIENT_CN_HEADER } from '../listener/authority.js';
 import type { OpenStreams } from '../util/open-streams.js';
 import { encodePutResponse, encodeRangeResponse } from './fast-encode.js';
 import { toServiceError, type Logger } from './status.js';
@@ -17,15 +18,16 @@ type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
 /**
  * Who a call comes from: the auth token in metadata `token`, else `authorization` (as etcd reads
- * them), and the Common Name of a verified client certificate. grpc-js gives a certificate only
- * on a TLS connection whose peer was verified, which the listener asks for with --client-cert-auth
- * alone: so, as in etcd 3.4, the CN counts only with that flag.
+ * them), and the Common Name of a verified client certificate. The listener adds that CN to the
+ * call's headers (CLIENT_CN_HEADER, dropping any a client sent) only on a TLS connection whose
+ * peer was verified, which it asks for with --client-cert-auth alone: so, as in etcd 3.4, the CN
+ * counts only with that flag.
  */
-export function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getAuthContext'>): CallContext {
+export function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'>): CallContext {
   const md = call.metadata;
   const v = md.get('token')[0] ?? md.get('authorization')[0];
-  const cn = call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
-  return { token: v === undefined ? undefined : String(v), commonName: typeof cn === 'string' ? cn : undefined };
+  const cn = md.get(CLIENT_CN_HEADER)[0];
+  return { token: v === undefined ? undefined : String(v), commonName: typeof cn === 'string' ? decodeURIComponent(cn) : undefined };
 }
 
 function unary<Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>, log: Logger): Unary<Req, Res> {

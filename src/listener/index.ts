@@ -1,11 +1,13 @@
 // One client port for every protocol, as etcd: a connection that opens with the HTTP/2 client
 // preface goes to grpc-js (through its connection injector), anything else to the HTTP/1.1 server.
-// An https:// URL first ends TLS here, then routes the decrypted stream the same way; grpc-js
-// still sees a TLSSocket under its session, so a call's getAuthContext() gives the client
-// certificate.
+// An https:// URL first ends TLS here, then routes the decrypted stream the same way. gRPC
+// connections go through the authority rewriter (authority.ts), which also hands the verified
+// client certificate's CN to the handlers as CLIENT_CN_HEADER.
 import * as grpc from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import { CLIENT_CN_HEADER } from './authority.js';
+import { rewritingStream } from './rewrite-stream.js';
 import { createServer as createTlsServer, TLSSocket, type TlsOptions } from 'node:tls';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -66,9 +68,10 @@ export function listenClient(
           closedGrpc.received += socket.bytesRead;
           closedGrpc.sent += socket.bytesWritten;
         });
-        // Node's http2 session reads the buffered bytes itself on the next tick; resuming the
-        // socket here would emit them as 'data' to nobody.
-        injector.injectConnection(socket);
+        // grpc-go sends an http:// endpoint as the :authority, which Node's HTTP/2 rejects: the
+        // client's frames go through the rewriter (authority.ts).
+        const cn = verifiedCommonName(socket);
+        injector.injectConnection(rewritingStream(socket, cn === undefined ? [] : [{ name: CLIENT_CN_HEADER, value: encodeURIComponent(cn), neverIndex: true }]));
       } else {
         http.emit('connection', socket);
         socket.resume();

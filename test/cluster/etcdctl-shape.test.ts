@@ -46,18 +46,28 @@ describe('etcdctl on a cluster of ours vs a real etcd 3.4 cluster', { skip: hasE
     assert.deepEqual(out[1]!.members.map((m) => m.name).sort(), ['m0', 'm1', 'm2']);
   });
 
-  // Not --cluster: etcdctl then dials the members' client URLs as "http://host:port", which grpc-go
-  // sends as the HTTP/2 :authority; Node's HTTP/2 server refuses that authority (RST_STREAM
-  // PROTOCOL_ERROR) before grpc-js sees the call. Every member's endpoint is listed instead.
+  // Every member listed as an http:// URL, as users write them: grpc-go then sends the URL as the
+  // HTTP/2 :authority (the client port drops the scheme, src/listener/authority.ts).
   test('endpoint status -w json on every member', async () => {
     const out = await Promise.all(both().map(async ([, eps]) => {
-      const r = await etcdctl(eps, ['endpoint', 'status', '-w', 'json']);
+      const urls = eps.split(',').map((e) => `http://${e}`).join(',');
+      const r = await etcdctl(urls, ['endpoint', 'status', '-w', 'json']);
       assert.equal(r.code, 0, r.stderr);
       return parseJsonBig(r.stdout) as { Status: { leader: string | number; raftTerm: number } }[];
     }));
     assert.deepEqual(shape(out[1]), shape(out[0]));
     assert.equal(out[1]!.length, 3);
     assert.equal(new Set(out[1]!.map((s) => String(s.Status.leader))).size, 1, 'one leader');
+  });
+
+  test('endpoint status --cluster -w json from one member', async () => {
+    const out = await Promise.all(both().map(async ([, eps]) => {
+      const r = await etcdctl(`http://${eps.split(',')[0]!}`, ['endpoint', 'status', '--cluster', '-w', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      return parseJsonBig(r.stdout) as { Endpoint: string }[];
+    }));
+    assert.deepEqual(shape(out[1]), shape(out[0]));
+    assert.deepEqual(out[1]!.map((s) => s.Endpoint).sort(), ours!.endpoints().split(',').map((e) => `http://${e}`).sort());
   });
 
   test('member add --learner, promote (not in sync), remove: the same output', async () => {

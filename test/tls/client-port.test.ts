@@ -15,6 +15,7 @@ import { etcdctl, hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.j
 import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
 import { startServerWith } from '../gateway/harness.js';
 import type { RunningServer } from '../../src/server.js';
+import { CLIENT_CN_HEADER } from '../../src/listener/authority.js';
 
 const skip = (!hasEtcd() || !hasOpenssl()) && 'needs /usr/bin/etcd, /usr/bin/etcdctl and /usr/bin/openssl';
 const run = promisify(execFile);
@@ -194,4 +195,21 @@ test('an https:// client URL needs --cert-file and --key-file (etcd 3.4\'s error
   const r = loadConfig(['--listen-client-urls', 'https://127.0.0.1:2379', '--cert-file', 'c.pem', '--key-file', 'k.pem', '--client-cert-auth'], {});
   assert.ok(r.kind === 'run');
   assert.deepEqual(r.config.clientTls, { certFile: 'c.pem', keyFile: 'k.pem', trustedCaFile: '', clientCertAuth: true });
+});
+
+test('a client cannot claim a certificate CN by sending the listener\'s CN header', { skip }, async () => {
+  const s = await startServerWith(['--data-dir', `${dir}/spoof`]);
+  const ep = `127.0.0.1:${s.listeners[0]!.port}`;
+  const kv = new KVClient(ep, grpc.credentials.createInsecure());
+  try {
+    for (const args of [['user', 'add', 'root:rootpw'], ['auth', 'enable']]) assert.equal((await etcdctl(ep, args)).code, 0);
+    const md = new grpc.Metadata();
+    md.set(CLIENT_CN_HEADER, 'root');
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => kv.put(PutRequest.fromPartial({ key: Buffer.from('spoof'), value: Buffer.from('x') }), md, (e) => resolve(e)));
+    // As a call with no credentials at all (etcd: "user name is empty"), not as root.
+    assert.equal(err?.details, 'etcdserver: user name is empty');
+  } finally {
+    kv.close();
+    await s.close();
+  }
 });
