@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { Pool } from 'undici';
-import { etcdctl, hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.js';
+import { etcdctl, freePort, hasEtcd, makeTempDir, removeTempDir, startOurServer } from '../helpers/procs.js';
 import { startOurCluster, type OurCluster } from '../helpers/ourcluster.js';
 import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
 import { agreedLeader, endpointStatus, eventually, get, put } from './helpers.js';
@@ -53,6 +53,16 @@ async function peerGet(url: string, client: IssuedCert | undefined): Promise<num
   }
 }
 
+/** curl's exit code for GET <url>/members trusting the peer CA (0: answered). */
+async function curlExit(url: string, ...args: string[]): Promise<number> {
+  try {
+    await promisify(execFile)('curl', ['-sS', '-o', '/dev/null', '--cacert', ca.ca, ...args, `${url}/members`]);
+    return 0;
+  } catch (e) {
+    return (e as { code: number }).code;
+  }
+}
+
 test('https peers with client certificate auth elect a leader and replicate', { skip }, async () => {
   assert.match(c.members[0]!.peerUrl, /^https:\/\//);
   await eventually('a leader', () => agreedLeader(eps()));
@@ -72,14 +82,7 @@ test('a peer without a certificate signed by the peer CA is refused at the hands
   const other = await peerGet(url, intruder);
   assert.ok(other instanceof Error, `another CA: ${String(other)}`);
   // curl, the plain https client: no certificate, then the other CA's.
-  const curl = async (...args: string[]): Promise<number> => {
-    try {
-      await promisify(execFile)('curl', ['-sS', '-o', '/dev/null', '--cacert', ca.ca, ...args, `${url}/members`]);
-      return 0;
-    } catch (e) {
-      return (e as { code: number }).code;
-    }
-  };
+  const curl = (...args: string[]): Promise<number> => curlExit(url, ...args);
   assert.notEqual(await curl(), 0, 'curl without a certificate');
   assert.notEqual(await curl('--cert', intruder.cert, '--key', intruder.key), 0, 'curl with another CA\'s certificate');
   assert.equal(await curl('--cert', peer.cert, '--key', peer.key), 0, 'curl with the peer certificate');
@@ -114,4 +117,22 @@ test('a learner added with an https peer URL joins, replicates and is promoted',
   });
   await put(m3.endpoint, 'from-m3', 'y');
   assert.equal(await get(c.members[1]!.endpoint, 'from-m3'), 'y');
+});
+
+test('--peer-cert-allowed-cn refuses a peer certificate of the same CA with another Common Name', { skip }, async () => {
+  const url = `https://127.0.0.1:${await freePort()}`;
+  const server = await startOurServer({
+    extraArgs: [
+      '--listen-peer-urls', url, '--initial-advertise-peer-urls', url, '--initial-cluster', `default=${url}`,
+      '--peer-cert-file', peer.cert, '--peer-key-file', peer.key, '--peer-trusted-ca-file', ca.ca,
+      '--peer-client-cert-auth', '--peer-cert-allowed-cn', 'peer',
+    ],
+  });
+  try {
+    const stranger = ca.client('stranger', 'not-a-peer');
+    assert.equal(await curlExit(url, '--cert', peer.cert, '--key', peer.key), 0, 'CN peer is allowed');
+    assert.notEqual(await curlExit(url, '--cert', stranger.cert, '--key', stranger.key), 0, 'CN not-a-peer is refused');
+  } finally {
+    await server.stop();
+  }
 });
