@@ -6,7 +6,7 @@ import type { Config } from './config/index.js';
 import { readFileSync } from 'node:fs';
 import type { TlsOptions } from 'node:tls';
 import { EmbeddedBackend, type JoinInfo } from './core/server.js';
-import { fetchMembers } from './core/rafthttp/transport.js';
+import { fetchMembers, type PeerTls } from './core/rafthttp/transport.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { addRecipeServices } from './grpc/recipes.js';
@@ -40,7 +40,7 @@ export interface RunningServer {
  * it asks the other members listed in --initial-cluster for the member list (GET /members on
  * their peer URLs, as etcd does) and finds itself in it by its peer URLs (MemberAdd put it there).
  */
-export async function discoverJoin(cfg: Config): Promise<JoinInfo | undefined> {
+export async function discoverJoin(cfg: Config, peerTls = peerTlsOf(cfg)): Promise<JoinInfo | undefined> {
   if (cfg.initialClusterState !== 'existing') return undefined;
   const walDir = join(cfg.dataDir, 'member', 'wal');
   if (existsSync(walDir) && readdirSync(walDir).length > 0) return undefined;
@@ -50,7 +50,7 @@ export async function discoverJoin(cfg: Config): Promise<JoinInfo | undefined> {
     if (m.name === cfg.name) continue;
     for (const url of m.peerUrls) {
       try {
-        const { clusterIdHex, members } = await fetchMembers(url);
+        const { clusterIdHex, members } = await fetchMembers(url, peerTls);
         const self = members.find((x) => [...x.peerURLs].sort().join(',') === mine);
         if (self === undefined) throw new Error(`member with peer URLs ${mine} not found in the cluster (add it first with member add)`);
         return {
@@ -64,6 +64,14 @@ export async function discoverJoin(cfg: Config): Promise<JoinInfo | undefined> {
     }
   }
   throw new Error(`cannot join the existing cluster: ${errors.join('; ') || 'no other member in --initial-cluster'}`);
+}
+
+/** The peer TLS files read (--peer-cert-file, ...): undefined when no peer URL is https. */
+function peerTlsOf(cfg: Config): PeerTls | undefined {
+  const t = cfg.peerTls;
+  if (t === undefined) return undefined;
+  const file = (p: string): Buffer | undefined => (p === '' ? undefined : readFileSync(p));
+  return { cert: file(t.certFile), key: file(t.keyFile), ca: file(t.trustedCaFile), clientCertAuth: t.clientCertAuth, allowedCn: t.allowedCn };
 }
 
 function backendOf(cfg: Config, metrics: ServerMetrics, join?: JoinInfo): EmbeddedBackend | UpstreamBackend {
@@ -103,6 +111,7 @@ function backendOf(cfg: Config, metrics: ServerMetrics, join?: JoinInfo): Embedd
     initialCluster: cfg.initialCluster,
     ...(join !== undefined ? { join } : {}),
     ...(cfg.listenPeerUrls !== undefined ? { listenPeerUrls: cfg.listenPeerUrls } : {}),
+    ...(cfg.peerTls !== undefined ? { peerTls: peerTlsOf(cfg) } : {}),
     snapshotCatchupEntries: cfg.snapshotCatchupEntries,
     onPeerRoundTrip: (to, s) => metrics.observePeerRoundTrip(to, s),
     onPeerSnapshot: (d, peer, ok) => metrics.peerSnapshot(d, peer, ok),

@@ -21,8 +21,10 @@ function goType(v: unknown): string {
   return 'object';
 }
 
-/** The keys of etcd's `client-transport-security` object this server acts on. */
-const CLIENT_TLS_KEYS = new Set(['cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth']);
+/** The keys of etcd's `client-transport-security` and `peer-transport-security` objects this server acts on. */
+const TLS_KEYS = new Set(['cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth']);
+/** The nested TLS objects and the prefix their keys take as flags (--cert-file, --peer-cert-file). */
+const TLS_BLOCKS: Record<string, string> = { 'client-transport-security': '', 'peer-transport-security': 'peer-' };
 
 /** Parses the file's text; `path` only names it in errors. */
 export function parseConfigFile(text: string, path: string): ConfigFileValues {
@@ -34,10 +36,12 @@ export function parseConfigFile(text: string, path: string): ConfigFileValues {
   const values: Partial<Record<FlagName, string>> = {};
   const ignored: string[] = [];
   const entries = Object.entries(root as Record<string, unknown>).flatMap(([key, v]): [string, unknown][] => {
-    // etcd's YAML nests the client TLS settings; the flags they map to have the same names.
-    if (key !== 'client-transport-security' || v === null) return [[key, v]];
+    // etcd's YAML nests the TLS settings; the flags they map to have the same names (prefixed
+    // with peer- for the peer block).
+    const prefix = Object.hasOwn(TLS_BLOCKS, key) ? TLS_BLOCKS[key]! : undefined;
+    if (prefix === undefined || v === null) return [[key, v]];
     if (typeof v !== 'object' || Array.isArray(v)) throw new FlagError(`config file ${path}: ${key}: cannot unmarshal ${goType(v)} into an object`);
-    return Object.entries(v as Record<string, unknown>).map(([k, x]) => [CLIENT_TLS_KEYS.has(k) ? k : `${key}.${k}`, x]);
+    return Object.entries(v as Record<string, unknown>).map(([k, x]) => [TLS_KEYS.has(k) ? prefix + k : `${key}.${k}`, x]);
   });
   for (const [key, v] of entries) {
     if (!Object.hasOwn(flagSpecs, key) || key === 'config-file') {

@@ -28,6 +28,8 @@ export interface Config {
    * single members share a host, and nothing would connect to it).
    */
   readonly listenPeerUrls: readonly URL[] | undefined;
+  /** TLS of the peer port, server and client side (--peer-cert-file, ...): undefined when no peer URL is https. */
+  readonly peerTls: PeerTlsConfig | undefined;
   readonly snapshotCatchupEntries: number;
   readonly maxTxnOps: number;
   readonly snapshotCount: number;
@@ -66,6 +68,17 @@ export interface ClientTlsConfig {
   readonly trustedCaFile: string;
   /** --client-cert-auth: a certificate signed by the trusted CA is required; its CN names the gRPC caller. */
   readonly clientCertAuth: boolean;
+}
+
+/** The peer port's TLS: file paths ('' = not given). */
+export interface PeerTlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly trustedCaFile: string;
+  /** --peer-client-cert-auth: peers must present a certificate signed by the trusted CA. */
+  readonly clientCertAuth: boolean;
+  /** --peer-cert-allowed-cn ('' = any). */
+  readonly allowedCn: string;
 }
 
 /** --auth-token: simple tokens, or JWTs signed with a key pair (etcd's option syntax). */
@@ -162,10 +175,8 @@ export function loadConfig(
     heartbeatMs: heartbeatIntervalMs, electionMs: electionTimeoutMs,
   });
   const listenPeer = parseUrls('listen-peer-urls', v['listen-peer-urls']);
-  for (const u of listenPeer) {
-    if (u.protocol !== 'http:') throw new FlagError(`--listen-peer-urls: ${u.href}: TLS peer listeners are not supported yet`);
-  }
   const peerListenerNeeded = cluster.members.length > 1 || cluster.state === 'existing' || v['listen-peer-urls'] !== flagSpecs['listen-peer-urls'].default;
+  const peerTls = parsePeerTls(v, peerListenerNeeded ? listenPeer : [], [...advertisePeerUrls, ...cluster.members.flatMap((m) => m.peerUrls)]);
   return {
     kind: 'run',
     config: {
@@ -181,6 +192,7 @@ export function loadConfig(
       initialCluster: cluster.members,
       initialClusterState: cluster.state,
       listenPeerUrls: peerListenerNeeded ? listenPeer : undefined,
+      peerTls,
       snapshotCatchupEntries: parseIntFlag('experimental-snapshot-catchup-entries', v['experimental-snapshot-catchup-entries'], 1),
       maxTxnOps: parseIntFlag('max-txn-ops', v['max-txn-ops'], 1),
       snapshotCount: parseIntFlag('snapshot-count', v['snapshot-count'], 1),
@@ -237,6 +249,25 @@ function parseClientTls(v: Record<FlagName, string>, listen: readonly URL[]): Cl
     throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${urlString(https)} with HTTPS scheme`);
   }
   return { certFile: v['cert-file'], keyFile: v['key-file'], trustedCaFile: v['trusted-ca-file'], clientCertAuth };
+}
+
+/**
+ * --peer-cert-file and friends. An https:// listener without a cert and key fails as etcd 3.4's
+ * listener does (its words). The TLS settings are kept when any peer URL (listened on, advertised
+ * or in --initial-cluster) is https: this member dials https peers with them too.
+ */
+function parsePeerTls(v: Record<FlagName, string>, listen: readonly URL[], peerUrls: readonly string[]): PeerTlsConfig | undefined {
+  const clientCertAuth = parseBoolFlag('peer-client-cert-auth', v['peer-client-cert-auth']);
+  const https = listen.find((u) => u.protocol === 'https:');
+  if (https !== undefined && (v['peer-cert-file'] === '' || v['peer-key-file'] === '')) {
+    throw new FlagError(`cannot listen on TLS for ${https.host}: KeyFile and CertFile are not presented`);
+  }
+  if ((v['peer-cert-file'] === '') !== (v['peer-key-file'] === '')) throw new FlagError('--peer-cert-file and --peer-key-file must be given together');
+  if (https === undefined && !peerUrls.some((u) => u.startsWith('https:'))) return undefined;
+  return {
+    certFile: v['peer-cert-file'], keyFile: v['peer-key-file'], trustedCaFile: v['peer-trusted-ca-file'],
+    clientCertAuth, allowedCn: v['peer-cert-allowed-cn'],
+  };
 }
 
 /** "10.0.0.1, 192.168.0.0/16, ::1" -> validated entries (what Fastify's trustProxy takes). */

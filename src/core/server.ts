@@ -34,7 +34,7 @@ import { startCompactor, type AutoCompaction } from './compactor.js';
 import { MvccStore } from './mvcc/store.js';
 import { RaftNode } from './node.js';
 import { confChangeContext, decodeConfChange, type ConfChange, type Entry, type Message, type ReadState, type Snapshot } from './raft/index.js';
-import { Transport, type MemberInfo } from './rafthttp/transport.js';
+import { Transport, type MemberInfo, type PeerTls } from './rafthttp/transport.js';
 import { RequestIdGenerator } from './request-id.js';
 import { decodeClusterEntry, decodeProposal, encodeClusterEntry, encodeProposal, isClusterEntry, proposalId } from './proposal.js';
 import { LmdbStorage } from './storage/lmdb.js';
@@ -79,6 +79,8 @@ export interface CoreConfig {
   readonly join?: JoinInfo;
   /** Where to listen for peers (undefined: no peer listener). */
   readonly listenPeerUrls?: readonly URL[];
+  /** TLS of the peer listeners and of requests to https:// peers. */
+  readonly peerTls?: PeerTls;
   readonly snapshotCatchupEntries?: number;
   /** Observes a peer probe's round trip (etcd_network_peer_round_trip_time_seconds). */
   readonly onPeerRoundTrip?: (toHex: string, seconds: number) => void;
@@ -310,7 +312,7 @@ export class EmbeddedBackend implements V3Backend {
       snapDir: join(this.cfg.dataDir, 'member', 'snap', 'incoming'),
       ...(this.cfg.onPeerRoundTrip ? { onRoundTrip: this.cfg.onPeerRoundTrip } : {}),
       ...(this.cfg.onPeerSnapshot ? { onSnapshot: this.cfg.onPeerSnapshot } : {}),
-    });
+    }, this.cfg.peerTls);
   }
 
   /** Binds the peer listeners (when configured); resolves with the bound ports. */

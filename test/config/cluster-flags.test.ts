@@ -49,3 +49,18 @@ test('ETCD_* variables set the cluster flags too', () => {
   assert.equal(c.initialCluster.length, 2);
   assert.equal(c.heartbeatIntervalMs, 20);
 });
+
+test('peer TLS: https peer URLs take the --peer-* files; an https listener without them fails as etcd', () => {
+  const https = ['--name', 'a', '--listen-peer-urls', 'https://127.0.0.1:2380', '--initial-advertise-peer-urls', 'https://127.0.0.1:2380', '--initial-cluster', 'a=https://127.0.0.1:2380,b=https://127.0.0.1:2381'];
+  // etcd 3.4's listener error, word for word.
+  fails(https, /^cannot listen on TLS for 127\.0\.0\.1:2380: KeyFile and CertFile are not presented$/);
+  fails([...https, '--peer-cert-file', 'p.pem'], /KeyFile and CertFile are not presented/);
+  const c = run([...https, '--peer-cert-file', 'p.pem', '--peer-key-file', 'p.key', '--peer-trusted-ca-file', 'ca.pem', '--peer-client-cert-auth', '--peer-cert-allowed-cn', 'm']);
+  assert.deepEqual(c.peerTls, { certFile: 'p.pem', keyFile: 'p.key', trustedCaFile: 'ca.pem', clientCertAuth: true, allowedCn: 'm' });
+  // http peers only: no peer TLS, whatever files are given (etcd ignores them for http URLs).
+  assert.equal(run(['--peer-cert-file', 'p.pem', '--peer-key-file', 'p.key']).peerTls, undefined);
+  // Dialing https peers from an http listener still uses the CA (the other members' URLs are https).
+  const mixed = run(['--name', 'a', '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-cluster', 'a=http://localhost:2380,b=https://127.0.0.1:2381', '--peer-trusted-ca-file', 'ca.pem']);
+  assert.equal(mixed.peerTls?.trustedCaFile, 'ca.pem');
+  fails(['--peer-client-cert-auth=maybe'], /invalid boolean value "maybe" for -peer-client-cert-auth/);
+});

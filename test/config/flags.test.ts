@@ -139,6 +139,15 @@ const fileCases: { name: string; text: string; argv?: string[]; env?: Record<str
     check: ({ config: c }) => assert.deepEqual(c.clientTls, { certFile: '/etc/etcd/server.pem', keyFile: '/etc/etcd/server.key', trustedCaFile: '/etc/etcd/ca.pem', clientCertAuth: true }),
   },
   {
+    name: 'peer-transport-security maps onto the --peer-* TLS flags (used by https:// peer URLs)',
+    text: 'name: a\nlisten-peer-urls: https://127.0.0.1:2380\ninitial-advertise-peer-urls: https://127.0.0.1:2380\ninitial-cluster: a=https://127.0.0.1:2380\n'
+      + 'peer-cert-allowed-cn: m\npeer-transport-security:\n  cert-file: /p.pem\n  key-file: /p.key\n  trusted-ca-file: /ca.pem\n  client-cert-auth: true\n  auto-tls: false\n',
+    check: ({ config: c, warnings }) => {
+      assert.deepEqual(c.peerTls, { certFile: '/p.pem', keyFile: '/p.key', trustedCaFile: '/ca.pem', clientCertAuth: true, allowedCn: 'm' });
+      assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: peer-transport-security.auto-tls']);
+    },
+  },
+  {
     name: 'flags and ETCD_* variables are ignored when a file is given (defaults fill the rest)',
     text: 'name: f\n',
     argv: ['--max-txn-ops=7', '--name', 'flag'],

@@ -51,9 +51,21 @@ export interface OurClusterOptions {
    * URL is the proxy's, so partition() can cut a member's peer traffic both ways.
    */
   readonly partitionable?: boolean;
+  /**
+   * https:// peer URLs: every member serves and presents this certificate (made for 127.0.0.1)
+   * and requires its peers' certificates to be signed by `ca` (--peer-client-cert-auth).
+   */
+  readonly peerTls?: { readonly ca: string; readonly cert: string; readonly key: string };
 }
 
 export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Promise<OurCluster> {
+  // The partition proxies speak plain HTTP to the members.
+  if (opts.partitionable && opts.peerTls !== undefined) throw new Error('partitionable clusters have http peer URLs');
+  const peerScheme = opts.peerTls !== undefined ? 'https' : 'http';
+  const peerTlsArgs = opts.peerTls === undefined ? [] : [
+    '--peer-cert-file', opts.peerTls.cert, '--peer-key-file', opts.peerTls.key,
+    '--peer-trusted-ca-file', opts.peerTls.ca, '--peer-client-cert-auth',
+  ];
   const root = await makeTempDir('ours-cluster-');
   const used = new Set<number>();
   const port = async (): Promise<number> => {
@@ -91,8 +103,8 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
     const peerPort = await port();
     const realPeerPort = opts.partitionable ? await port() : peerPort;
     const m: OurMember = {
-      name, clientPort, peerPort, endpoint: `127.0.0.1:${clientPort}`, peerUrl: `http://127.0.0.1:${peerPort}`,
-      listenPeerUrl: `http://127.0.0.1:${realPeerPort}`, dataDir: join(root, name), server: undefined, initialCluster: '',
+      name, clientPort, peerPort, endpoint: `127.0.0.1:${clientPort}`, peerUrl: `${peerScheme}://127.0.0.1:${peerPort}`,
+      listenPeerUrl: `${peerScheme}://127.0.0.1:${realPeerPort}`, dataDir: join(root, name), server: undefined, initialCluster: '',
     };
     if (opts.partitionable) await proxy(() => members.indexOf(m), peerPort, realPeerPort);
     return m;
@@ -116,6 +128,7 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
         '--initial-cluster-state', state,
         // Fast elections keep failover tests short (as cluster.ts does for real etcd).
         '--heartbeat-interval', '50', '--election-timeout', '500',
+        ...peerTlsArgs,
         ...(opts.extraArgs ?? []),
       ],
       env: cleanEnv(),

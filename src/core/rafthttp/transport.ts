@@ -8,14 +8,20 @@
 //   GET  /members        the member list (a member joining with --initial-cluster-state existing
 //                        learns its ID and the cluster ID from it), as etcd's peer /members.
 //   POST /leases         a follower's lease keep-alive forwarded to the leader (etcd's /leases).
+// With https:// peer URLs (PeerTls) the listener is node:https and every request above goes out over
+// TLS with the trusted CA and this member's certificate as its client certificate, as etcd's peer
+// transport does; with clientCertAuth a peer without a certificate signed by the CA (or, with
+// allowedCn, one of another Common Name) is refused before any request is read.
 // Every request carries X-Etcd-Cluster-ID; a mismatch is refused with 412 and its messages are
 // dropped, as etcd does. Failed sends are dropped too: raft retries on its own schedule.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Pool } from 'undici';
+import { Pool, type buildConnector } from 'undici';
 import type { Message, NodeId } from '../raft/index.js';
 import { CodecError, decodeBatch, encodeBatch } from './codec.js';
 
@@ -36,6 +42,28 @@ export interface MemberInfo {
   readonly peerURLs: readonly string[];
   readonly clientURLs: readonly string[];
   readonly isLearner: boolean;
+}
+
+/** The peer port's TLS material (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, ...). */
+export interface PeerTls {
+  /** This member's certificate and key: served by https listeners and presented to https peers. */
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  /** Verifies the peers' server certificates and (clientCertAuth) their client certificates. */
+  readonly ca?: Buffer;
+  readonly clientCertAuth: boolean;
+  /** --peer-cert-allowed-cn: '' accepts any Common Name. */
+  readonly allowedCn: string;
+}
+
+/** undici's connect options for dialing peers (used for https:// URLs only). */
+function connectOptions(tls: PeerTls | undefined): buildConnector.BuildOptions {
+  if (tls === undefined) return {};
+  return {
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key } : {}),
+    minVersion: 'TLSv1.2',
+  };
 }
 
 /** What the transport needs from its member. */
@@ -74,7 +102,9 @@ class Peer {
   activeSince: number | undefined;
 
   constructor(readonly id: NodeId, readonly url: string, private readonly t: Transport) {
-    this.pool = new Pool(url, { connections: 2, keepAliveTimeout: 30_000, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS });
+    this.pool = new Pool(url, {
+      connections: 2, keepAliveTimeout: 30_000, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS, connect: connectOptions(t.tls),
+    });
     this.probeTimer = setInterval(() => void this.probe(), PROBE_INTERVAL_MS);
     this.probeTimer.unref();
   }
@@ -140,11 +170,11 @@ class Peer {
 
 export class Transport {
   private readonly peers = new Map<NodeId, Peer>();
-  private readonly servers: Server[] = [];
+  private readonly servers: (Server | HttpsServer)[] = [];
   private closed = false;
   private snapshotSeq = 0;
 
-  constructor(readonly host: TransportHost) {}
+  constructor(readonly host: TransportHost, readonly tls?: PeerTls) {}
 
   headers(): Record<string, string> {
     return { [CLUSTER_ID_HEADER]: this.host.clusterIdHex(), [FROM_HEADER]: this.host.memberIdHex(), 'content-type': 'application/octet-stream' };
@@ -155,7 +185,7 @@ export class Transport {
     await mkdir(this.host.snapDir, { recursive: true });
     const ports: number[] = [];
     for (const u of urls) {
-      const server = createServer((req, res) => void this.handle(req, res));
+      const server = u.protocol === 'https:' ? this.httpsServer() : createServer((req, res) => void this.handle(req, res));
       server.keepAliveTimeout = 60_000;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -166,6 +196,28 @@ export class Transport {
       this.servers.push(server);
     }
     return ports;
+  }
+
+  /** An https peer listener, as etcd's: a client certificate is required only with clientCertAuth. */
+  private httpsServer(): HttpsServer {
+    const t = this.tls;
+    if (t?.cert === undefined || t.key === undefined) throw new Error('https peer listener without a certificate and key');
+    const server = createHttpsServer({
+      cert: t.cert, key: t.key, ...(t.ca !== undefined ? { ca: t.ca } : {}),
+      requestCert: t.clientCertAuth, rejectUnauthorized: t.clientCertAuth, minVersion: 'TLSv1.2',
+    }, (req, res) => void this.handle(req, res));
+    if (t.clientCertAuth && t.allowedCn !== '') {
+      // etcd checks the CN while verifying the chain; Node has no such hook, so the connection is
+      // cut as soon as the handshake completes, before a request on it is read.
+      server.prependListener('secureConnection', (socket: TLSSocket) => {
+        const cn = socket.getPeerCertificate().subject?.CN;
+        if (cn !== t.allowedCn) {
+          this.host.onError?.('peer TLS', new Error(`rejected peer certificate: CN ${String(cn)} is not ${t.allowedCn}`));
+          socket.destroy();
+        }
+      });
+    }
+    return server;
   }
 
   /** Peers to talk to: id -> first peer URL (members added or removed at run time call this again). */
@@ -353,8 +405,17 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 /** GET <peer>/members of an existing cluster (a joining member's discovery). */
-export async function fetchMembers(peerUrl: string): Promise<{ clusterIdHex: string; members: MemberInfo[] }> {
-  const res = await fetch(new URL('/members', peerUrl), { signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
-  if (!res.ok) throw new Error(`GET ${peerUrl}/members: ${res.status}`);
-  return { clusterIdHex: res.headers.get(CLUSTER_ID_HEADER) ?? '', members: (await res.json()) as MemberInfo[] };
+export async function fetchMembers(peerUrl: string, tls?: PeerTls): Promise<{ clusterIdHex: string; members: MemberInfo[] }> {
+  const pool = new Pool(new URL(peerUrl).origin, { connect: { ...connectOptions(tls), timeout: SEND_TIMEOUT_MS }, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS });
+  try {
+    const res = await pool.request({ method: 'GET', path: '/members' });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new Error(`GET ${peerUrl}/members: ${res.statusCode}`);
+    }
+    const cid = res.headers[CLUSTER_ID_HEADER];
+    return { clusterIdHex: typeof cid === 'string' ? cid : '', members: (await res.body.json()) as MemberInfo[] };
+  } finally {
+    await pool.destroy().catch(() => undefined);
+  }
 }
