@@ -16,11 +16,14 @@ function typeOf(d: { requestStream: boolean; responseStream: boolean }): GrpcTyp
 }
 
 /** Streaming calls: counted when they start and when their status is sent (or they are canceled). */
-export function metricsInterceptor(metrics: ServerMetrics): grpc.ServerInterceptor {
+export function metricsInterceptor(metrics: ServerMetrics, gate?: CallGate): grpc.ServerInterceptor {
   return (descriptor, call) => {
     // Unary calls: InstrumentedServer counts them. grpc-js chains interceptors by reduce() over the
     // call interface, so handing back the call as it is adds no layer (the type asks for the class).
     if (!descriptor.requestStream && !descriptor.responseStream) return call as grpc.ServerInterceptingCall;
+    // A stream the gate refuses is not counted: etcd's prometheus interceptor runs after its
+    // learner check. (No stream's refusal depends on its request.)
+    if (gate?.(descriptor.path, undefined) !== undefined) return call as grpc.ServerInterceptingCall;
     const m = metrics.grpcMethod(descriptor.path, typeOf(descriptor));
     m.started++;
     let done = false;
@@ -67,7 +70,7 @@ export type CallGate = (grpcPath: string, request: unknown) => Partial<grpc.Serv
  */
 export class InstrumentedServer extends grpc.Server {
   constructor(private readonly metrics: ServerMetrics, options?: grpc.ServerOptions, private readonly gate?: CallGate) {
-    super({ ...options, interceptors: [...(options?.interceptors ?? []), metricsInterceptor(metrics)] });
+    super({ ...options, interceptors: [...(options?.interceptors ?? []), metricsInterceptor(metrics, gate)] });
   }
 
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
@@ -77,8 +80,7 @@ export class InstrumentedServer extends grpc.Server {
       if (def.requestStream || def.responseStream) {
         const fn = (implementation[name] ?? (def.originalName === undefined ? undefined : implementation[def.originalName])) as StreamImpl | undefined;
         if (gate === undefined || fn === undefined) continue;
-        // A refused stream ends with the status before its handler runs; the metrics interceptor
-        // still counts it (etcd's prometheus interceptor sits after its learner check: uncounted).
+        // A refused stream ends with the status before its handler runs (and is not counted).
         wrapped[name] = ((call) => {
           const refusal = gate(def.path, def.requestStream ? undefined : (call as grpc.ServerWritableStream<unknown, unknown>).request);
           if (refusal !== undefined) call.emit('error', refusal);

@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { WatchClient, WatchRequest, type WatchResponse } from '../../src/gen/etcdserverpb/rpc.js';
 import { cleanEnv, ETCD_BIN, etcdctl, freePort, hasEtcd, launch, startRealEtcd, type Server } from '../helpers/procs.js';
 import { startOurCluster, type OurCluster, type OurMember } from '../helpers/ourcluster.js';
+import { parseProm } from '../helpers/prom.js';
 import { endpointStatus, eventually, get, parseJsonBig, put } from './helpers.js';
 
 const REFUSED = 'etcdserver: rpc not supported for learner';
@@ -113,6 +114,18 @@ test('a learner of ours serves Status and serializable Range only, with etcd 3.4
   assert.deepEqual(await probe(learner.endpoint), EXPECTED_ON_LEARNER);
   // The refused put changed nothing; the v2 write went through the leader.
   assert.equal(await get(ours!.members[0]!.endpoint, 'k'), 'v');
+  // Refused calls are not counted (etcd's prometheus interceptor runs after its learner check);
+  // the served Status calls are.
+  const m = parseProm(await (await fetch(`http://${learner.endpoint}/metrics`)).text());
+  // Sums the samples (a method's counters exist once it is first called, or from the start).
+  const count = (name: string, service: string, method: string, code?: string): number => m
+    .filter((x) => x.name === name && x.labels.grpc_service === service && x.labels.grpc_method === method && (code === undefined || x.labels.grpc_code === code))
+    .reduce((n, x) => n + x.value, 0);
+  for (const [service, method] of [['etcdserverpb.KV', 'Put'], ['etcdserverpb.Watch', 'Watch'], ['etcdserverpb.Cluster', 'MemberList']] as const) {
+    assert.equal(count('grpc_server_started_total', service, method), 0, `${method} started`);
+    assert.equal(count('grpc_server_handled_total', service, method), 0, `${method} handled`);
+  }
+  assert.ok(count('grpc_server_handled_total', 'etcdserverpb.Maintenance', 'Status', 'OK') >= 1);
 });
 
 test('a real etcd 3.4 learner answers the same', { skip: !hasEtcd() }, async () => {
