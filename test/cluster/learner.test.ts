@@ -48,11 +48,14 @@ async function probe(endpoint: string) {
   const getR = await etcdctl(endpoint, ['get', 'k', '--print-value-only']);
   const serial = await etcdctl(endpoint, ['get', 'k', '--print-value-only', '--consistency=s']);
   const members = await etcdctl(endpoint, ['member', 'list']);
+  const health = await etcdctl(endpoint, ['endpoint', 'health']);
   return {
     put: { code: putR.code, stderr: errorLines(putR.stderr) },
     get: { code: getR.code, stderr: errorLines(getR.stderr) },
     serializableGet: { code: serial.code, stdout: serial.stdout.trim() },
     memberList: { code: members.code, stderr: errorLines(members.stderr) },
+    // etcdctl's health probe is a linearizable Get.
+    health: { code: health.code, out: errorLines(health.stdout + health.stderr).replace(endpoint, 'EP') },
     statusIsLearner: (await endpointStatus(endpoint))[0]!.Status.isLearner ?? false,
     grpcWatch: await grpcWatch(endpoint, 'k'),
     gwPut: await post(endpoint, '/v3/kv/put', { key: b64('k'), value: b64('other') }),
@@ -71,6 +74,7 @@ const EXPECTED_ON_LEARNER = {
   get: { code: 1, stderr: `Error: ${REFUSED}` },
   serializableGet: { code: 0, stdout: 'v' },
   memberList: { code: 1, stderr: `Error: ${REFUSED}` },
+  health: { code: 1, out: `EP is unhealthy: failed to commit proposal: ${REFUSED}\nError: unhealthy cluster` },
   statusIsLearner: true,
   grpcWatch: { code: grpc.status.UNAVAILABLE, details: REFUSED },
   gwPut: { status: 503, body: `{"error":"${REFUSED}","message":"${REFUSED}","code":14}` },
