@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { WatchClient, WatchRequest, type WatchResponse } from '../../src/gen/etcdserverpb/rpc.js';
+import { HealthCheckRequest, HealthClient, type HealthCheckResponse } from '../../src/gen/grpc/health/v1/health.js';
 import { cleanEnv, ETCD_BIN, etcdctl, freePort, hasEtcd, launch, startRealEtcd, type Server } from '../helpers/procs.js';
 import { startOurCluster, type OurCluster, type OurMember } from '../helpers/ourcluster.js';
 import { parseProm } from '../helpers/prom.js';
@@ -42,6 +43,17 @@ function grpcWatch(endpoint: string, key: string): Promise<{ code: number; detai
   });
 }
 
+/** grpc.health.v1 Check: the serving status, or the status code the call failed with. */
+function grpcHealth(endpoint: string): Promise<{ code: number; details: string } | { status: number }> {
+  const client = new HealthClient(endpoint, grpc.credentials.createInsecure());
+  return new Promise((resolve) => {
+    client.check(HealthCheckRequest.fromPartial({}), (err: grpc.ServiceError | null, r?: HealthCheckResponse) => {
+      client.close();
+      resolve(err !== null ? { code: err.code, details: err.details } : { status: r!.status });
+    });
+  });
+}
+
 /** What a member answers to each kind of client call (the key `k` holds "v" cluster-wide). */
 async function probe(endpoint: string) {
   const putR = await etcdctl(endpoint, ['put', 'k', 'other']);
@@ -58,6 +70,7 @@ async function probe(endpoint: string) {
     health: { code: health.code, out: errorLines(health.stdout + health.stderr).replace(endpoint, 'EP') },
     statusIsLearner: (await endpointStatus(endpoint))[0]!.Status.isLearner ?? false,
     grpcWatch: await grpcWatch(endpoint, 'k'),
+    grpcHealth: await grpcHealth(endpoint),
     gwPut: await post(endpoint, '/v3/kv/put', { key: b64('k'), value: b64('other') }),
     gwRange: (await post(endpoint, '/v3/kv/range', { key: b64('k') })).status,
     gwSerializableRange: (await post(endpoint, '/v3/kv/range', { key: b64('k'), serializable: true })).status,
@@ -77,6 +90,7 @@ const EXPECTED_ON_LEARNER = {
   health: { code: 1, out: `EP is unhealthy: failed to commit proposal: ${REFUSED}\nError: unhealthy cluster` },
   statusIsLearner: true,
   grpcWatch: { code: grpc.status.UNAVAILABLE, details: REFUSED },
+  grpcHealth: { code: grpc.status.UNAVAILABLE, details: REFUSED },
   gwPut: { status: 503, body: `{"error":"${REFUSED}","message":"${REFUSED}","code":14}` },
   gwRange: 503,
   gwSerializableRange: 200,
