@@ -9,6 +9,7 @@ import { EmbeddedBackend, type JoinInfo } from './core/server.js';
 import { fetchMembers, type PeerTls } from './core/rafthttp/transport.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { learnerGate } from './grpc/learner.js';
 import { addRecipeServices } from './grpc/recipes.js';
 import { InstrumentedServer } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
@@ -141,7 +142,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     await backend.listenPeers();
   }
 
-  // Counts every call for grpc_server_started_total / grpc_server_handled_total (grpc/metrics.ts).
+  // Counts every call for grpc_server_started_total / grpc_server_handled_total (grpc/metrics.ts);
+  // refuses a learner's calls as etcd 3.4 does (grpc/learner.ts).
   const grpcServer = new InstrumentedServer(metrics, {
     'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024,
     'grpc.max_send_message_length': 2 ** 31 - 1,
@@ -150,7 +152,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     'grpc.keepalive_permit_without_calls': 1,
     'grpc-node.max_session_memory': 2 ** 30,
     'grpc.enable_channelz': 0,
-  });
+  }, learnerGate(backend, log));
   const streams = new OpenStreams();
   if (backend instanceof EmbeddedBackend) {
     backend.onStorageFailure = (err) => log.error({ err }, 'storage failed (WAL or backend write): refusing writes, /health fails; restart once the disk is fixed');

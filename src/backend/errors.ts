@@ -11,7 +11,7 @@ export const errorCodes = [
   'rootUserNotExist', 'rootRoleNotExist', 'userAlreadyExist', 'userEmpty', 'userNotFound',
   'roleAlreadyExist', 'roleNotFound', 'roleEmpty', 'authFailed', 'permissionDenied', 'roleNotGranted',
   'permissionNotGranted', 'invalidAuthMgmt', 'authOldRevision', 'noPasswordUser', 'unhealthy',
-  'notEnoughStartedMembers',
+  'notEnoughStartedMembers', 'notSupportedForLearner',
   // An error etcd does not map to a gRPC status: the client sees UNKNOWN and the detail text.
   'unknown',
 ] as const;

@@ -76,6 +76,11 @@ export interface V3Backend {
 
   /** Leader, alarms, storage state: what every health check judges (src/backend/health.ts). */
   healthFacts(): HealthFacts;
+  /**
+   * This member is a learner now (embedded backends in a cluster; it changes at promotion). An
+   * upstream cluster's learner refuses calls itself, so the gateway backend has none.
+   */
+  isLearner?(): boolean;
   /** Where the backend knows it at no cost (embedded); an upstream cluster (3.4) has no such call. */
   authStatus?(): AuthStatus;
   authEnable(req: pb.AuthEnableRequest, ctx?: CallContext): Promise<pb.AuthEnableResponse>;

@@ -1119,10 +1119,14 @@ export class EmbeddedBackend implements V3Backend {
     return !this.closed && this.node.leader !== 0n;
   }
 
+  isLearner(): boolean {
+    return this.membership.get(this.memberId)?.isLearner ?? false;
+  }
+
   healthFacts(): HealthFacts {
     return {
       hasLeader: this.hasLeader(),
-      isLearner: this.membership.get(this.memberId)?.isLearner ?? false,
+      isLearner: this.isLearner(),
       alarms: this.applier.alarms.map((a) => a.alarm),
       storageFailure: this.failure?.message,
     };

@@ -16,11 +16,14 @@ function typeOf(d: { requestStream: boolean; responseStream: boolean }): GrpcTyp
 }
 
 /** Streaming calls: counted when they start and when their status is sent (or they are canceled). */
-export function metricsInterceptor(metrics: ServerMetrics): grpc.ServerInterceptor {
+export function metricsInterceptor(metrics: ServerMetrics, gate?: CallGate): grpc.ServerInterceptor {
   return (descriptor, call) => {
     // Unary calls: InstrumentedServer counts them. grpc-js chains interceptors by reduce() over the
     // call interface, so handing back the call as it is adds no layer (the type asks for the class).
     if (!descriptor.requestStream && !descriptor.responseStream) return call as grpc.ServerInterceptingCall;
+    // A stream the gate refuses is not counted: etcd's prometheus interceptor runs after its
+    // learner check. (No stream's refusal depends on its request.)
+    if (gate?.(descriptor.path, undefined) !== undefined) return call as grpc.ServerInterceptingCall;
     const m = metrics.grpcMethod(descriptor.path, typeOf(descriptor));
     m.started++;
     let done = false;
@@ -52,22 +55,47 @@ function unaryCode(call: grpc.ServerUnaryCall<unknown, unknown>, err: Partial<gr
 }
 
 type UnaryImpl = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
+type StreamImpl = (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => void;
 
-/** A grpc-js server whose unary handlers count themselves (see the top of this file). */
+/**
+ * Decides, before a handler runs, whether a call is refused (a learner's calls, src/backend/learner.ts):
+ * the status to answer with, else undefined. `request` is the decoded message of a unary or
+ * server-streaming call, undefined for a client stream.
+ */
+export type CallGate = (grpcPath: string, request: unknown) => Partial<grpc.ServiceError> | undefined;
+
+/**
+ * A grpc-js server whose unary handlers count themselves (see the top of this file), and whose
+ * every method (unary and streaming, of every service) passes the gate first.
+ */
 export class InstrumentedServer extends grpc.Server {
-  constructor(private readonly metrics: ServerMetrics, options?: grpc.ServerOptions) {
-    super({ ...options, interceptors: [...(options?.interceptors ?? []), metricsInterceptor(metrics)] });
+  constructor(private readonly metrics: ServerMetrics, options?: grpc.ServerOptions, private readonly gate?: CallGate) {
+    super({ ...options, interceptors: [...(options?.interceptors ?? []), metricsInterceptor(metrics, gate)] });
   }
 
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
     const wrapped: grpc.UntypedServiceImplementation = { ...implementation };
+    const gate = this.gate;
     for (const [name, def] of Object.entries(service)) {
-      if (def.requestStream || def.responseStream) continue;
+      if (def.requestStream || def.responseStream) {
+        const fn = (implementation[name] ?? (def.originalName === undefined ? undefined : implementation[def.originalName])) as StreamImpl | undefined;
+        if (gate === undefined || fn === undefined) continue;
+        // A refused stream ends with the status before its handler runs (and is not counted).
+        wrapped[name] = ((call) => {
+          const refusal = gate(def.path, def.requestStream ? undefined : (call as grpc.ServerWritableStream<unknown, unknown>).request);
+          if (refusal !== undefined) call.emit('error', refusal);
+          else fn.call(implementation, call);
+        }) satisfies StreamImpl;
+        continue;
+      }
       // A method left out (membership changes, for now) gets grpc-js's own answer, counted too.
       const fn = (implementation[name] ?? (def.originalName === undefined ? undefined : implementation[def.originalName])
         ?? ((_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: `The server does not implement the method ${name}` }, null))) as UnaryImpl;
       const m = this.metrics.grpcMethod(def.path, 'unary');
       const counted: UnaryImpl = (call, callback) => {
+        // Refused before counting, as etcd's learner check runs before its prometheus interceptor.
+        const refusal = gate?.(def.path, call.request);
+        if (refusal !== undefined) return callback(refusal, null);
         m.started++;
         try {
           fn.call(implementation, call, (err, value, trailer, flags) => {

@@ -35,6 +35,7 @@ export const grpcErrors = {
   corrupt: [status.DATA_LOSS, 'etcdserver: corrupt cluster'],
   unhealthy: [status.UNAVAILABLE, 'etcdserver: unhealthy cluster'],
   notEnoughStartedMembers: [status.FAILED_PRECONDITION, 'etcdserver: re-configuration failed due to not enough started members'],
+  notSupportedForLearner: [status.UNAVAILABLE, 'etcdserver: rpc not supported for learner'],
   electionNoLeader: [status.UNKNOWN, 'election: no leader'],
   electionNotLeader: [status.UNKNOWN, 'election: not leader'],
   electionNoLeaderField: [status.UNKNOWN, '"leader" field must be provided'],

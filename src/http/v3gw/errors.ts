@@ -2,6 +2,8 @@
 // to grpc-gateway v1's HTTP status and error bodies.
 import { STATUS_CODES } from 'node:http';
 import { goJsonString } from '../../gateway/index.js';
+import type { V3Backend } from '../../backend/index.js';
+import { learnerRefusal } from '../../backend/learner.js';
 import { toServiceError, toUnknownError, type Logger } from '../../grpc/status.js';
 
 /**
@@ -30,6 +32,15 @@ export function httpStatusOf(code: number): number {
 export function statusOf(e: unknown, flavor: 'etcd' | 'recipe', log: Logger): GatewayStatus {
   const s = flavor === 'etcd' ? toServiceError(e, log) : toUnknownError(e, log);
   return { code: s.code ?? GrpcCode.INTERNAL, message: s.details ?? '' };
+}
+
+/**
+ * A learner's refusal of this call (src/backend/learner.ts), else undefined. etcd's gateway calls
+ * its own gRPC server, whose interceptor refuses with UNAVAILABLE: Lock and Election included.
+ */
+export function learnerStatus(backend: V3Backend, grpcPath: string, request: unknown, log: Logger): GatewayStatus | undefined {
+  const refusal = learnerRefusal(backend, grpcPath, request);
+  return refusal === undefined ? undefined : statusOf(refusal, 'etcd', log);
 }
 
 /** Unary error body: {"error":msg,"message":msg,"code":n}. */

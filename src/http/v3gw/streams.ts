@@ -10,7 +10,7 @@ import { asCaller } from '../../recipes/backend.js';
 import { observe } from '../../recipes/election.js';
 import { readBody } from './body.js';
 import { authOf, type GatewayContext } from './context.js';
-import { GrpcCode, statusOf, tooLarge, type GatewayStatus } from './errors.js';
+import { GrpcCode, learnerStatus, statusOf, tooLarge, type GatewayStatus } from './errors.js';
 import { ResultStream, sendGatewayError, sendGrpcError } from './replies.js';
 
 type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
@@ -20,6 +20,16 @@ const asWatch = (m: Message): WatchRequest => m as unknown as WatchRequest;
 const asKeepAlive = (m: Message): LeaseKeepAliveRequest => m as unknown as LeaseKeepAliveRequest;
 const asSnapshot = (m: Message): SnapshotRequest => m as unknown as SnapshotRequest;
 const asLeader = (m: Message): LeaderRequest => m as unknown as LeaderRequest;
+
+/**
+ * A learner refuses every stream before it starts: etcd's gateway then answers the status as a
+ * failed stream (503 and the stream's error object), whatever the body holds.
+ */
+function refusedOnLearner(ctx: GatewayContext, method: MethodInfo, request: Message | undefined, out: ResultStream): boolean {
+  const refused = learnerStatus(ctx.backend, method.grpcPath, request, ctx.log);
+  if (refused !== undefined) out.fail(refused);
+  return refused !== undefined;
+}
 
 /**
  * Feeds the request body, value by value, to onMessage. onRefused gets a decode failure of the
@@ -57,6 +67,7 @@ export function watchHandler(ctx: GatewayContext, method: MethodInfo): Handler {
   return async (req, reply) => {
     reply.hijack();
     const out = new ResultStream(reply, ctx.codec, method.responseType);
+    if (refusedOnLearner(ctx, method, undefined, out)) return;
     const session = ctx.backend.watch({ send: (r) => void out.send(r), backlogBytes: () => out.backlogBytes() }, authOf(req.headers));
     const release = ctx.streams.add(() => {
       session.close();
@@ -82,6 +93,7 @@ export function keepAliveHandler(ctx: GatewayContext, method: MethodInfo): Handl
   return async (req, reply) => {
     reply.hijack();
     const out = new ResultStream(reply, ctx.codec, method.responseType);
+    if (refusedOnLearner(ctx, method, undefined, out)) return;
     // One answer per request, in order; the answer ends after the last one once the body ended.
     let chain = Promise.resolve();
     let failed = false;
@@ -121,6 +133,7 @@ function serverStream(
     }
     reply.hijack();
     const out = new ResultStream(reply, ctx.codec, method.responseType);
+    if (refusedOnLearner(ctx, method, msg, out)) return;
     const ac = new AbortController();
     reply.raw.on('close', () => ac.abort());
     // Observe ends at shutdown; a Snapshot is left to finish (a cut one would look whole).

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DecodeError, type MethodInfo } from '../../gateway/index.js';
 import type { UnaryCall } from './calls.js';
 import { authOf, type GatewayContext } from './context.js';
-import { GrpcCode, statusOf, tooLarge, unimplemented } from './errors.js';
+import { GrpcCode, learnerStatus, statusOf, tooLarge, unimplemented } from './errors.js';
 import { readBody } from './body.js';
 import { sendGatewayError, sendGrpcError, sendOk } from './replies.js';
 
@@ -33,6 +33,9 @@ export function unaryHandler(ctx: GatewayContext, method: MethodInfo, call: Unar
       const size = call.encodedBytes(msg);
       if (size > ctx.grpcMaxBytes) return sendGrpcError(reply, tooLarge(size, ctx.grpcMaxBytes));
     }
+    // As etcd's gRPC server: the size limit while receiving, then the interceptor's learner check.
+    const refused = learnerStatus(ctx.backend, method.grpcPath, msg, ctx.log);
+    if (refused !== undefined) return sendGrpcError(reply, refused);
     let res: unknown;
     try {
       res = await call.invoke(msg, { backend: ctx.backend, auth: authOf(req.headers), signal: clientGone(reply) });
