@@ -1002,7 +1002,9 @@ export class EmbeddedBackend implements V3Backend {
   async status(_req: pb.StatusRequest): Promise<pb.StatusResponse> {
     await this.lastCommit.catch(() => undefined);
     const { dbSize, inUse } = this.storage.sizes();
-    const index = BigInt(this.applier.appliedIndex);
+    // Raft's applied index, the leader's empty entries included (as etcd's getAppliedIndex): a
+    // fresh member reports its first election's entry, not 0 (which JSON would leave out).
+    const index = BigInt(Math.max(this.raftApplied, this.applier.appliedIndex));
     const errors = this.applier.alarms.map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm] ?? a.alarm} `);
     return {
       header: this.header(this.store.currentRev),

@@ -124,3 +124,15 @@ describe('etcdctl --endpoints https://host:port', { skip: (!hasEtcd() || !hasOpe
     assert.equal((await etcdctl(url, [...tlsArgs(), 'get', 'tls/k'])).stdout, 'tls/k\nv\n');
   });
 });
+
+test('endpoint status of a fresh member (no write yet): the same fields as etcd, raftAppliedIndex included', { skip: hasEtcd() ? false : 'needs /usr/bin/etcd' }, async () => {
+  const [mine, theirs] = await Promise.all([startOurServer(), startRealEtcd()]);
+  try {
+    const [a, b] = await Promise.all([json(mine.clientUrl, ['endpoint', 'status']), json(theirs.clientUrl, ['endpoint', 'status'])]);
+    assert.deepEqual(shape(a), shape(b));
+    const st = (a as { Status: { raftIndex: number | string; raftAppliedIndex: number | string } }[])[0]!.Status;
+    assert.equal(String(st.raftAppliedIndex), String(st.raftIndex));
+  } finally {
+    await Promise.all([mine.stop(), theirs.stop()]);
+  }
+});
