@@ -141,6 +141,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     metrics.watchCore(backend);
     await backend.listenPeers();
   }
+  if (backend instanceof UpstreamBackend) metrics.watchUpstream(backend);
 
   // Counts every call for grpc_server_started_total / grpc_server_handled_total (grpc/metrics.ts);
   // refuses a learner's calls as etcd 3.4 does (grpc/learner.ts).

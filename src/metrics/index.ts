@@ -38,6 +38,14 @@ export interface CoreMetricsSource {
   metricsStats(): CoreStats;
 }
 
+/** Gateway mode's upstream numbers (read at scrape time from the upstream backend). */
+export interface UpstreamMetricsSource {
+  readonly upstreamWatchers: number;
+  readonly upstreamWatchStreams: number;
+  readonly readsCoalesced: number;
+  readonly keepAliveMessagesSent: number;
+}
+
 /** Bytes moved on gRPC connections (read at scrape time from the listeners). */
 export interface GrpcBytesSource {
   grpcBytes(): { received: number; sent: number };
@@ -99,6 +107,8 @@ export interface ServerMetrics {
   peerSnapshot(direction: 'send' | 'receive', peer: string, ok: boolean): void;
   /** Reads the core's numbers at scrape time. */
   watchCore(source: CoreMetricsSource): void;
+  /** Reads gateway mode's upstream numbers at scrape time. */
+  watchUpstream(source: UpstreamMetricsSource): void;
   /** Reads gRPC connection byte counts at scrape time. */
   watchGrpcBytes(source: GrpcBytesSource): void;
   /** The pre-bound counters of one gRPC method (created with all codes at 0 on first use, as
@@ -149,6 +159,19 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
       },
     });
   };
+
+  // --- gateway mode: read once per scrape from the upstream backend ---
+  let upstream: UpstreamMetricsSource | undefined;
+  const upstreamGauge = (name: string, help: string, read: (u: UpstreamMetricsSource) => number): void => {
+    new Gauge({ name, help, registers, collect() { if (upstream !== undefined) this.set(read(upstream)); } });
+  };
+  const upstreamTotal = (name: string, help: string, read: (u: UpstreamMetricsSource) => number): void => {
+    new Counter({ name, help, registers, collect() { if (upstream === undefined) return; this.reset(); this.inc(read(upstream)); } });
+  };
+  upstreamGauge('etcd_gateway_upstream_watchers', 'Watchers open on the upstream cluster (local watchers with the same key, range and options share one).', (u) => u.upstreamWatchers);
+  upstreamGauge('etcd_gateway_upstream_watch_streams', 'Watch streams open to the upstream cluster (one per auth token).', (u) => u.upstreamWatchStreams);
+  upstreamTotal('etcd_gateway_upstream_reads_coalesced_total', 'Reads answered from a read-only txn shared with other reads.', (u) => u.readsCoalesced);
+  upstreamTotal('etcd_gateway_upstream_keepalives_sent_total', 'Lease keep-alive messages sent upstream (concurrent keep-alives of one lease share one).', (u) => u.keepAliveMessagesSent);
 
   gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', (s) => Number(s.hasLeader));
   gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', (s) => Number(s.isLeader));
@@ -288,6 +311,9 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
     },
     watchCore(source) {
       core = source;
+    },
+    watchUpstream(source) {
+      upstream = source;
     },
     watchGrpcBytes(source) {
       grpcBytes = source;

@@ -232,6 +232,11 @@ export class UpstreamBackend implements V3Backend {
     return this.pool.endpoints.reduce((n, ep) => n + ep.reads.coalesced, 0);
   }
 
+  /** Upstream Watch streams open now. */
+  get upstreamWatchStreams(): number {
+    return this.watches.upstreamStreams;
+  }
+
   /** Upstream watchers open now (local watchers with the same parameters share one). */
   get upstreamWatchers(): number {
     return this.watches.upstreamWatchers;

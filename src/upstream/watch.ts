@@ -111,6 +111,11 @@ export class UpstreamWatchHub {
     return new UpstreamWatchSession(this, out, token);
   }
 
+  /** Upstream Watch streams now open (one per token). */
+  get upstreamStreams(): number {
+    return this.streams.size;
+  }
+
   /** Number of upstream watchers now open. */
   get upstreamWatchers(): number {
     let n = 0;

@@ -118,6 +118,12 @@ test(`${LONGPOLLS} v2 long polls, ${STREAMS} /v3/watch and ${GRPC_STREAMS} gRPC 
   process.stdout.write(`# upstream watchers ${watchersBefore} -> ${watchersDuring}, watch streams ${streamsBefore} -> ${streamsDuring} with ${LONGPOLLS} long polls + ${STREAMS} JSON streams + ${GRPC_STREAMS} gRPC streams; gateway rss ${await rssMiB(gw.pid)} MiB\n`);
   assert.ok(added <= 5, `upstream watchers added: ${added}`);
   assert.ok(streamsDuring - streamsBefore <= 3, `upstream watch streams added: ${streamsDuring - streamsBefore}`);
+  // Our own /metrics says the same from our side.
+  const ours = await (await fetch(`${gw.clientUrl}/metrics`)).text();
+  const gaugeOf = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(ours)?.[1] ?? NaN);
+  const upWatchers = gaugeOf('etcd_gateway_upstream_watchers');
+  assert.ok(upWatchers >= 1 && upWatchers <= added + 1, `etcd_gateway_upstream_watchers ${upWatchers}, etcd counted ${added} added`);
+  assert.ok(gaugeOf('etcd_gateway_upstream_watch_streams') >= 1, 'etcd_gateway_upstream_watch_streams');
 
   // One write answers them all.
   const t0 = Date.now();
