@@ -51,6 +51,13 @@ async function run(cfg: Config, warnings: readonly string[]): Promise<void> {
       },
     );
   };
+  // A member removed from its cluster stops, as etcd's does (its data dir must not be reused).
+  if ('onRemoved' in backend) {
+    backend.onRemoved = () => {
+      log.warn({ memberId: backend.memberId.toString(16) }, 'the member has been permanently removed from the cluster; stopping (remove its data dir before it joins again)');
+      stop('removed from the cluster');
+    };
+  }
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

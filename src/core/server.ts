@@ -163,6 +163,10 @@ export class EmbeddedBackend implements V3Backend {
   private failure: Error | undefined;
   /** Told once when the disk fails and writes start being refused (the server logs it). */
   onStorageFailure: ((err: Error) => void) | undefined;
+  /** Called once when this member learns it was removed from the cluster (it applied its own
+   * removal, or a peer refused it with 410): etcd stops the member then. */
+  onRemoved: (() => void) | undefined;
+  private removedSignalled = false;
   private readonly revoking = new Set<bigint>();
   private readonly stopTimers: (() => void)[] = [];
   private closed = false;
@@ -308,11 +312,18 @@ export class EmbeddedBackend implements V3Backend {
           return e instanceof EtcdError ? e.code : 'unknown';
         }
       },
+      onRemoved: () => this.removed(),
       renewLease: (id) => (this.node.isLeader && this.lessor.has(id) ? this.lessor.renew(id) : -1),
       snapDir: join(this.cfg.dataDir, 'member', 'snap', 'incoming'),
       ...(this.cfg.onPeerRoundTrip ? { onRoundTrip: this.cfg.onPeerRoundTrip } : {}),
       ...(this.cfg.onPeerSnapshot ? { onSnapshot: this.cfg.onPeerSnapshot } : {}),
     }, this.cfg.peerTls);
+  }
+
+  private removed(): void {
+    if (this.removedSignalled || this.closed) return;
+    this.removedSignalled = true;
+    this.onRemoved?.();
   }
 
   /** Binds the peer listeners (when configured); resolves with the bound ports. */
@@ -507,7 +518,6 @@ export class EmbeddedBackend implements V3Backend {
     );
   }
 
-  /** A membership change entry: [request ID][member change JSON] after raft's 9 bytes. */
   /** A conf change entry's context is [u64 BE request ID][the MemberChange as JSON]. */
   private applyConfChange(e: Entry): [bigint, boolean] {
     const ctx = confChangeContext(e.data);
@@ -524,6 +534,7 @@ export class EmbeddedBackend implements V3Backend {
 
   private applyMemberChange(c: MemberChange, index: number): boolean {
     const ok = this.membership.apply(c);
+    if (ok && c.op === 'remove' && BigInt('0x' + c.id) === this.memberId) queueMicrotask(() => this.removed());
     if (ok) this.membership.save(this.storage);
     this.applier.markApplied(index);
     return ok;

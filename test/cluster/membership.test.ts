@@ -99,6 +99,9 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   const cid = (await fetch(`${keep.peerUrl}/members`)).headers.get('x-etcd-cluster-id')!;
   const gone = await fetch(`${keep.peerUrl}/raft/probing`, { headers: { 'x-etcd-cluster-id': cid, 'x-server-from': victimId.toString(16) } });
   assert.equal(gone.status, 410);
+  // And it stops by itself, as etcd's does: it applied its own removal or a peer answered it 410.
+  const exit = await Promise.race([victimMember.server!.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 15_000))]);
+  assert.deepEqual(exit, { code: 0, signal: null }, 'the removed member exits 0');
   await c.kill9(c.members.indexOf(victimMember));
   // Three voters left: writes still commit everywhere.
   await put(keep.endpoint, 'after-remove', 'z');

@@ -91,6 +91,8 @@ export interface TransportHost {
   onRoundTrip?(toHex: string, seconds: number): void;
   onSnapshot?(direction: 'send' | 'receive', peerHex: string, ok: boolean): void;
   onError?(what: string, err: unknown): void;
+  /** A peer answered 410: this member was removed from the cluster (etcd then stops). */
+  onRemoved?(): void;
 }
 
 class Peer {
@@ -138,6 +140,7 @@ class Peer {
         method: 'POST', path, body: body as Buffer, headers: this.t.headers(), headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
       });
       await res.body.dump();
+      if (res.statusCode === 410) this.t.host.onRemoved?.();
       return res.statusCode === 204;
     } catch {
       return false;
