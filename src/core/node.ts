@@ -266,12 +266,6 @@ export class RaftNode {
     }
   }
 
-  /** A lone voter: no follower will ever ask for an applied entry. */
-  private get lone(): boolean {
-    const cs = this.raft.confState();
-    return cs.voters.length === 1 && cs.learners.length === 0 && cs.voters[0] === this.opts.id;
-  }
-
   /**
    * Drops applied entries from the in-memory log beyond what lagging followers may need: all of
    * them on a lone member, else those past CATCHUP_BYTES (the entry count is kept at snapshots).
@@ -283,7 +277,7 @@ export class RaftNode {
     const applied = Math.min(this.appliedIndex, this.storage.lastIndex());
     const compacted = this.storage.firstIndex() - 1;
     let target: number;
-    if (this.lone) target = applied;
+    if (this.raft.isOnlyMember()) target = applied;
     else if (this.storage.retainedBytes() > 2 * CATCHUP_BYTES) target = this.storage.compactIndexKeeping(applied, CATCHUP_BYTES);
     else return;
     if (target <= compacted) return;

@@ -143,6 +143,11 @@ export class Raft {
     return this.trk.confState();
   }
 
+  /** This node is the only member (a lone voter, no learner): no peer ever needs its log. */
+  isOnlyMember(): boolean {
+    return this.trk.isOnly(this.id);
+  }
+
   /** A leader's view of how far a member's log matches its own (undefined: not leader / unknown). */
   matchOf(id: NodeId): number | undefined {
     if (this.role !== 'leader') return undefined;

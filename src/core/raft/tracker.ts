@@ -41,6 +41,11 @@ export class ProgressTracker {
     return this.voters.has(id) || this.learners.has(id);
   }
 
+  /** `id` is the only member: the lone voter, with no learner. */
+  isOnly(id: NodeId): boolean {
+    return this.voters.size === 1 && this.learners.size === 0 && this.voters.has(id);
+  }
+
   isSingleton(): boolean {
     return this.voters.size === 1;
   }
