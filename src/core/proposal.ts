@@ -47,15 +47,26 @@ export function decodeProposal(data: Uint8Array): InternalRequest {
 /** A normal entry whose body starts with this byte is a membership change (JSON), not an
  * InternalRequest (a protobuf message never starts with a 0 byte: field number 0 is invalid). */
 const CLUSTER_ENTRY = 0;
+const MARKER = Buffer.from([CLUSTER_ENTRY]);
 
-/** A membership change's entry data: [u64 BE request ID][0][JSON]. */
-export function encodeClusterEntry(id: bigint, change: unknown): Buffer {
+/** [u64 BE request ID][marker][JSON of the change]: both framings of a membership change. */
+function frameChange(id: bigint, change: unknown, marker: Uint8Array): Buffer {
   const json = Buffer.from(JSON.stringify(change));
-  const data = Buffer.allocUnsafe(ID_BYTES + 1 + json.length);
+  const data = Buffer.allocUnsafe(ID_BYTES + marker.length + json.length);
   data.writeBigUInt64BE(id, 0);
-  data[ID_BYTES] = CLUSTER_ENTRY;
-  data.set(json, ID_BYTES + 1);
+  data.set(marker, ID_BYTES);
+  data.set(json, ID_BYTES + marker.length);
   return data;
+}
+
+function unframeChange<T>(data: Uint8Array, markerBytes: number): { id: bigint; change: T } {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.length);
+  return { id: b.readBigUInt64BE(0), change: JSON.parse(b.subarray(ID_BYTES + markerBytes).toString()) as T };
+}
+
+/** A membership change's normal entry data: [u64 BE request ID][0][JSON]. */
+export function encodeClusterEntry(id: bigint, change: unknown): Buffer {
+  return frameChange(id, change, MARKER);
 }
 
 export function isClusterEntry(data: Uint8Array): boolean {
@@ -63,5 +74,14 @@ export function isClusterEntry(data: Uint8Array): boolean {
 }
 
 export function decodeClusterEntry<T>(data: Uint8Array): T {
-  return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.length).subarray(ID_BYTES + 1).toString()) as T;
+  return unframeChange<T>(data, MARKER.length).change;
+}
+
+/** A raft conf change's context (the change itself is raft's): [u64 BE request ID][JSON]. */
+export function encodeChangeContext(id: bigint, change: unknown): Buffer {
+  return frameChange(id, change, new Uint8Array(0));
+}
+
+export function decodeChangeContext<T>(ctx: Uint8Array): { id: bigint; change: T } {
+  return unframeChange<T>(ctx, 0);
 }

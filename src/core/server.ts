@@ -36,7 +36,9 @@ import { RaftNode } from './node.js';
 import { confChangeContext, decodeConfChange, type ConfChange, type Entry, type Message, type ReadState, type Snapshot } from './raft/index.js';
 import { Transport, type MemberInfo, type PeerTls } from './rafthttp/transport.js';
 import { RequestIdGenerator } from './request-id.js';
-import { decodeClusterEntry, decodeProposal, encodeClusterEntry, encodeProposal, isClusterEntry, proposalId } from './proposal.js';
+import {
+  decodeChangeContext, decodeClusterEntry, decodeProposal, encodeChangeContext, encodeClusterEntry, encodeProposal, isClusterEntry, proposalId,
+} from './proposal.js';
 import { LmdbStorage } from './storage/lmdb.js';
 import { WatchHub } from './watch/hub.js';
 import { CoreWatchSession } from './watch/session.js';
@@ -526,9 +528,7 @@ export class EmbeddedBackend implements V3Backend {
       this.applier.markApplied(e.index);
       return [0n, false];
     }
-    const b = Buffer.from(ctx.buffer, ctx.byteOffset, ctx.length);
-    const change = JSON.parse(b.subarray(8).toString()) as MemberChange;
-    const id = b.readBigUInt64BE(0);
+    const { id, change } = decodeChangeContext<MemberChange>(ctx);
     return [id, this.applyMemberChange(change, e.index)];
   }
 
@@ -546,12 +546,10 @@ export class EmbeddedBackend implements V3Backend {
     if (this.closed) throw new EtcdError('stopped');
     if (!this.node.isLeader) await this.withTimeout(this.node.whenLeaderKnown());
     const id = this.requestIds.next();
-    const head = Buffer.allocUnsafe(8);
-    head.writeBigUInt64BE(id);
     return this.withTimeout(new Promise<boolean>((resolve, reject) => {
       this.clusterPending.set(id, { resolve });
       const ok = cc !== undefined
-        ? this.node.proposeConfChange(cc, Buffer.concat([head, Buffer.from(JSON.stringify(change))]))
+        ? this.node.proposeConfChange(cc, encodeChangeContext(id, change))
         : this.node.propose(encodeClusterEntry(id, change));
       if (!ok) {
         this.clusterPending.delete(id);
