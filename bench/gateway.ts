@@ -7,7 +7,7 @@ import { ETCD_BIN, startOurServer, startRealEtcd, type Server } from '../test/he
 import { formatBigPut, measureBigPuts, type BigPutResult } from './lib/bigput.js';
 import { preload, type KvWorkload } from './lib/kvload.js';
 import { currentRss, mib, peakRss } from './lib/procstat.js';
-import { f0, f2, measureHttp, medianRow, ms, printRow, type Row } from './lib/rows.js';
+import { f0, f2, measureHttp, medianRow, ms, printRow, rowDetailsTable, usPerOp, type Row } from './lib/rows.js';
 import { envList, envNum } from './lib/env.js';
 
 type ServerName = 'etcd' | 'ours';
@@ -134,16 +134,12 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], mem: Map<ServerN
     for (const st of stats) {
       const cpu = s.workloads.map((w) => {
         const r = get(st.server, w.name);
-        return r === undefined ? '–' : f0((r.serverCpu * 1e6) / r.opsPerSec);
+        return r === undefined ? '–' : f0(usPerOp(r));
       });
       out.push(`| ${st.server} | ${mib(st.peakRss)} | ${mib(st.endRss.anon)} + ${mib(st.endRss.file)} | ${cpu.join(' / ')} |`);
     }
     out.push('');
-    out.push('| server | workload | server CPU (cores) | generator CPU (cores) | generator event loop busy | other processes CPU | errors | ops/s of each repetition |');
-    out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |');
-    for (const r of rows) {
-      out.push(`| ${r.server} | ${r.workload} | ${f2(r.serverCpu)} | ${f2(r.benchCpu)} | ${r.genElu.map(f2).join(' / ')} | ${f2(r.otherCpu)} | ${r.errors} | ${(r.runs ?? [r.opsPerSec]).map(f0).join(', ')} |`);
-    }
+    out.push(...rowDetailsTable(rows));
   }
   if (mem.size > 0) {
     const any = [...mem.values()][0]!;

@@ -12,7 +12,7 @@ import { envList, envNum } from './lib/env.js';
 import { summarize, type LatencySummary } from './lib/latency.js';
 import { cpuSeconds, currentRss, mib, peakRss } from './lib/procstat.js';
 import { startOursWithInspector, type InspectorProfiler } from './lib/profiler.js';
-import { f0, f2, measureHttp, medianRow, ms, printRow, usPerOp, type Row } from './lib/rows.js';
+import { f0, f2, measureHttp, medianRow, ms, printRow, rowDetailsTable, usPerOp, type Row } from './lib/rows.js';
 import { preloadV2, v2Put, type V2Workload } from './lib/v2load.js';
 import { closeAll, openLongPolls, waitDone, waitHeaders, type LongPoll } from './lib/v2watch.js';
 import { makeWindow } from './lib/workers.js';
@@ -388,11 +388,7 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], watches: WatchRe
       out.push(`| ${st.server} | ${mib(st.peakRss)} | ${mib(st.endRss.anon)} + ${mib(st.endRss.file)} | ${cpu.join(' / ')} |`);
     }
     out.push('');
-    out.push('| server | workload | server CPU (cores) | generator CPU (cores) | generator event loop busy | other processes CPU | errors | ops/s of each repetition |');
-    out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |');
-    for (const r of rows) {
-      out.push(`| ${r.server} | ${r.workload} | ${f2(r.serverCpu)} | ${f2(r.benchCpu)} | ${r.genElu.map(f2).join(' / ')} | ${f2(r.otherCpu)} | ${r.errors} | ${(r.runs ?? [r.opsPerSec]).map(f0).join(', ')} |`);
-    }
+    out.push(...rowDetailsTable(rows));
   }
   if (watches.length > 0) {
     const n = watches[0]!.requested;

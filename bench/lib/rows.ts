@@ -149,3 +149,13 @@ export function medianRow<R extends Row>(runs: R[]): R {
   if (runs.length > 1) median.runs = runs.map((r) => r.opsPerSec);
   return median;
 }
+
+/** The per-row detail table of the HTTP benches: where each row's CPU went, errors, repetitions. */
+export function rowDetailsTable(rows: readonly Row[]): string[] {
+  return [
+    '| server | workload | server CPU (cores) | generator CPU (cores) | generator event loop busy | other processes CPU | errors | ops/s of each repetition |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows.map((r) =>
+      `| ${r.server} | ${r.workload} | ${f2(r.serverCpu)} | ${f2(r.benchCpu)} | ${r.genElu.map(f2).join(' / ')} | ${f2(r.otherCpu)} | ${r.errors} | ${(r.runs ?? [r.opsPerSec]).map(f0).join(', ')} |`),
+  ];
+}
