@@ -9,7 +9,7 @@ import {
   type AuthServer, type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
 } from '../gen/etcdserverpb/rpc.js';
 import { HealthCheckResponse_ServingStatus, HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
-import { CLIENT_CN_HEADER } from '../listener/authority.js';
+import { callCommonName, type CallAuthSource } from '../listener/client-cn.js';
 import type { OpenStreams } from '../util/open-streams.js';
 import { encodePutResponse, encodeRangeResponse } from './fast-encode.js';
 import { toServiceError, type Logger } from './status.js';
@@ -18,16 +18,20 @@ type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
 /**
  * Who a call comes from: the auth token in metadata `token`, else `authorization` (as etcd reads
- * them), and the Common Name of a verified client certificate. The listener adds that CN to the
- * call's headers (CLIENT_CN_HEADER, dropping any a client sent) only on a TLS connection whose
- * peer was verified, which it asks for with --client-cert-auth alone: so, as in etcd 3.4, the CN
- * counts only with that flag.
+ * them), and the Common Name of a verified client certificate (client-cn.ts). The CN is looked up
+ * only when read (a call without a token, auth on): reading a TLS peer's certificate is not free.
  */
-export function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'>): CallContext {
+export function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'> & CallAuthSource): CallContext {
   const md = call.metadata;
   const v = md.get('token')[0] ?? md.get('authorization')[0];
-  const cn = md.get(CLIENT_CN_HEADER)[0];
-  return { token: v === undefined ? undefined : String(v), commonName: typeof cn === 'string' ? decodeURIComponent(cn) : undefined };
+  let cn: { value: string | undefined } | undefined;
+  return {
+    token: v === undefined ? undefined : String(v),
+    get commonName() {
+      cn ??= { value: callCommonName(call) };
+      return cn.value;
+    },
+  };
 }
 
 function unary<Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>, log: Logger): Unary<Req, Res> {

@@ -1,13 +1,13 @@
 // One client port for every protocol, as etcd: a connection that opens with the HTTP/2 client
 // preface goes to grpc-js (through its connection injector), anything else to the HTTP/1.1 server.
 // An https:// URL first ends TLS here, then routes the decrypted stream the same way. gRPC
-// connections go through the authority rewriter (authority.ts), which also hands the verified
-// client certificate's CN to the handlers as CLIENT_CN_HEADER.
+// connections are handed over by rewrite-stream.ts: as they are, or through the authority
+// rewriter (authority.ts) when their first request needs it.
 import * as grpc from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { CLIENT_CN_HEADER } from './authority.js';
-import { rewritingStream } from './rewrite-stream.js';
+import { certCommonName, clientCnField } from './client-cn.js';
+import { handOverGrpc } from './rewrite-stream.js';
 import { createServer as createTlsServer, TLSSocket, type TlsOptions } from 'node:tls';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -26,8 +26,7 @@ export interface ClientListener {
 /** The Common Name of the client certificate a TLS connection verified (--client-cert-auth), if any. */
 export function verifiedCommonName(socket: Socket): string | undefined {
   if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
-  const cn = socket.getPeerCertificate().subject?.CN;
-  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+  return certCommonName(socket.getPeerCertificate());
 }
 
 /**
@@ -68,10 +67,10 @@ export function listenClient(
           closedGrpc.received += socket.bytesRead;
           closedGrpc.sent += socket.bytesWritten;
         });
-        // grpc-go sends an http:// endpoint as the :authority, which Node's HTTP/2 rejects: the
-        // client's frames go through the rewriter (authority.ts).
+        // grpc-go sends an http:// endpoint as the :authority, which Node's HTTP/2 rejects: such
+        // connections go through the rewriter (authority.ts), the others as they are.
         const cn = verifiedCommonName(socket);
-        injector.injectConnection(rewritingStream(socket, cn === undefined ? [] : [{ name: CLIENT_CN_HEADER, value: encodeURIComponent(cn), neverIndex: true }]));
+        handOverGrpc(socket, cn === undefined ? [] : [clientCnField(cn)], (c) => injector.injectConnection(c));
       } else {
         http.emit('connection', socket);
         socket.resume();

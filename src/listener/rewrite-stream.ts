@@ -1,15 +1,85 @@
-// The I/O edge of the authority fix: a Duplex between a gRPC connection's socket and grpc-js's
-// HTTP/2 session. Client bytes go through AuthorityRewriter; server bytes are written straight to
-// the socket. Node's HTTP/2 reads a non-native stream through a JS shim (JSStreamSocket), so
-// session.socket is that shim: no remote address, not a TLSSocket (hence CLIENT_CN_HEADER).
+// The I/O edge of the authority fix: how a gRPC connection's socket reaches grpc-js's HTTP/2
+// session. Most connections need nothing (every grpc-js, python and bench client; etcdctl for most
+// commands): they are handed over as they are, so Node's HTTP/2 reads the socket natively. The
+// others (an :authority with a scheme, see authority.ts) go through a Duplex whose client bytes
+// pass the AuthorityRewriter for the connection's life. Node's HTTP/2 reads such a non-native
+// stream through a JS shim (JSStreamSocket): a JS hop per chunk, one write in flight per
+// event-loop turn, no remote address, not a TLSSocket (hence client-cn.ts).
+//
+// Which one shows only in the client's first HEADERS block, and grpc-go and grpc-js send none
+// before the server's SETTINGS frame: so the listener sends that frame itself (an empty one: the
+// protocol's defaults), reads the client's bytes up to the end of its first header block, and
+// only then decides. The HTTP/2 server sends its own SETTINGS when it gets the connection, which
+// the client also acknowledges; the rewriter drops the client's ACK of the listener's frame.
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AuthorityRewriter } from './authority.js';
 import type { HeaderField } from './hpack.js';
 
-/** extra: header fields the rewriter adds to every block (see CLIENT_CN_HEADER). */
-export function rewritingStream(socket: Socket, extra: readonly HeaderField[]): Duplex {
+/** A SETTINGS frame with no parameters on stream 0: the server connection preface. */
+const SERVER_PREFACE = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+/** A client that sends no request this long after connecting is put on the rewriter (its SETTINGS waits for an ACK until then). */
+export const DECIDE_TIMEOUT_MS = 1000;
+/** Client bytes held back while deciding beyond this (SETTINGS/PRIORITY floods): put on the rewriter. */
+const DECIDE_MAX_BYTES = 64 * 1024;
+
+/** How a connection was handed to grpc-js: for tests and counters. */
+export type HandOver = 'socket' | 'rewriter';
+
+/**
+ * Hands a gRPC connection (its HTTP/2 preface unshifted, the socket paused) to grpc-js: the socket
+ * itself if its first header block needs nothing, else the rewriting Duplex. extra: the fields a
+ * rewritten connection adds to every header block (client-cn.ts); a connection handed over as it
+ * is needs none. done: told which, once decided (not called if the connection ends first).
+ */
+export function handOverGrpc(
+  socket: Socket, extra: readonly HeaderField[], inject: (connection: Duplex) => void, done?: (how: HandOver) => void,
+): void {
   const rewriter = new AuthorityRewriter(extra);
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  const finish = (): void => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('close', onClose);
+    socket.pause();
+    if (rewriter.through) {
+      if (heldBytes > 0) socket.unshift(held.length === 1 ? held[0]! : Buffer.concat(held));
+      inject(socket);
+      done?.('socket');
+    } else {
+      inject(rewritingStream(socket, rewriter, held));
+      done?.('rewriter');
+    }
+  };
+  const onData = (chunk: Buffer): void => {
+    try {
+      for (const b of rewriter.feed(chunk)) {
+        held.push(b);
+        heldBytes += b.length;
+      }
+    } catch {
+      // Malformed framing or HPACK: a connection error for the server too. End it here.
+      clearTimeout(timer);
+      socket.destroy();
+      return;
+    }
+    if (heldBytes > DECIDE_MAX_BYTES) rewriter.settle();
+    if (rewriter.through || !rewriter.deciding) finish();
+  };
+  const onClose = (): void => clearTimeout(timer);
+  const timer = setTimeout(() => {
+    rewriter.settle();
+    finish();
+  }, DECIDE_TIMEOUT_MS);
+  socket.on('data', onData);
+  socket.once('close', onClose);
+  socket.write(SERVER_PREFACE);
+  socket.resume();
+}
+
+/** The rewriter's Duplex: first: its output so far, handed on before anything else. */
+function rewritingStream(socket: Socket, rewriter: AuthorityRewriter, first: readonly Buffer[]): Duplex {
   let flowing = true;
   const writeAll = (chunks: Buffer[], cb: (err?: Error | null) => void): void => {
     let ok = true;
@@ -42,23 +112,25 @@ export function rewritingStream(socket: Socket, extra: readonly HeaderField[]): 
       cb(err);
     },
   });
+  const push = (out: readonly Buffer[]): void => {
+    for (const b of out) {
+      if (!stream.push(b)) flowing = false;
+    }
+    if (!flowing) socket.pause();
+  };
   socket.on('data', (chunk: Buffer) => {
     let out: Buffer[];
     try {
       out = rewriter.feed(chunk);
     } catch {
-      // Malformed framing or HPACK: a connection error for the server too. End it here.
       socket.destroy();
       return;
     }
-    for (const b of out) {
-      if (!stream.push(b)) flowing = false;
-    }
-    if (!flowing) socket.pause();
+    push(out);
   });
   socket.once('end', () => stream.push(null));
   socket.once('close', () => stream.destroy());
-  // The socket was paused while the listener sniffed the preface and unshifted it.
-  socket.resume();
+  push(first);
+  if (flowing) socket.resume();
   return stream;
 }

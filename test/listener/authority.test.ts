@@ -135,3 +135,91 @@ test('bounds: a header frame above 16 KiB, a block above 1 MiB, an HPACK bomb', 
   const entry = Buffer.concat([Buffer.from([0x40, 0x01, 0x78, 0x7f, 0xa1, 0x1e]), Buffer.alloc(4000, 0x61)]); // x: 4000 bytes
   assert.throws(() => bomb.feed(Buffer.concat([PREFACE, frame(0x1, 0x4, 1, entry), frame(0x1, 0x4, 3, Buffer.alloc(300, 0xbe))])), /header list too large/);
 });
+
+// The first header block decides (the listener sent its own SETTINGS, whose ACK is dropped).
+const ACK = frame(0x4, 0x1, 0, Buffer.alloc(0));
+const PING = frame(0x6, 0, 0, Buffer.alloc(8));
+const WINDOW = frame(0x8, 0, 0, Buffer.from('00010000', 'hex'));
+/** :method POST, :scheme http, :path literal, :authority indexed-literal. */
+const request = (authority: string, stream = 1): Buffer =>
+  frame(0x1, 0x4, stream, Buffer.concat([Buffer.from([0x83, 0x86, 0x44, 0x16]), Buffer.from('/etcdserverpb.KV/Range'), authorityIndexed(authority)]));
+const CN_FIELD = [{ name: 'x-etcd-client-cert-cn', value: 'sealed root', neverIndex: true }];
+
+test('ACK then a clean first block: through from the block\'s end, the ACK dropped, the rest as it came', () => {
+  const input = Buffer.concat([PREFACE, SETTINGS, WINDOW, ACK, request('127.0.0.1:2379'), DATA1]);
+  for (const chunk of [input.length, 10, 1]) {
+    const rw = new AuthorityRewriter(CN_FIELD);
+    const pieces: Buffer[] = [];
+    let decidedAt = -1;
+    for (let p = 0; p < input.length; p += chunk) {
+      assert.ok(rw.through || rw.deciding, `chunk ${chunk}: undecided or through, never on the rewriter`);
+      pieces.push(...rw.feed(input.subarray(p, p + chunk)));
+      if (rw.through && decidedAt < 0) decidedAt = p + chunk;
+    }
+    assert.ok(rw.through);
+    // The block is the last bytes parsed: anything after it in its chunk passes unparsed.
+    assert.ok(decidedAt >= input.length - DATA1.length && decidedAt < input.length - DATA1.length + chunk, `chunk ${chunk}`);
+    assert.deepEqual(Buffer.concat(pieces), Buffer.concat([PREFACE, SETTINGS, WINDOW, request('127.0.0.1:2379'), DATA1]), `chunk ${chunk}`);
+  }
+  const rw = new AuthorityRewriter();
+  rw.feed(Buffer.concat([PREFACE, ACK, request('h:1')]));
+  // Through: later bytes (a scheme in a later block, garbage even) are handed on untouched.
+  const later = Buffer.concat([request('http://h:1', 3), Buffer.from([1, 2, 3])]);
+  const out = rw.feed(later);
+  assert.equal(out.length, 1);
+  assert.equal(out[0], later);
+});
+
+test('a clean first block before the ACK: not handed over, through once the ACK is dropped', () => {
+  const rw = new AuthorityRewriter();
+  const out = rw.feed(Buffer.concat([PREFACE, SETTINGS, request('h:1')]));
+  assert.deepEqual([rw.deciding, rw.through], [false, false]);
+  assert.deepEqual(Buffer.concat(out), Buffer.concat([PREFACE, SETTINGS, request('h:1')]));
+  // A second block before the ACK is still checked.
+  assert.deepEqual(Buffer.concat(rw.feed(request('h:1', 3))), request('h:1', 3));
+  assert.deepEqual(Buffer.concat(rw.feed(Buffer.concat([ACK, DATA1]))), DATA1);
+  assert.equal(rw.through, true);
+  // Only the first ACK was the listener's.
+  assert.deepEqual(Buffer.concat(rw.feed(ACK)), ACK);
+});
+
+test('a scheme in the first block: on the rewriter for life (the server\'s HPACK table differs), one ACK dropped', () => {
+  const rw = new AuthorityRewriter();
+  const frames = parse(Buffer.concat(rw.feed(Buffer.concat([PREFACE, ACK, request('http://h:1'), ACK, request('h:1', 3)]))));
+  assert.deepEqual([rw.deciding, rw.through], [false, false]);
+  assert.deepEqual(frames.map((f) => [f.type, f.flags]), [[1, 0x4], [4, 0x1], [1, 0x4]]);
+  const server = new HpackDecoder();
+  assert.equal(server.decode(frames[0]!.payload).find((f) => f.name === ':authority')?.value, 'h:1');
+  assert.equal(server.decode(frames[2]!.payload).find((f) => f.name === ':authority')?.value, 'h:1');
+  assert.equal(rw.rewrites, 1);
+});
+
+test('fields to add (a TLS client CN): none on a hand-over; in every block, the first included, once on the rewriter', () => {
+  // Handed over: the block passes as it came, a client's own CN header with it (unsealed: worthless).
+  const forged = frame(0x1, 0x4, 1, Buffer.concat([Buffer.from([0x83, 0x86, 0x44, 0x01, 0x2f, 0x41, 0x03]), Buffer.from('h:1'), Buffer.from([0x00, 0x15]), Buffer.from('x-etcd-client-cert-cn'), Buffer.from([0x04]), Buffer.from('root')]));
+  const handed = new AuthorityRewriter(CN_FIELD);
+  assert.deepEqual(Buffer.concat(handed.feed(Buffer.concat([PREFACE, ACK, forged]))), Buffer.concat([PREFACE, forged]));
+  assert.equal(handed.through, true);
+  const cnOf = (bytes: Buffer): string[] => {
+    const server = new HpackDecoder();
+    return parse(bytes).filter((f) => f.type === 1).map((f) => server.decode(f.payload).filter((h) => h.name === 'x-etcd-client-cert-cn').map((h) => h.value).join());
+  };
+  // A PING first: the server must answer it, so the connection goes on the rewriter before its block.
+  const pinged = new AuthorityRewriter(CN_FIELD);
+  const out = Buffer.concat(pinged.feed(Buffer.concat([PREFACE, PING, ACK])));
+  assert.equal(pinged.deciding, false);
+  const all = Buffer.concat([out, ...pinged.feed(Buffer.concat([forged, request('h:1', 3)]))]);
+  assert.deepEqual(cnOf(all), ['sealed root', 'sealed root']); // the client's copy dropped
+  assert.equal(pinged.through, false);
+  // The listener gave up waiting (settle): the same.
+  const settled = new AuthorityRewriter(CN_FIELD);
+  settled.feed(Buffer.concat([PREFACE, ACK]));
+  settled.settle();
+  assert.deepEqual(cnOf(Buffer.concat([PREFACE, ...settled.feed(request('h:1'))])), ['sealed root']);
+  // Without fields to add, a settled connection still passes through after a clean block.
+  const plain = new AuthorityRewriter();
+  plain.feed(Buffer.concat([PREFACE, PING, ACK]));
+  plain.feed(request('h:1'));
+  assert.equal(plain.through, true);
+  assert.throws(() => new AuthorityRewriter().feed(Buffer.concat([PREFACE, frame(0x4, 0x1, 0, Buffer.alloc(6))])), /ACK with a payload/);
+});

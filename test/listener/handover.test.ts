@@ -1,0 +1,177 @@
+// How gRPC connections reach grpc-js, through real connections to listenClient: handed over as
+// they are (grpc-js sees the socket: getPeer() is its address) unless their first request needs
+// the authority rewriter (grpc-js then reads Node's JS stream shim: getPeer() is 'unknown'); the
+// client certificate's CN either way; a client's own CN header never counts.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import * as http2 from 'node:http2';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import { listenClient, type ClientListener } from '../../src/listener/index.js';
+import { callCommonName, CLIENT_CN_HEADER } from '../../src/listener/client-cn.js';
+import { DECIDE_TIMEOUT_MS } from '../../src/listener/rewrite-stream.js';
+import { makeTempDir, removeTempDir } from '../helpers/procs.js';
+import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
+
+const PATH = '/test.Echo/Echo';
+const raw = (b: Buffer): Buffer => b;
+
+/** What the handler saw of each call. */
+interface Seen { peer: string; cn: string | undefined; authority: string | undefined }
+let seen: Seen[] = [];
+
+function echoServer(): grpc.Server {
+  const server = new grpc.Server();
+  const def: grpc.ServiceDefinition = {
+    echo: { path: PATH, requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw, originalName: 'echo' },
+  };
+  server.addService(def, {
+    echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      seen.push({ peer: call.getPeer(), cn: callCommonName(call), authority: call.getHost() });
+      cb(null, call.request);
+    },
+  });
+  return server;
+}
+
+async function listen(tls?: Parameters<typeof listenClient>[3]): Promise<{ l: ClientListener; close: () => Promise<void> }> {
+  const grpcServer = echoServer();
+  const httpServer = createHttpServer();
+  const l = await listenClient(new URL(`${tls ? 'https' : 'http'}://127.0.0.1:0`), grpcServer, httpServer, tls);
+  return { l, close: async () => { await l.close(); grpcServer.forceShutdown(); } };
+}
+
+function grpcCall(client: grpc.Client, md = new grpc.Metadata()): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(PATH, raw, raw, Buffer.from('ping'), md, (err, res) => (err ? reject(err) : resolve(res!)));
+  });
+}
+
+/** A gRPC call by hand on a node:http2 session, which lets a test pick the :authority. */
+function h2Call(session: http2.ClientHttp2Session, authority: string, extra: http2.OutgoingHttpHeaders = {}): Promise<{ status: string | undefined; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({
+      ':method': 'POST', ':path': PATH, ':authority': authority, 'content-type': 'application/grpc', te: 'trailers', ...extra,
+    });
+    const frame = Buffer.alloc(5 + 4);
+    frame.writeUInt32BE(4, 1);
+    frame.write('ping', 5);
+    req.end(frame);
+    const chunks: Buffer[] = [];
+    let status: string | undefined;
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('trailers', (t) => { status = String(t['grpc-status']); });
+    req.on('error', reject);
+    req.on('close', () => {
+      if (req.rstCode !== undefined && req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) reject(new Error(`stream reset ${req.rstCode}`));
+      else resolve({ status, body: Buffer.concat(chunks).subarray(5) });
+    });
+  });
+}
+
+const PEER = /^127\.0\.0\.1:\d+$/;
+
+test('a grpc-js client is handed over as it is, every call; a CN header it sends counts for nothing', async () => {
+  const { l, close } = await listen();
+  const client = new grpc.Client(`127.0.0.1:${l.port}`, grpc.credentials.createInsecure());
+  seen = [];
+  try {
+    for (const forged of [undefined, 'root', `${'0'.repeat(32)} root`]) {
+      const md = new grpc.Metadata();
+      if (forged !== undefined) md.set(CLIENT_CN_HEADER, forged);
+      assert.equal((await grpcCall(client, md)).toString(), 'ping');
+    }
+    assert.equal(seen.length, 3);
+    for (const s of seen) {
+      assert.match(s.peer, PEER); // grpc-js reads the socket itself, not the rewriter's stream
+      assert.equal(s.cn, undefined);
+    }
+  } finally {
+    client.close();
+    await close();
+  }
+});
+
+test('an :authority with a scheme: that connection stays on the rewriter, every call answered, a client CN header dropped', async () => {
+  const { l, close } = await listen();
+  const session = http2.connect(`http://127.0.0.1:${l.port}`);
+  seen = [];
+  try {
+    const authority = `http://127.0.0.1:${l.port}`;
+    for (let i = 0; i < 3; i++) {
+      const r = await h2Call(session, authority, { [CLIENT_CN_HEADER]: 'root' });
+      assert.deepEqual([r.status, r.body.toString()], ['0', 'ping']);
+    }
+    // A later call with a plain authority on the same connection: still rewritten, still fine.
+    assert.equal((await h2Call(session, `127.0.0.1:${l.port}`)).status, '0');
+    assert.deepEqual(seen.map((s) => [s.peer, s.cn, s.authority]), [
+      ...Array(3).fill(['unknown', undefined, `127.0.0.1:${l.port}`]), ['unknown', undefined, `127.0.0.1:${l.port}`],
+    ]);
+  } finally {
+    session.close();
+    await close();
+  }
+});
+
+test('a client that sends no request at first is put on the rewriter after the wait, and served', async () => {
+  const { l, close } = await listen();
+  const session = http2.connect(`http://127.0.0.1:${l.port}`);
+  seen = [];
+  try {
+    await new Promise((resolve) => session.once('remoteSettings', resolve));
+    await sleep(DECIDE_TIMEOUT_MS + 200);
+    for (let i = 0; i < 2; i++) assert.equal((await h2Call(session, `127.0.0.1:${l.port}`)).status, '0');
+    assert.deepEqual(seen.map((s) => s.peer), ['unknown', 'unknown']);
+    // A PING answered: the HTTP/2 server has the connection.
+    await new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
+  } finally {
+    session.close();
+    await close();
+  }
+});
+
+const tlsSkip = !hasOpenssl() && 'needs /usr/bin/openssl';
+let dir: string;
+let ca: TestCa;
+let serverCert: IssuedCert;
+let root: IssuedCert;
+before(async () => {
+  if (tlsSkip !== false) return;
+  dir = await makeTempDir('listener-handover-');
+  ca = makeCa(dir);
+  serverCert = ca.server('server');
+  root = ca.client('root', 'root');
+});
+after(async () => {
+  if (dir !== undefined) await removeTempDir(dir);
+});
+
+test('TLS with a verified client certificate: its CN reaches the handler on both paths, a forged one never', { skip: tlsSkip }, async () => {
+  const { l, close } = await listen({
+    cert: readFileSync(serverCert.cert), key: readFileSync(serverCert.key), ca: readFileSync(ca.ca), requestCert: true, rejectUnauthorized: true,
+  });
+  const creds = { ca: readFileSync(ca.ca), cert: readFileSync(root.cert), key: readFileSync(root.key) };
+  seen = [];
+  const client = new grpc.Client(`127.0.0.1:${l.port}`, grpc.credentials.createSsl(creds.ca, creds.key, creds.cert));
+  const session = http2.connect(`https://127.0.0.1:${l.port}`, { ...creds, ALPNProtocols: ['h2'] });
+  try {
+    // grpc-js: handed over as it is; the CN comes from the TLS socket (getAuthContext).
+    const md = new grpc.Metadata();
+    md.set(CLIENT_CN_HEADER, 'alice');
+    await grpcCall(client, md);
+    await grpcCall(client);
+    // A scheme in :authority: on the rewriter, the CN comes from the header the listener adds.
+    for (let i = 0; i < 2; i++) assert.equal((await h2Call(session, `https://127.0.0.1:${l.port}`, { [CLIENT_CN_HEADER]: 'alice' })).status, '0');
+    assert.equal(seen.length, 4);
+    assert.match(seen[0]!.peer, PEER);
+    assert.match(seen[1]!.peer, PEER);
+    assert.deepEqual(seen.slice(2).map((s) => s.peer), ['unknown', 'unknown']);
+    assert.deepEqual(seen.map((s) => s.cn), ['root', 'root', 'root', 'root']);
+  } finally {
+    client.close();
+    session.close();
+    await close();
+  }
+});
