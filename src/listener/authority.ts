@@ -41,7 +41,6 @@ const MAX_FRAME = 16384;
 /** What nghttp2 accepts in an authority (its check_authority): anything else stays for it to reject. */
 const AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@[\]%]+$/;
 
-
 /** http://x or https://x -> x, when x is a valid authority; undefined when nothing to change. */
 export function fixAuthority(value: string): string | undefined {
   const m = /^https?:\/\/(.*)$/i.exec(value);
