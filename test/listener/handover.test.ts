@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import * as http2 from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { listenClient, type ClientListener } from '../../src/listener/index.js';
 import { callCommonName, CLIENT_CN_HEADER } from '../../src/listener/client-cn.js';
 import { DECIDE_TIMEOUT_MS } from '../../src/listener/rewrite-stream.js';
+import { encodeLiterals, HpackDecoder } from '../../src/listener/hpack.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
 
@@ -128,6 +130,84 @@ test('a client that sends no request at first is put on the rewriter after the w
     await new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
   } finally {
     session.close();
+    await close();
+  }
+});
+
+/** One HTTP/2 frame as a raw client writes or reads it. */
+function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, payload]);
+}
+
+/**
+ * One gRPC call by a hand-written HTTP/2 client, which acknowledges the server's SETTINGS frames
+ * either before its request (as grpc-go and grpc-js do) or only after it (a client racing ahead).
+ * Resolves with the response's grpc-status and message body; rejects on GOAWAY or RST_STREAM.
+ */
+async function rawCall(port: number, ackFirst: boolean): Promise<{ status: string | undefined; body: string }> {
+  const sock: Socket = netConnect(port, '127.0.0.1');
+  const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  const fields: [string, string][] = [
+    [':method', 'POST'], [':scheme', 'http'], [':path', PATH], [':authority', `127.0.0.1:${port}`], ['content-type', 'application/grpc'], ['te', 'trailers'],
+  ];
+  const request = frame(0x1, 0x4, 1, encodeLiterals(fields.map(([name, value]) => ({ name, value, neverIndex: false }))));
+  const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 4, ...Buffer.from('ping')]));
+  const ACK = frame(0x4, 0x1, 0, Buffer.alloc(0));
+  sock.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0))]));
+  const decoder = new HpackDecoder();
+  let buf = Buffer.alloc(0);
+  let settingsSeen = 0;
+  let status: string | undefined;
+  let body = '';
+  try {
+    return await new Promise((resolve, reject) => {
+      sock.on('error', reject);
+      sock.on('close', () => reject(new Error('connection closed')));
+      sock.on('data', (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+          const len = buf.readUIntBE(0, 3);
+          const [type, flags] = [buf[3]!, buf[4]!];
+          const payload = buf.subarray(9, 9 + len);
+          buf = buf.subarray(9 + len);
+          if (type === 0x7) reject(new Error(`GOAWAY error ${payload.readUInt32BE(4)}`));
+          if (type === 0x3) reject(new Error(`RST_STREAM ${payload.readUInt32BE(0)}`));
+          if (type === 0x4 && (flags & 0x1) === 0) {
+            settingsSeen++;
+            // The first SETTINGS is the listener's: answer it before or after the request.
+            if (settingsSeen === 1) sock.write(ackFirst ? Buffer.concat([ACK, request, data]) : Buffer.concat([request, data]));
+            if (settingsSeen === 1 && !ackFirst) setTimeout(() => sock.write(ACK), 50);
+            if (settingsSeen > 1) sock.write(ACK);
+          }
+          if (type === 0x0) body += payload.subarray(5).toString();
+          if (type === 0x1) {
+            const fields = decoder.decode(payload);
+            status = fields.find((f) => f.name === 'grpc-status')?.value ?? status;
+            if (flags & 0x1) resolve({ status, body });
+          }
+        }
+      });
+    });
+  } finally {
+    sock.destroy();
+  }
+}
+
+test('a raw HTTP/2 client: the listener\'s SETTINGS acknowledged before or after the first request, no connection error', async () => {
+  const { l, close } = await listen();
+  seen = [];
+  try {
+    assert.deepEqual(await rawCall(l.port, true), { status: '0', body: 'ping' });
+    assert.deepEqual(await rawCall(l.port, false), { status: '0', body: 'ping' });
+    // ACK first: handed over. ACK after the request: the ACK still has to be dropped, so the rewriter.
+    assert.match(seen[0]!.peer, PEER);
+    assert.equal(seen[1]!.peer, 'unknown');
+  } finally {
     await close();
   }
 });
