@@ -2,9 +2,9 @@
 // session. Most connections need nothing (grpc-js clients, the bench; etcdctl for most commands):
 // they are handed over as they are, so Node's HTTP/2 reads the socket natively. The others (an
 // :authority with a scheme, see authority.ts) go through a Duplex whose client bytes pass the
-// AuthorityRewriter (for the connection's life once it rewrote a block). Node's HTTP/2 reads such a non-native
-// stream through a JS shim (JSStreamSocket): a JS hop per chunk, one write in flight per
-// event-loop turn, no remote address, not a TLSSocket (hence client-cn.ts).
+// AuthorityRewriter (for the connection's life once it rewrote a block). Node's HTTP/2 reads
+// such a non-native stream through a JS shim (JSStreamSocket): a JS hop per chunk, one write in
+// flight per event-loop turn, no remote address, not a TLSSocket (hence client-cn.ts).
 //
 // Which one shows only in the client's first HEADERS block, and grpc-go and grpc-js send none
 // before the server's SETTINGS frame: so the listener sends that frame itself (an empty one: the
