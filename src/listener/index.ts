@@ -70,7 +70,7 @@ export function listenClient(
         // grpc-go sends an http:// endpoint as the :authority, which Node's HTTP/2 rejects: such
         // connections go through the rewriter (authority.ts), the others as they are.
         const cn = verifiedCommonName(socket);
-        handOverGrpc(socket, cn === undefined ? [] : [clientCnField(cn)], (c) => injector.injectConnection(c));
+        handOverGrpc(socket, (c) => injector.injectConnection(c), { extra: cn === undefined ? [] : [clientCnField(cn)] });
       } else {
         http.emit('connection', socket);
         socket.resume();

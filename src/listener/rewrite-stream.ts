@@ -18,24 +18,34 @@ import type { HeaderField } from './hpack.js';
 
 /** A SETTINGS frame with no parameters on stream 0: the server connection preface. */
 const SERVER_PREFACE = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
-/** A client that sends no request this long after connecting is put on the rewriter (its SETTINGS waits for an ACK until then). */
-export const DECIDE_TIMEOUT_MS = 1000;
+/**
+ * A client that sends no request this long after connecting is put on the rewriter. Long enough
+ * for clients that connect first and call a little later (grpc-js's waitForReady, pools); short
+ * of the SETTINGS-ACK timeouts some clients keep (gRPC C-core: a minute at least), as the
+ * client's SETTINGS is acknowledged by the HTTP/2 server only once it has the connection.
+ */
+export const DECIDE_TIMEOUT_MS = 10_000;
 /** Client bytes held back while deciding beyond this (SETTINGS/PRIORITY floods): put on the rewriter. */
 const DECIDE_MAX_BYTES = 64 * 1024;
 
 /** How a connection was handed to grpc-js: for tests and counters. */
 export type HandOver = 'socket' | 'rewriter';
 
+export interface HandOverOptions {
+  /** Fields a rewritten connection adds to every header block (client-cn.ts); a connection handed over as it is needs none. */
+  readonly extra?: readonly HeaderField[];
+  /** DECIDE_TIMEOUT_MS unless given (tests). */
+  readonly timeoutMs?: number;
+  /** Told how, once decided (not called if the connection ends first). */
+  readonly done?: (how: HandOver) => void;
+}
+
 /**
  * Hands a gRPC connection (its HTTP/2 preface unshifted, the socket paused) to grpc-js: the socket
- * itself if its first header block needs nothing, else the rewriting Duplex. extra: the fields a
- * rewritten connection adds to every header block (client-cn.ts); a connection handed over as it
- * is needs none. done: told which, once decided (not called if the connection ends first).
+ * itself if its first header block needs nothing, else the rewriting Duplex.
  */
-export function handOverGrpc(
-  socket: Socket, extra: readonly HeaderField[], inject: (connection: Duplex) => void, done?: (how: HandOver) => void,
-): void {
-  const rewriter = new AuthorityRewriter(extra);
+export function handOverGrpc(socket: Socket, inject: (connection: Duplex) => void, opts: HandOverOptions = {}): void {
+  const rewriter = new AuthorityRewriter(opts.extra);
   const held: Buffer[] = [];
   let heldBytes = 0;
   const finish = (): void => {
@@ -46,10 +56,10 @@ export function handOverGrpc(
     if (rewriter.through) {
       if (heldBytes > 0) socket.unshift(held.length === 1 ? held[0]! : Buffer.concat(held));
       inject(socket);
-      done?.('socket');
+      opts.done?.('socket');
     } else {
       inject(rewritingStream(socket, rewriter, held));
-      done?.('rewriter');
+      opts.done?.('rewriter');
     }
   };
   const onData = (chunk: Buffer): void => {
@@ -71,7 +81,7 @@ export function handOverGrpc(
   const timer = setTimeout(() => {
     rewriter.settle();
     finish();
-  }, DECIDE_TIMEOUT_MS);
+  }, opts.timeoutMs ?? DECIDE_TIMEOUT_MS);
   socket.on('data', onData);
   socket.once('close', onClose);
   socket.write(SERVER_PREFACE);

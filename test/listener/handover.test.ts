@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import * as http2 from 'node:http2';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { listenClient, type ClientListener } from '../../src/listener/index.js';
 import { callCommonName, CLIENT_CN_HEADER } from '../../src/listener/client-cn.js';
-import { DECIDE_TIMEOUT_MS } from '../../src/listener/rewrite-stream.js';
+import { handOverGrpc, type HandOver } from '../../src/listener/rewrite-stream.js';
 import { encodeLiterals, HpackDecoder } from '../../src/listener/hpack.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
@@ -117,19 +117,51 @@ test('an :authority with a scheme: that connection stays on the rewriter, every 
   }
 });
 
-test('a client that sends no request at first is put on the rewriter after the wait, and served', async () => {
-  const { l, close } = await listen();
-  const session = http2.connect(`http://127.0.0.1:${l.port}`);
+/** handOverGrpc alone on a plain port, with a short decision timeout: how each connection went. */
+async function handOverPort(timeoutMs: number): Promise<{ port: number; hows: HandOver[]; close: () => Promise<void> }> {
+  const grpcServer = echoServer();
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const hows: HandOver[] = [];
+  const sockets = new Set<Socket>();
+  const server = createNetServer((s) => {
+    sockets.add(s);
+    s.pause();
+    handOverGrpc(s, (c) => injector.injectConnection(c), { timeoutMs, done: (how) => hows.push(how) });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port, hows, close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      grpcServer.forceShutdown();
+    },
+  };
+}
+
+test('a client that sends no request at first, or a PING first, is put on the rewriter, and served', async () => {
+  const { port, hows, close } = await handOverPort(300);
   seen = [];
+  const idle = http2.connect(`http://127.0.0.1:${port}`);
+  const pinging = http2.connect(`http://127.0.0.1:${port}`);
   try {
-    await new Promise((resolve) => session.once('remoteSettings', resolve));
-    await sleep(DECIDE_TIMEOUT_MS + 200);
-    for (let i = 0; i < 2; i++) assert.equal((await h2Call(session, `127.0.0.1:${l.port}`)).status, '0');
-    assert.deepEqual(seen.map((s) => s.peer), ['unknown', 'unknown']);
-    // A PING answered: the HTTP/2 server has the connection.
-    await new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
+    // The PING needs the HTTP/2 server's answer: decided at once, well before the timeout.
+    await new Promise((resolve) => pinging.once('connect', resolve));
+    await new Promise<void>((resolve, reject) => pinging.ping((err) => (err ? reject(err) : resolve())));
+    assert.deepEqual(hows, ['rewriter']);
+    await new Promise((resolve) => idle.once('remoteSettings', resolve));
+    await sleep(500);
+    assert.deepEqual(hows, ['rewriter', 'rewriter']);
+    for (const session of [idle, idle, pinging]) assert.equal((await h2Call(session, `127.0.0.1:${port}`)).status, '0');
+    assert.deepEqual(seen.map((s) => s.peer), ['unknown', 'unknown', 'unknown']);
+    // A grpc-js client calls at once: handed over.
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    await grpcCall(client);
+    client.close();
+    assert.deepEqual(hows, ['rewriter', 'rewriter', 'socket']);
   } finally {
-    session.close();
+    idle.close();
+    pinging.close();
     await close();
   }
 });
