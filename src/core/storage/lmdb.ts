@@ -86,10 +86,26 @@ export class LmdbStorage implements MvccStorage {
     return this.records.getBinary(k) ?? undefined;
   }
 
+  /**
+   * Committed records, then staged ones (the overlay): a write is answered once applied, before
+   * its batch's LMDB commit, so a watcher's catch-up must see it too. Staged records are newer than
+   * every committed one (revisions only grow), except those of a commit that landed but whose
+   * overlay entries are not dropped yet: those are skipped by their key. A staged null is a record
+   * compaction removed.
+   */
   *scanRecords(fromMain: number, toMain: number): Iterable<{ main: number; sub: number; value: Buffer }> {
+    let last: Buffer | undefined;
     for (const { key, value } of this.records.getRange({ start: revKey(fromMain, 0), end: revKey(toMain, 0) })) {
+      if (this.overlay.size > 0 && this.overlay.get(key.toString('latin1'))?.value === null) continue;
       const { main, sub } = parseRevKey(key);
+      last = key;
       yield { main, sub, value: Buffer.from(value) };
+    }
+    if (this.overlay.size === 0) return;
+    for (const rec of this.overlay.values()) {
+      if (rec.value === null || rec.main < fromMain || rec.main >= toMain) continue;
+      if (last !== undefined && Buffer.compare(rec.key, last) <= 0) continue;
+      yield { main: rec.main, sub: rec.sub, value: rec.value };
     }
   }
 
@@ -107,7 +123,7 @@ export class LmdbStorage implements MvccStorage {
     switch (op.t) {
       case 'rec': {
         const key = revKey(op.main, op.sub);
-        const rec: StagedRecord = { t: 'staged', key, id: key.toString('latin1'), value: op.value };
+        const rec: StagedRecord = { t: 'staged', key, id: key.toString('latin1'), main: op.main, sub: op.sub, value: op.value };
         this.staged.push(rec);
         this.overlay.set(rec.id, rec);
         break;
@@ -229,5 +245,7 @@ interface StagedRecord {
   readonly t: 'staged';
   readonly key: Buffer;
   readonly id: string;
+  readonly main: number;
+  readonly sub: number;
   readonly value: Buffer | null;
 }
