@@ -727,7 +727,10 @@ export class EmbeddedBackend implements V3Backend {
     const info = this.authInfo(ctx);
     checkTxnAuth(this.auth, info, req, this.leaseKeys);
     if (isReadOnlyTxn(req)) {
-      // Read-only txns need no write: run them against the current state.
+      // Read-only txns need no write: run them against the current state — in a cluster once
+      // this member has applied what the leader had committed, unless every range is
+      // serializable (etcd's isTxnSerializable: top-level ranges only).
+      if (this.multiMember && !isSerializableTxn(req)) await this.linearizableBarrier();
       const txn = this.store.beginWrite();
       return this.withHeader(txnOp(this.store, this.lessor, txn, req));
     }
@@ -1309,6 +1312,10 @@ function isReadOnlyTxn(t: pb.TxnRequest): boolean {
     const r = op.request;
     return r?.$case === 'requestRange' || (r?.$case === 'requestTxn' && isReadOnlyTxn(r.value));
   });
+}
+
+function isSerializableTxn(t: pb.TxnRequest): boolean {
+  return [...t.success, ...t.failure].every((op) => op.request?.$case === 'requestRange' && op.request.value.serializable);
 }
 
 function hasPut(t: pb.TxnRequest): boolean {

@@ -22,6 +22,11 @@ export interface GetRequest {
   readonly recursive: boolean;
   /** Listings are always sorted (v2 leaves unsorted order unspecified). */
   readonly sorted: boolean;
+  /**
+   * quorum=true: a linearizable read (through the leader's ReadIndex in a cluster). Without it a
+   * v2 GET is answered from this member's own state, as etcd's v2 serves it.
+   */
+  readonly quorum?: boolean;
 }
 
 export class V2Store {
@@ -128,12 +133,13 @@ export class V2Store {
   }
 
   private async doGet(req: GetRequest): Promise<V2Result> {
-    const s = await readPath(this.backend, this.keys, req.path);
+    const serializable = req.quorum !== true;
+    const s = await readPath(this.backend, this.keys, req.path, 0, serializable);
     const err = walkError(s);
     if (err) throw err;
     const base = isRoot(req.path) ? { key: '/', dir: true, createdIndex: 0, modifiedIndex: 0 } : nodeOf(s.target)!;
     if (!base.dir) return { event: { action: 'get', node: base }, status: 200, header: s.header };
-    const nodes = await listDir(this.backend, this.keys, req.path, s.header.index, req.recursive);
+    const nodes = await listDir(this.backend, this.keys, req.path, s.header.index, req.recursive, serializable);
     const node = nodes.length > 0 ? { ...base, nodes } : base;
     return { event: { action: 'get', node }, status: 200, header: s.header };
   }

@@ -5,11 +5,13 @@ import {
 
 const NONE = Buffer.alloc(0);
 
-export function getOp(key: Buffer, rangeEnd: Buffer = NONE, opts: { countOnly?: boolean; revision?: number } = {}): RequestOp {
+export function getOp(key: Buffer, rangeEnd: Buffer = NONE, opts: { countOnly?: boolean; revision?: number; serializable?: boolean } = {}): RequestOp {
   return {
     request: {
       $case: 'requestRange',
-      value: RangeRequest.fromPartial({ key, rangeEnd, countOnly: opts.countOnly ?? false, revision: BigInt(opts.revision ?? 0) }),
+      value: RangeRequest.fromPartial({
+        key, rangeEnd, countOnly: opts.countOnly ?? false, revision: BigInt(opts.revision ?? 0), serializable: opts.serializable ?? false,
+      }),
     },
   };
 }

@@ -216,7 +216,7 @@ async function handleOp(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pars
       case 'watch':
         return await serveWatch(ctx, req.ip, reply, op);
       case 'get': {
-        const r = await ctx.store.get({ path: op.path, recursive: op.recursive, sorted: op.sorted });
+        const r = await ctx.store.get({ path: op.path, recursive: op.recursive, sorted: op.sorted, quorum: op.quorum });
         await reply.code(r.status).headers(successHeaders(r.header, await clusterIdOf(ctx, r.header))).send(Buffer.from(eventJson(r.event)));
         return;
       }
