@@ -6,7 +6,7 @@
 import { getCiphers } from 'node:tls';
 
 /** Go/IANA name (as etcd 3.4's tlsutil spells it) -> OpenSSL name. */
-const GO_TO_OPENSSL: Readonly<Record<string, string>> = {
+export const GO_TO_OPENSSL: Readonly<Record<string, string>> = {
   TLS_RSA_WITH_RC4_128_SHA: 'RC4-SHA',
   TLS_RSA_WITH_3DES_EDE_CBC_SHA: 'DES-CBC3-SHA',
   TLS_RSA_WITH_AES_128_CBC_SHA: 'AES128-SHA',
