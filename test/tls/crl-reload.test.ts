@@ -4,7 +4,7 @@
 // disk changes what new connections see (client port, peer port, and the certificate this member
 // presents when it dials peers), without a restart; a half-done rotation keeps the old pair.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -104,6 +104,14 @@ test('--peer-crl-file: a peer presenting a revoked certificate is cut off after 
   try {
     assert.equal(await getWith(`${url}/members`, fresh), 200);
     assert.equal(await getWith(`${url}/members`, gone), 'refused');
+    // A CRL that does not parse refuses every certificate until it does (etcd's behaviour).
+    const good = readFileSync(peerCrl);
+    writeFileSync(peerCrl, '-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n');
+    await nextCheck();
+    assert.equal(await getWith(`${url}/members`, fresh), 'refused');
+    writeFileSync(peerCrl, good);
+    await nextCheck();
+    assert.equal(await getWith(`${url}/members`, fresh), 200);
   } finally {
     await s.close();
   }
