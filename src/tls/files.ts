@@ -4,7 +4,7 @@
 // second, when a connection arrives (or is dialed), and a change builds a new set of options that
 // listeners apply with setSecureContext and dialers with a new connector. A change that does not
 // load (a key that does not match the new certificate yet, a half-written file) keeps the last
-// good certificate, is logged, and is retried on the next check.
+// good certificate, is logged, and is tried again when the files change again.
 // The CA file is re-read too (etcd 3.4 reads it only at start); the CRL keeps its own state, so a
 // CRL update does not rebuild the certificate context.
 import { readFileSync, statSync } from 'node:fs';
@@ -48,7 +48,9 @@ function signature(path: string): string {
 
 export class TlsFiles {
   private snap: TlsSnapshot;
+  /** The stat() signature of the files the current options came from, and of the last set that did not load. */
   private sig: string;
+  private failedSig = '';
   private checkedAt: number;
   private crlSig = '';
   private revoked: Set<string> | Error = new Set();
@@ -108,14 +110,15 @@ export class TlsFiles {
 
   private refresh(): void {
     const sig = this.certSignature();
-    if (sig !== this.sig) {
+    // A set of files that failed to load is tried again only once one of them changes again.
+    if (sig !== this.sig && sig !== this.failedSig) {
       try {
         const options = this.load();
         this.sig = sig;
         this.snap = { version: this.snap.version + 1, options };
         this.events.onReload?.([this.paths.certFile, this.paths.keyFile, this.paths.trustedCaFile].filter((p) => p !== '').join(', '));
       } catch (err) {
-        // this.sig is left as it was: the next check tries again.
+        this.failedSig = sig;
         this.events.onError?.('reloading the TLS certificate (the previous one stays in use)', err);
       }
     }
