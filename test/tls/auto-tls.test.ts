@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { Agent, request } from 'undici';
+import { loadConfig } from '../../src/config/index.js';
 import { ETCD_BIN, etcdctl, freePort, hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.js';
 import { startOurCluster } from '../helpers/ourcluster.js';
 import { hasOpenssl, OPENSSL_BIN, servedFingerprint } from '../helpers/tls.js';
@@ -109,13 +110,23 @@ test('--auto-tls makes the certificate etcd 3.4 makes, serves gRPC and HTTP with
   }
 });
 
-test('--auto-tls with a certificate given uses the certificate (etcd\'s warning)', { skip }, async () => {
-  const { loadConfig } = await import('../../src/config/index.js');
+test('--auto-tls with a certificate given uses the certificate (etcd\'s warning)', () => {
   const r = loadConfig(['--listen-client-urls', 'https://127.0.0.1:2379', '--auto-tls', '--cert-file', 'c.pem', '--key-file', 'k.pem'], {});
   assert.ok(r.kind === 'run');
   assert.equal(r.config.clientTls?.certFile, 'c.pem');
   assert.equal(r.config.clientTls?.selfCert, undefined);
   assert.deepEqual(r.warnings, ['ignoring client auto TLS since certs given']);
+  const peer = ['--listen-peer-urls', 'https://127.0.0.1:2380', '--initial-advertise-peer-urls', 'https://127.0.0.1:2380', '--initial-cluster', 'default=https://127.0.0.1:2380'];
+  const given = loadConfig([...peer, '--peer-auto-tls', '--peer-cert-file', 'p.pem', '--peer-key-file', 'p.key'], {});
+  assert.ok(given.kind === 'run');
+  assert.deepEqual(given.warnings, ['ignoring peer auto TLS since certs given']);
+  // The auto pair replaces the whole peer TLS setup, as in etcd.
+  const auto = loadConfig([...peer, '--data-dir', '/d', '--peer-auto-tls', '--peer-client-cert-auth', '--peer-trusted-ca-file', 'ca.pem', '--peer-cert-allowed-cn', 'x', '--peer-crl-file', 'c.crl'], {});
+  assert.ok(auto.kind === 'run');
+  assert.deepEqual(auto.config.peerTls, {
+    certFile: '/d/fixtures/peer/cert.pem', keyFile: '/d/fixtures/peer/key.pem', trustedCaFile: '', clientCertAuth: false, allowedCn: '', crlFile: '',
+    ciphers: undefined, selfCert: { dir: '/d/fixtures/peer', hosts: ['127.0.0.1'] },
+  });
   // Without --auto-tls the missing certificate is still etcd's error.
   assert.throws(() => loadConfig(['--listen-client-urls', 'https://127.0.0.1:2379'], {}), /TLS key\/cert \(--cert-file, --key-file\) must be provided/);
 });
