@@ -53,16 +53,17 @@ export interface OurClusterOptions {
   readonly partitionable?: boolean;
   /**
    * https:// peer URLs: every member serves and presents this certificate (made for 127.0.0.1)
-   * and requires its peers' certificates to be signed by `ca` (--peer-client-cert-auth).
+   * and requires its peers' certificates to be signed by `ca` (--peer-client-cert-auth); or
+   * 'auto': each member makes its own self-signed certificate (--peer-auto-tls).
    */
-  readonly peerTls?: { readonly ca: string; readonly cert: string; readonly key: string };
+  readonly peerTls?: { readonly ca: string; readonly cert: string; readonly key: string } | 'auto';
 }
 
 export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Promise<OurCluster> {
   // The partition proxies speak plain HTTP to the members.
   if (opts.partitionable && opts.peerTls !== undefined) throw new Error('partitionable clusters have http peer URLs');
   const peerScheme = opts.peerTls !== undefined ? 'https' : 'http';
-  const peerTlsArgs = opts.peerTls === undefined ? [] : [
+  const peerTlsArgs = opts.peerTls === undefined ? [] : opts.peerTls === 'auto' ? ['--peer-auto-tls'] : [
     '--peer-cert-file', opts.peerTls.cert, '--peer-key-file', opts.peerTls.key,
     '--peer-trusted-ca-file', opts.peerTls.ca, '--peer-client-cert-auth',
   ];

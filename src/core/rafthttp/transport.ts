@@ -11,7 +11,8 @@
 // With https:// peer URLs (PeerTls) the listener is node:https and every request above goes out over
 // TLS with the trusted CA and this member's certificate as its client certificate, as etcd's peer
 // transport does; with clientCertAuth a peer without a certificate signed by the CA (or, with
-// allowedCn, one of another Common Name) is refused before any request is read.
+// allowedCn, one of another Common Name, or one the CRL lists) is refused before any request is
+// read. The certificate files are re-read when they change (cert rotation without a restart).
 // Every request carries X-Etcd-Cluster-ID; a mismatch is refused with 412 and its messages are
 // dropped, as etcd does. Failed sends are dropped too: raft retries on its own schedule.
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -21,7 +22,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Pool, type buildConnector } from 'undici';
+import { buildConnector, Pool } from 'undici';
+import type { TlsFiles } from '../../tls/files.js';
 import type { Message, NodeId } from '../raft/index.js';
 import { CodecError, decodeBatch, encodeBatch } from './codec.js';
 
@@ -44,25 +46,39 @@ export interface MemberInfo {
   readonly isLearner: boolean;
 }
 
-/** The peer port's TLS material (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, ...). */
+/** The peer port's TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, ...). */
 export interface PeerTls {
-  /** This member's certificate and key: served by https listeners and presented to https peers. */
-  readonly cert?: Buffer;
-  readonly key?: Buffer;
-  /** Verifies the peers' server certificates and (clientCertAuth) their client certificates. */
-  readonly ca?: Buffer;
+  /**
+   * This member's certificate and key (served by https listeners, presented to https peers), the
+   * CA that verifies the peers' server and (clientCertAuth) client certificates, and the CRL:
+   * re-read when the files change, so rotating them needs no restart (as etcd).
+   */
+  readonly files: TlsFiles;
   readonly clientCertAuth: boolean;
   /** --peer-cert-allowed-cn: '' accepts any Common Name. */
   readonly allowedCn: string;
+  /** --peer-auto-tls: the peers' certificates are not verified (etcd's InsecureSkipVerify for a self-signed pair). */
+  readonly insecureSkipVerify: boolean;
 }
 
-/** undici's connect options for dialing peers (used for https:// URLs only). */
-function connectOptions(tls: PeerTls | undefined): buildConnector.BuildOptions {
-  if (tls === undefined) return {};
-  return {
-    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-    ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key } : {}),
-    minVersion: 'TLSv1.2',
+/**
+ * undici's connect option for dialing peers. With TLS, a connector that follows the files: a
+ * rotated client certificate (or CA) is used from the next connection on.
+ */
+function peerConnect(tls: PeerTls | undefined, timeoutMs?: number): buildConnector.BuildOptions | buildConnector.connector {
+  const timeout = timeoutMs !== undefined ? { timeout: timeoutMs } : {};
+  if (tls === undefined) return timeout;
+  let built: { version: number; connect: buildConnector.connector } | undefined;
+  return (opts, callback) => {
+    const snap = tls.files.current();
+    if (built?.version !== snap.version) {
+      const { ca, cert, key, ciphers, minVersion } = snap.options;
+      built = {
+        version: snap.version,
+        connect: buildConnector({ ca, cert, key, ciphers, minVersion, rejectUnauthorized: !tls.insecureSkipVerify, ...timeout }),
+      };
+    }
+    built.connect(opts, callback);
   };
 }
 
@@ -105,7 +121,7 @@ class Peer {
 
   constructor(readonly id: NodeId, readonly url: string, private readonly t: Transport) {
     this.pool = new Pool(url, {
-      connections: 2, keepAliveTimeout: 30_000, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS, connect: connectOptions(t.tls),
+      connections: 2, keepAliveTimeout: 30_000, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS, connect: peerConnect(t.tls),
     });
     this.probeTimer = setInterval(() => void this.probe(), PROBE_INTERVAL_MS);
     this.probeTimer.unref();
@@ -201,25 +217,40 @@ export class Transport {
     return ports;
   }
 
-  /** An https peer listener, as etcd's: a client certificate is required only with clientCertAuth. */
+  /**
+   * An https peer listener, as etcd's: a client certificate is required only with clientCertAuth;
+   * the certificate follows the files (checked on new connections); a peer presenting a
+   * certificate of another CN (allowedCn) or one the CRL revokes is cut off after the handshake.
+   */
   private httpsServer(): HttpsServer {
     const t = this.tls;
-    if (t?.cert === undefined || t.key === undefined) throw new Error('https peer listener without a certificate and key');
+    if (t === undefined) throw new Error('https peer listener without a certificate and key');
+    let applied = t.files.current();
     const server = createHttpsServer({
-      cert: t.cert, key: t.key, ...(t.ca !== undefined ? { ca: t.ca } : {}),
-      requestCert: t.clientCertAuth, rejectUnauthorized: t.clientCertAuth, minVersion: 'TLSv1.2',
+      ...applied.options, requestCert: t.clientCertAuth, rejectUnauthorized: t.clientCertAuth,
     }, (req, res) => void this.handle(req, res));
-    if (t.clientCertAuth && t.allowedCn !== '') {
-      // etcd checks the CN while verifying the chain; Node has no such hook, so the connection is
-      // cut as soon as the handshake completes, before a request on it is read.
-      server.prependListener('secureConnection', (socket: TLSSocket) => {
+    // Before Node's own 'connection' listener starts the handshake: the newest certificate serves it.
+    server.prependListener('connection', () => {
+      const now = t.files.current();
+      if (now.version !== applied.version) {
+        applied = now;
+        server.setSecureContext(now.options);
+      }
+    });
+    // etcd checks the CN while verifying the chain and the CRL right after the handshake; Node has
+    // no hook for the first, so both cut the connection as soon as the handshake completes,
+    // before a request on it is read.
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      let why = t.files.revocation(socket);
+      if (why === undefined && t.clientCertAuth && t.allowedCn !== '') {
         const cn = socket.getPeerCertificate().subject?.CN;
-        if (cn !== t.allowedCn) {
-          this.host.onError?.('peer TLS', new Error(`rejected peer certificate: CN ${String(cn)} is not ${t.allowedCn}`));
-          socket.destroy();
-        }
-      });
-    }
+        if (cn !== t.allowedCn) why = `rejected peer certificate: CN ${String(cn)} is not ${t.allowedCn}`;
+      }
+      if (why !== undefined) {
+        this.host.onError?.('peer TLS', new Error(`rejected connection from ${socket.remoteAddress ?? '?'}: ${why}`));
+        socket.destroy();
+      }
+    });
     return server;
   }
 
@@ -409,7 +440,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 
 /** GET <peer>/members of an existing cluster (a joining member's discovery). */
 export async function fetchMembers(peerUrl: string, tls?: PeerTls): Promise<{ clusterIdHex: string; members: MemberInfo[] }> {
-  const pool = new Pool(new URL(peerUrl).origin, { connect: { ...connectOptions(tls), timeout: SEND_TIMEOUT_MS }, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS });
+  const pool = new Pool(new URL(peerUrl).origin, { connect: peerConnect(tls, SEND_TIMEOUT_MS), headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS });
   try {
     const res = await pool.request({ method: 'GET', path: '/members' });
     if (res.statusCode !== 200) {
