@@ -87,7 +87,10 @@ function tlsFiles(t: TlsFilesConfig, side: 'client' | 'peer', log: Logger): TlsF
 function peerTlsOf(cfg: Config, log: Logger): PeerTls | undefined {
   const t = cfg.peerTls;
   if (t === undefined) return undefined;
-  return { files: tlsFiles(t, 'peer', log), clientCertAuth: t.clientCertAuth, allowedCn: t.allowedCn, insecureSkipVerify: t.selfCert !== undefined };
+  return {
+    files: tlsFiles(t, 'peer', log), clientCertAuth: t.clientCertAuth, allowed: { cn: t.allowedCn, hostname: t.allowedHostname },
+    insecureSkipVerify: t.selfCert !== undefined,
+  };
 }
 
 /**
@@ -100,6 +103,7 @@ function clientTlsOf(cfg: Config, log: Logger): ListenerTls | undefined {
   return {
     files: tlsFiles(t, 'client', log),
     clientCertAuth: t.clientCertAuth,
+    allowedHostname: t.allowedHostname,
     onRejected: (reason, remote) => log.warn({ remote }, `rejected connection: ${reason}`),
   };
 }

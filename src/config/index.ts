@@ -84,6 +84,8 @@ export interface TlsFilesConfig {
 export interface ClientTlsConfig extends TlsFilesConfig {
   /** --client-cert-auth: a certificate signed by the trusted CA is required; its CN names the gRPC caller. */
   readonly clientCertAuth: boolean;
+  /** --client-cert-allowed-hostname ('' = any). */
+  readonly allowedHostname: string;
 }
 
 /** The peer port's TLS. */
@@ -92,6 +94,8 @@ export interface PeerTlsConfig extends TlsFilesConfig {
   readonly clientCertAuth: boolean;
   /** --peer-cert-allowed-cn ('' = any). */
   readonly allowedCn: string;
+  /** --peer-cert-allowed-hostname ('' = any; exclusive with allowedCn). */
+  readonly allowedHostname: string;
 }
 
 /** --auth-token: simple tokens, or JWTs signed with a key pair (etcd's option syntax). */
@@ -303,13 +307,16 @@ function parseClientTls(v: Record<FlagName, string>, listen: readonly URL[], dat
   if (https === undefined) return undefined;
   const selfCert = autoTls(auto, v['cert-file'], v['key-file'], join(dataDir, 'fixtures', 'client'), listen.map(hostOf), warnings, 'client');
   if (selfCert !== undefined) {
-    return { ...selfCertPaths(selfCert.dir), trustedCaFile: '', clientCertAuth: false, crlFile: '', ciphers, selfCert };
+    return { ...selfCertPaths(selfCert.dir), trustedCaFile: '', clientCertAuth: false, allowedHostname: '', crlFile: '', ciphers, selfCert };
   }
   if (v['cert-file'] === '' || v['key-file'] === '') {
     // etcd 3.4's words for the same mistake.
     throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${urlString(https)} with HTTPS scheme`);
   }
-  return { certFile: v['cert-file'], keyFile: v['key-file'], trustedCaFile: v['trusted-ca-file'], clientCertAuth, crlFile: v['client-crl-file'], ciphers, selfCert: undefined };
+  return {
+    certFile: v['cert-file'], keyFile: v['key-file'], trustedCaFile: v['trusted-ca-file'], clientCertAuth,
+    allowedHostname: v['client-cert-allowed-hostname'], crlFile: v['client-crl-file'], ciphers, selfCert: undefined,
+  };
 }
 
 /**
@@ -331,15 +338,21 @@ function parsePeerTls(
   }
   const selfCert = autoTls(auto, v['peer-cert-file'], v['peer-key-file'], join(o.dataDir, 'fixtures', 'peer'), o.hosts, o.warnings, 'peer');
   if (selfCert !== undefined) {
-    return { ...selfCertPaths(selfCert.dir), trustedCaFile: '', clientCertAuth: false, allowedCn: '', crlFile: '', ciphers: o.ciphers, selfCert };
+    return { ...selfCertPaths(selfCert.dir), trustedCaFile: '', clientCertAuth: false, allowedCn: '', allowedHostname: '', crlFile: '', ciphers: o.ciphers, selfCert };
   }
   if (https !== undefined && (v['peer-cert-file'] === '' || v['peer-key-file'] === '')) {
     throw new FlagError(`cannot listen on TLS for ${https.host}: KeyFile and CertFile are not presented`);
   }
   if ((v['peer-cert-file'] === '') !== (v['peer-key-file'] === '')) throw new FlagError('--peer-cert-file and --peer-key-file must be given together');
+  const allowedCn = v['peer-cert-allowed-cn'];
+  const allowedHostname = v['peer-cert-allowed-hostname'];
+  if (allowedCn !== '' && allowedHostname !== '') {
+    // etcd 3.4's words (its peer listener refuses to start).
+    throw new FlagError(`AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(allowedCn)}, hostname=${JSON.stringify(allowedHostname)})`);
+  }
   return {
     certFile: v['peer-cert-file'], keyFile: v['peer-key-file'], trustedCaFile: v['peer-trusted-ca-file'],
-    clientCertAuth, allowedCn: v['peer-cert-allowed-cn'], crlFile: v['peer-crl-file'], ciphers: o.ciphers, selfCert: undefined,
+    clientCertAuth, allowedCn, allowedHostname, crlFile: v['peer-crl-file'], ciphers: o.ciphers, selfCert: undefined,
   };
 }
 

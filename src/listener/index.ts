@@ -10,6 +10,7 @@ import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { CLIENT_CN_HEADER } from './authority.js';
 import { rewritingStream } from './rewrite-stream.js';
+import { identityRefusal } from '../tls/identity.js';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { TlsFiles } from '../tls/files.js';
 
@@ -51,6 +52,8 @@ export interface ListenerTls {
   readonly files: TlsFiles;
   /** --client-cert-auth: a client certificate signed by the CA is asked for and required. */
   readonly clientCertAuth: boolean;
+  /** --client-cert-allowed-hostname ('' = any): the certificate must be valid for it. */
+  readonly allowedHostname?: string;
   /** A connection cut after its handshake (its certificate is revoked). */
   onRejected?(reason: string, remoteAddress: string | undefined): void;
 }
@@ -108,7 +111,7 @@ export function listenClient(
     const tlsServer = createTlsServer({
       ...applied.options, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth, ALPNCallback: selectAlpn,
     }, (s: TLSSocket) => {
-      const why = tls.files.revocation(s);
+      const why = tls.files.revocation(s) ?? (tls.clientCertAuth ? identityRefusal(s, { cn: '', hostname: tls.allowedHostname ?? '' }) : undefined);
       if (why !== undefined) {
         tls.onRejected?.(why, s.remoteAddress);
         s.destroy();

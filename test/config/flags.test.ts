@@ -137,14 +137,14 @@ const fileCases: { name: string; text: string; argv?: string[]; env?: Record<str
   {
     name: 'client-transport-security maps onto the client TLS flags (used by https:// URLs)',
     text: `${SAMPLE}listen-client-urls: https://127.0.0.1:2379\n`.replace(/^listen-client-urls: http:.*\n/m, ''),
-    check: ({ config: c }) => assert.deepEqual(c.clientTls, { certFile: '/etc/etcd/server.pem', keyFile: '/etc/etcd/server.key', trustedCaFile: '/etc/etcd/ca.pem', clientCertAuth: true, crlFile: '', ciphers: undefined, selfCert: undefined }),
+    check: ({ config: c }) => assert.deepEqual(c.clientTls, { certFile: '/etc/etcd/server.pem', keyFile: '/etc/etcd/server.key', trustedCaFile: '/etc/etcd/ca.pem', clientCertAuth: true, allowedHostname: '', crlFile: '', ciphers: undefined, selfCert: undefined }),
   },
   {
     name: 'peer-transport-security maps onto the --peer-* TLS flags (used by https:// peer URLs)',
     text: 'name: a\nlisten-peer-urls: https://127.0.0.1:2380\ninitial-advertise-peer-urls: https://127.0.0.1:2380\ninitial-cluster: a=https://127.0.0.1:2380\n'
       + 'peer-cert-allowed-cn: m\npeer-transport-security:\n  cert-file: /p.pem\n  key-file: /p.key\n  trusted-ca-file: /ca.pem\n  client-cert-auth: true\n  auto-tls: false\n  crl-file: /p.crl\n',
     check: ({ config: c, warnings }) => {
-      assert.deepEqual(c.peerTls, { certFile: '/p.pem', keyFile: '/p.key', trustedCaFile: '/ca.pem', clientCertAuth: true, allowedCn: 'm', crlFile: '', ciphers: undefined, selfCert: undefined });
+      assert.deepEqual(c.peerTls, { certFile: '/p.pem', keyFile: '/p.key', trustedCaFile: '/ca.pem', clientCertAuth: true, allowedCn: 'm', allowedHostname: '', crlFile: '', ciphers: undefined, selfCert: undefined });
       assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: peer-transport-security.crl-file']);
     },
   },

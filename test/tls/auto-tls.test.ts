@@ -124,7 +124,7 @@ test('--auto-tls with a certificate given uses the certificate (etcd\'s warning)
   const auto = loadConfig([...peer, '--data-dir', '/d', '--peer-auto-tls', '--peer-client-cert-auth', '--peer-trusted-ca-file', 'ca.pem', '--peer-cert-allowed-cn', 'x', '--peer-crl-file', 'c.crl'], {});
   assert.ok(auto.kind === 'run');
   assert.deepEqual(auto.config.peerTls, {
-    certFile: '/d/fixtures/peer/cert.pem', keyFile: '/d/fixtures/peer/key.pem', trustedCaFile: '', clientCertAuth: false, allowedCn: '', crlFile: '',
+    certFile: '/d/fixtures/peer/cert.pem', keyFile: '/d/fixtures/peer/key.pem', trustedCaFile: '', clientCertAuth: false, allowedCn: '', allowedHostname: '', crlFile: '',
     ciphers: undefined, selfCert: { dir: '/d/fixtures/peer', hosts: ['127.0.0.1'] },
   });
   // Without --auto-tls the missing certificate is still etcd's error.

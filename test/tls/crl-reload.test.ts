@@ -179,7 +179,7 @@ test('the peer client presents the rotated certificate on its next connection', 
   // Only what the probes use: the transport dials its peer once a second (GET /raft/probing).
   const host = { clusterIdHex: () => '1', memberIdHex: () => '2', snapDir: join(dir, 'snap') } as unknown as TransportHost;
   const files = new TlsFiles({ certFile: live.cert, keyFile: live.key, trustedCaFile: ca.ca, crlFile: '' }, { minVersion: 'TLSv1.2' });
-  const t = new Transport(host, { files, clientCertAuth: false, allowedCn: '', insecureSkipVerify: false });
+  const t = new Transport(host, { files, clientCertAuth: false, allowed: { cn: '', hostname: '' }, insecureSkipVerify: false });
   try {
     t.setPeers(new Map([[9n, url]]));
     await eventually('a probe with the first certificate', async () => (presented.includes(fingerprintOf(server.cert)) ? true : undefined), 5_000);

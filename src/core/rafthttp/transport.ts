@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { buildConnector, Pool } from 'undici';
 import type { TlsFiles } from '../../tls/files.js';
+import { identityRefusal, type AllowedIdentity } from '../../tls/identity.js';
 import type { Message, NodeId } from '../raft/index.js';
 import { CodecError, decodeBatch, encodeBatch } from './codec.js';
 
@@ -55,8 +56,8 @@ export interface PeerTls {
    */
   readonly files: TlsFiles;
   readonly clientCertAuth: boolean;
-  /** --peer-cert-allowed-cn: '' accepts any Common Name. */
-  readonly allowedCn: string;
+  /** --peer-cert-allowed-cn / --peer-cert-allowed-hostname: '' accepts any. */
+  readonly allowed: AllowedIdentity;
   /** --peer-auto-tls: the peers' certificates are not verified (etcd's InsecureSkipVerify for a self-signed pair). */
   readonly insecureSkipVerify: boolean;
 }
@@ -241,11 +242,7 @@ export class Transport {
     // no hook for the first, so both cut the connection as soon as the handshake completes,
     // before a request on it is read.
     server.prependListener('secureConnection', (socket: TLSSocket) => {
-      let why = t.files.revocation(socket);
-      if (why === undefined && t.clientCertAuth && t.allowedCn !== '') {
-        const cn = socket.getPeerCertificate().subject?.CN;
-        if (cn !== t.allowedCn) why = `rejected peer certificate: CN ${String(cn)} is not ${t.allowedCn}`;
-      }
+      const why = t.files.revocation(socket) ?? (t.clientCertAuth ? identityRefusal(socket, t.allowed) : undefined);
       if (why !== undefined) {
         this.host.onError?.('peer TLS', new Error(`rejected connection from ${socket.remoteAddress ?? '?'}: ${why}`));
         socket.destroy();
