@@ -1,13 +1,13 @@
 // Reading v2 state from the v3 keyspace: one read-only txn for a path and its ancestors, and
 // directory listings one depth range at a time, all at the revision of that first read.
 import type { V3Backend } from '../backend/index.js';
-import { RangeRequest, type RangeResponse, type RequestOp, type ResponseHeader, type ResponseOp } from '../gen/etcdserverpb/rpc.js';
+import { type RangeResponse, type RequestOp, type ResponseHeader, type ResponseOp } from '../gen/etcdserverpb/rpc.js';
 import type { KeyValue } from '../gen/mvccpb/kv.js';
 import { V2Error } from './errors.js';
 import type { KeySchema } from './keys.js';
 import { headerOf, nodeOf, type StoredNode, type V2Header, type V2Node } from './node.js';
 import { ancestors, isHidden, isRoot } from './path.js';
-import { getOp } from './txn-ops.js';
+import { getOp, rangeRequest } from './txn-ops.js';
 
 export interface PathState {
   readonly header: V2Header;
@@ -124,7 +124,7 @@ export async function listDir(backend: V3Backend, keys: KeySchema, dir: string, 
   let parents = new Map<string, Building>([[dir, { path: dir, children: top }]]);
   for (let level = 1; parents.size > 0; level++) {
     const r = keys.levelRange(dir, level);
-    const resp = await backend.range(getRangeRequest(r.key, r.rangeEnd, rev, false, serializable));
+    const resp = await backend.range(rangeRequest(r.key, r.rangeEnd, { revision: rev, serializable }));
     if (resp.kvs.length === 0) break;
     const next = new Map<string, Building>();
     for (const b of groupLevel(keys, resp.kvs)) {
@@ -139,16 +139,12 @@ export async function listDir(backend: V3Backend, keys: KeySchema, dir: string, 
   return top.map(toNode);
 }
 
-function getRangeRequest(key: Buffer, rangeEnd: Buffer, rev: number, countOnly = false, serializable = false): RangeRequest {
-  return RangeRequest.fromPartial({ key, rangeEnd, revision: BigInt(rev), countOnly, serializable });
-}
-
 /** The deepest level below dir (relative) that has keys at revision rev; 0 if dir has no children. */
 export async function subtreeDepth(backend: V3Backend, keys: KeySchema, dir: string, rev: number): Promise<number> {
   let level = 0;
   for (;;) {
     const r = keys.levelRange(dir, level + 1);
-    const resp = await backend.range(getRangeRequest(r.key, r.rangeEnd, rev, true));
+    const resp = await backend.range(rangeRequest(r.key, r.rangeEnd, { revision: rev, countOnly: true }));
     if (resp.count === 0n) return level;
     level++;
   }
