@@ -30,7 +30,7 @@ export const CATCHUP_BYTES = 64 * 2 ** 20;
 /** Data bytes applied between WAL snapshots: bounds the WAL on disk and the replay at start when
  * values are big (the entry count alone would let 10,000 1 MiB puts pile up). */
 export const SNAPSHOT_BYTES = 256 * 2 ** 20;
-/** Applied batches whose storage commits may be outstanding before the next apply waits. */
+/** Applied batches whose storage commits may be outstanding before new proposals wait (storageBacklog). */
 const MAX_COMMITS_IN_FLIGHT = 4;
 const EMPTY = new Uint8Array(0);
 
@@ -242,10 +242,6 @@ export class RaftNode {
       }
       if (rd.committedEntries.length > 0) {
         const batch = rd.committedEntries;
-        // Writes are answered at apply, so nothing else holds clients back while storage commits
-        // fall behind: their staged data (held in memory until committed) is bounded here.
-        if (this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT) await this.applying;
-        if (this.stopped) break;
         // Applied now, in log order; only the storage commits run behind (in order, too).
         const committed = this.opts.apply(batch);
         this.commitsInFlight++;
@@ -324,6 +320,16 @@ export class RaftNode {
       this.wal.releaseTo(index);
     })().catch((e: unknown) => this.fail(e))
       .finally(() => (this.snapshotting = false));
+  }
+
+  /**
+   * Writes are answered at apply, so nothing else holds clients back while storage commits fall
+   * behind: with MAX_COMMITS_IN_FLIGHT of them outstanding, this resolves when they have landed
+   * (new proposals wait for it, which bounds the staged data held in memory); undefined when
+   * there is no backlog. The raft loop itself never waits for it (heartbeats keep going).
+   */
+  storageBacklog(): Promise<void> | undefined {
+    return this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT ? this.applying : undefined;
   }
 
   /** Stops ticking and proposing; waits for in-flight applies and syncs the WAL. */

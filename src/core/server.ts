@@ -408,7 +408,7 @@ export class EmbeddedBackend implements V3Backend {
 
   /**
    * Proposes one mutating request through raft; resolves with its result once its entry is durable
-   * in the WAL, committed, applied and visible in storage.
+   * in the WAL, committed and applied (reads see it; its LMDB commit may still be under way).
    */
   private async propose(request: InternalRequest['request'], info: AuthInfo | null): Promise<ApplyResult> {
     if (this.closed) throw new EtcdError('stopped');
@@ -417,6 +417,8 @@ export class EmbeddedBackend implements V3Backend {
     const req: InternalRequest = { header, request };
     const { data, requestBytes } = encodeProposal(req);
     if (requestBytes > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
+    const backlog = this.node.storageBacklog();
+    if (backlog !== undefined) await backlog;
     if (!this.node.isLeader) {
       if (this.multiMember) await this.withTimeout(this.node.whenLeaderKnown());
       else await this.node.whenLeader();
