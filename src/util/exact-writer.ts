@@ -6,9 +6,14 @@
 // (and records the length of every nested message, in fork order), then against the buffer
 // allocated at that size, writing each nested message's length prefix from the first pass.
 //
+// A bytes field allocated with room around it (util/headroom.ts: a large value the gateway decoded)
+// is not even copied once: the buffer is laid out around it and everything else is written into
+// its room.
+//
 // Only the methods ts-proto's generated code calls for this project's messages are implemented
 // (test/core/exact-writer.test.ts checks byte equality with BinaryWriter on every request type).
 import type { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { ROOM_MIN_VALUE_BYTES, takeRoom } from './headroom.js';
 
 function varint32Size(v: number): number {
   return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
@@ -43,6 +48,11 @@ class Sizer implements Encoder {
   size = 0;
   /** The payload length of every fork, in fork order. */
   readonly lengths: number[] = [];
+  /**
+   * The largest bytes field that may already sit where it belongs: its offset without the length
+   * prefixes of the messages around it (not known until they end), and their fork slots.
+   */
+  inPlace: { value: Uint8Array; at: number; enclosing: number[] } | undefined;
   private readonly stack: { start: number; slot: number }[] = [];
 
   uint32(v: number): this {
@@ -81,7 +91,11 @@ class Sizer implements Encoder {
 
   bytes(v: Uint8Array): this {
     if (!(v instanceof Uint8Array)) throw new Error(`invalid bytes: ${typeof v}`);
-    this.size += varint32Size(v.length) + v.length;
+    this.size += varint32Size(v.length);
+    if (v.length >= ROOM_MIN_VALUE_BYTES && v.length > (this.inPlace?.value.length ?? 0)) {
+      this.inPlace = { value: v, at: this.size, enclosing: this.stack.map((f) => f.slot) };
+    }
+    this.size += v.length;
     return this;
   }
 
@@ -89,6 +103,15 @@ class Sizer implements Encoder {
     this.stack.push({ start: this.size, slot: this.lengths.length });
     this.lengths.push(0);
     return this;
+  }
+
+  /** Where the in-place candidate's bytes start in the encoding. */
+  inPlaceOffset(): number {
+    const c = this.inPlace;
+    if (c === undefined) return 0;
+    let at = c.at;
+    for (const slot of c.enclosing) at += varint32Size(this.lengths[slot]!);
+    return at;
   }
 
   join(): this {
@@ -161,7 +184,8 @@ class Filler implements Encoder {
 
   bytes(v: Uint8Array): this {
     this.varint32(v.length);
-    this.buf.set(v, this.pos);
+    // The value the buffer was laid out around is already there.
+    if (v.buffer !== this.buf.buffer || v.byteOffset !== this.buf.byteOffset + this.pos) this.buf.set(v, this.pos);
     this.pos += v.length;
     return this;
   }
@@ -187,9 +211,12 @@ export function encodeExact<T>(
 ): Buffer {
   const sizer = new Sizer();
   encode(msg, sizer as unknown as BinaryWriter);
-  // Its own ArrayBuffer (not a slice of Node's shared pool): raft keeps entries for a while, and a
-  // small one would pin a whole 8 KiB pool slab.
-  const buf = Buffer.allocUnsafeSlow(prefixBytes + sizer.size);
+  const total = prefixBytes + sizer.size;
+  const at = prefixBytes + sizer.inPlaceOffset();
+  const around = sizer.inPlace && takeRoom(sizer.inPlace.value, at, total - at - sizer.inPlace.value.length);
+  // Else its own ArrayBuffer (not a slice of Node's shared pool): raft keeps entries for a while,
+  // and a small one would pin a whole 8 KiB pool slab.
+  const buf = around || Buffer.allocUnsafeSlow(total);
   const filler = new Filler(buf, prefixBytes, sizer.lengths);
   encode(msg, filler as unknown as BinaryWriter);
   // Both passes ran the same code over the same message: a mismatch is a bug here, never a

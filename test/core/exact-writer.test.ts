@@ -8,6 +8,7 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { protoSchema, type FieldType, type MessageInfo } from '../../src/gateway/schema.js';
 import { InternalRequest } from '../../src/gen/serverpb/internal.js';
 import { encodeExact } from '../../src/util/exact-writer.js';
+import { allocWithRoom, ROOM_BEFORE, ROOM_MIN_VALUE_BYTES } from '../../src/util/headroom.js';
 
 let seed = 12345;
 const rnd = (n: number): number => {
@@ -26,7 +27,9 @@ const STRINGS = ['', 'a', 'root', 'ü'.repeat(70), '日本', '\u{1F600}x', 'k'.r
 const BYTE_LENGTHS = [0, 1, 5, 127, 128, 300, 16383, 16384, 70000];
 
 function bytes(): Buffer {
-  const b = Buffer.allocUnsafe(rnd(5) === 0 ? pick(BYTE_LENGTHS) : rnd(40));
+  const n = rnd(5) === 0 ? pick(BYTE_LENGTHS) : rnd(40);
+  // Half of the large ones with room around them, as the gateway decodes them (some get encoded in place).
+  const b = rnd(2) === 0 ? allocWithRoom(n) : Buffer.allocUnsafe(n);
   for (let i = 0; i < b.length; i++) b[i] = rnd(256);
   return b;
 }
@@ -105,15 +108,18 @@ function randomRequest(): InternalRequest {
 
 test('encodeExact writes the same bytes as BinaryWriter for every kind of proposed request', () => {
   const seen = new Set<string>();
+  let inPlace = 0;
   for (let i = 0; i < 3000; i++) {
     const req = randomRequest();
     seen.add(req.request?.$case ?? 'none');
     const expected = Buffer.from(InternalRequest.encode(req, new BinaryWriter()).finish());
     const got = encodeExact(InternalRequest.encode, req);
     assert.ok(got.equals(expected), `request ${i} (${req.request?.$case}): ${got.length} bytes vs ${expected.length}`);
+    if (got.buffer.byteLength > got.length) inPlace++;
     assert.deepEqual(InternalRequest.decode(got), InternalRequest.decode(expected));
   }
   assert.equal(seen.size, CASES.length + 3 + 1, `cases covered: ${[...seen].join(' ')}`);
+  assert.ok(inPlace > 10, `${inPlace} requests encoded around a value`);
 });
 
 test('encodeExact leaves the prefix for the caller, and the buffer is exactly prefix + message', () => {
@@ -131,4 +137,60 @@ test('a field of the wrong type fails before anything is written', () => {
   assert.throws(() => encodeExact(InternalRequest.encode, bad));
   const badInt = { header: { ID: 1n, username: '', authRevision: 0n }, request: { $case: 'alarm', value: { action: 1.5, memberID: 0n, alarm: 0 } } } as unknown as InternalRequest;
   assert.throws(() => encodeExact(InternalRequest.encode, badInt));
+});
+
+const putRequest = (key: Buffer, value: Buffer, username = ''): InternalRequest => ({
+  header: { ID: 2n ** 63n + 9n, username, authRevision: 3n },
+  request: { $case: 'put', value: { key, value, lease: 2n ** 40n, prevKv: true, ignoreValue: false, ignoreLease: true } },
+});
+
+test('a large value allocated with room is not copied: the proposal is laid out around it, once', () => {
+  const value = allocWithRoom(1 << 20);
+  for (let i = 0; i < value.length; i++) value[i] = (i * 13) & 0xff;
+  const copy = Buffer.from(value);
+  const req = putRequest(Buffer.from('some/key'), value, 'root');
+  const expected = Buffer.from(InternalRequest.encode(req).finish());
+  const got = encodeExact(InternalRequest.encode, req, 8);
+  assert.ok(got.buffer === value.buffer, 'encoded around the value');
+  assert.ok(got.subarray(8).equals(expected));
+  assert.ok(value.equals(copy), 'the value itself is untouched');
+  // The room is handed out once: encoding the same request again copies (and is still right).
+  const again = encodeExact(InternalRequest.encode, req, 8);
+  assert.ok(again.buffer !== value.buffer);
+  assert.ok(again.subarray(8).equals(expected));
+  assert.ok(got.subarray(8).equals(expected), 'the first encoding is not disturbed by the second');
+});
+
+test('a value without room, or with too little for what comes before it, is copied', () => {
+  const plain = Buffer.alloc(1 << 17, 7);
+  const req1 = putRequest(Buffer.from('k'), plain);
+  const got1 = encodeExact(InternalRequest.encode, req1, 8);
+  assert.ok(got1.buffer !== plain.buffer);
+  assert.ok(got1.subarray(8).equals(Buffer.from(InternalRequest.encode(req1).finish())));
+  // A key longer than the room before the value.
+  const roomy = allocWithRoom(1 << 17).fill(5);
+  const req2 = putRequest(Buffer.alloc(ROOM_BEFORE, 0x6b), roomy);
+  const got2 = encodeExact(InternalRequest.encode, req2, 8);
+  assert.ok(got2.buffer !== roomy.buffer);
+  assert.ok(got2.subarray(8).equals(Buffer.from(InternalRequest.encode(req2).finish())));
+  // Small values get no room at all.
+  assert.equal(allocWithRoom(ROOM_MIN_VALUE_BYTES - 1).buffer.byteLength < ROOM_MIN_VALUE_BYTES + ROOM_BEFORE, true);
+});
+
+test('in a txn, a roomy value is encoded in place when the rest of the request fits its room', () => {
+  const op = (key: string, value: Buffer) => ({ request: { $case: 'requestPut' as const, value: { key: Buffer.from(key), value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } } });
+  const txn = (ops: ReturnType<typeof op>[]): InternalRequest => ({ header: { ID: 1n, username: '', authRevision: 0n }, request: { $case: 'txn', value: { compare: [], success: ops, failure: [] } } });
+  const big = allocWithRoom(ROOM_MIN_VALUE_BYTES * 2).fill(2);
+  const one = txn([op('a', Buffer.from('small')), op('b', big)]);
+  const got = encodeExact(InternalRequest.encode, one);
+  assert.ok(got.buffer === big.buffer, 'encoded in place');
+  assert.ok(got.equals(Buffer.from(InternalRequest.encode(one).finish())));
+  // Two large values: neither has room for the other, both are copied.
+  const a = allocWithRoom(ROOM_MIN_VALUE_BYTES).fill(3);
+  const b = allocWithRoom(ROOM_MIN_VALUE_BYTES * 2).fill(4);
+  for (const two of [txn([op('a', a), op('b', b)]), txn([op('b', b), op('a', a)])]) {
+    const got2 = encodeExact(InternalRequest.encode, two);
+    assert.ok(got2.buffer !== a.buffer && got2.buffer !== b.buffer, 'copied');
+    assert.ok(got2.equals(Buffer.from(InternalRequest.encode(two).finish())));
+  }
 });
