@@ -24,17 +24,21 @@ type Decoded =
 /**
  * Reads and decodes the body in a function of its own: the body buffer is referenced from no
  * frame that outlives decoding (a large put's body would otherwise stay alive, with the handler's
- * suspended frame, until the answer is written).
+ * suspended frame, until the answer is written), and once decoded it goes back to the pool.
  */
 async function readMessage(ctx: GatewayContext, method: MethodInfo, req: FastifyRequest): Promise<Decoded> {
-  const body = await readBody(req.raw, ctx.bodyMaxBytes);
+  const body = await readBody(req.raw, ctx.bodyMaxBytes, ctx.bodies);
   if (body.kind === 'tooLarge') return body;
+  let decoded: Decoded;
   try {
-    return { kind: 'ok', msg: ctx.codec.decodeBody(method.requestType, body.bytes), bodyBytes: body.bytes.length };
+    decoded = { kind: 'ok', msg: ctx.codec.decodeBody(method.requestType, body.bytes), bodyBytes: body.bytes.length };
   } catch (e) {
-    if (e instanceof DecodeError) return { kind: 'bad', message: e.message };
-    throw e;
+    if (!(e instanceof DecodeError)) throw e;
+    decoded = { kind: 'bad', message: e.message };
   }
+  // The message and the error text are copies: nothing refers to the body's bytes any more.
+  ctx.bodies.release(body.bytes);
+  return decoded;
 }
 
 export function unaryHandler(ctx: GatewayContext, method: MethodInfo, call: UnaryCall | undefined) {
