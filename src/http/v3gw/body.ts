@@ -69,6 +69,9 @@ export function readBody(req: IncomingMessage, maxBytes: number, pool?: BodyPool
     const size = Number.isSafeInteger(declared) && declared >= 0 && declared <= maxBytes ? declared : 0;
     let buf = pool !== undefined ? pool.take(size) : Buffer.allocUnsafe(size);
     let length = 0;
+    // The listeners stay on the request, which lives until the answer is written: once settled
+    // they must no longer reach the body, directly or through the promise they resolved.
+    let settle: { resolve: (b: Body) => void; reject: (e: Error) => void } | undefined = { resolve, reject };
     req.on('data', (chunk: Buffer) => {
       const end = length + chunk.length;
       if (end <= maxBytes) {
@@ -81,7 +84,20 @@ export function readBody(req: IncomingMessage, maxBytes: number, pool?: BodyPool
       }
       length = end;
     });
-    req.on('end', () => resolve(length <= maxBytes ? { kind: 'ok', bytes: buf.subarray(0, length) } : { kind: 'tooLarge', length }));
-    req.on('error', reject);
+    req.on('end', () => {
+      const bytes = buf.subarray(0, length);
+      const s = settle;
+      buf = EMPTY;
+      settle = undefined;
+      s?.resolve(length <= maxBytes ? { kind: 'ok', bytes } : { kind: 'tooLarge', length });
+    });
+    req.on('error', (err: Error) => {
+      const s = settle;
+      buf = EMPTY;
+      settle = undefined;
+      s?.reject(err);
+    });
   });
 }
+
+const EMPTY = Buffer.alloc(0);
