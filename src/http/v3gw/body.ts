@@ -12,6 +12,8 @@ export type Body = { readonly kind: 'ok'; readonly bytes: Buffer } | { readonly 
  * emptied after a quiet spell so that an idle server does not keep a burst's buffers.
  */
 export class BodyPool {
+  /** The buffers take() allocated: only those may come back (never a slice of Node's shared pool). */
+  private readonly own = new WeakSet<ArrayBuffer>();
   private free: Buffer[] = [];
   private freeBytes = 0;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -31,7 +33,11 @@ export class BodyPool {
       const len = this.free[i]!.length;
       if (len >= n && (best < 0 || len < this.free[best]!.length)) best = i;
     }
-    if (best < 0) return Buffer.allocUnsafeSlow(n);
+    if (best < 0) {
+      const b = Buffer.allocUnsafeSlow(n);
+      this.own.add(b.buffer);
+      return b;
+    }
     const b = this.free.splice(best, 1)[0]!;
     this.freeBytes -= b.length;
     return b.subarray(0, n);
@@ -39,9 +45,9 @@ export class BodyPool {
 
   /** Gives a buffer from take() back. Its contents must no longer be referenced anywhere. */
   release(b: Buffer): void {
+    if (!(b.buffer instanceof ArrayBuffer) || !this.own.has(b.buffer)) return;
     const whole = Buffer.from(b.buffer, 0, b.buffer.byteLength);
-    // Only buffers take() allocated on their own (never a slice of Node's shared pool).
-    if (b.byteOffset !== 0 || whole.length < this.minBytes || this.freeBytes + whole.length > this.maxFreeBytes) return;
+    if (this.free.some((f) => f.buffer === b.buffer) || this.freeBytes + whole.length > this.maxFreeBytes) return;
     this.free.push(whole);
     this.freeBytes += whole.length;
     this.idleTimer?.refresh();
