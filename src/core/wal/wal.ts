@@ -1,8 +1,9 @@
 // The write-ahead log: raft entries, hard states and snapshot markers (records.ts) appended to
 // segment files `<seq:16 hex>-<first index:16 hex>.wal` in <data-dir>/member/wal/.
 //
-// - Appends go to the page cache at once (writeSync of one buffer per batch); `sync()` makes them
-//   durable with fdatasync. Group commit: the caller (node.ts) appends everything raft produced
+// - Appends go to the page cache at once (writeSync of one buffer per batch, plus one for each
+//   large entry's data, written from the entry's own buffer); `sync()` makes them durable with
+//   fdatasync. Group commit: the caller (node.ts) appends everything raft produced
 //   while the previous sync ran, then syncs once for all of it.
 // - A segment is closed (synced) once it passes `segmentBytes`; the next one starts with the
 //   current hard state and the newest snapshot marker, so every segment after the newest marker is
@@ -13,7 +14,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMeta } from '../raft/index.js';
-import { decodeRecords, encodeBatch, encodeHardState, encodeSnapshot } from './records.js';
+import { decodeRecords, encodeBatchChunks, encodeHardState, encodeSnapshot } from './records.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
@@ -115,7 +116,7 @@ export class Wal {
   /** Appends a batch (to the page cache); returns true when it must be synced before acking. */
   append(hardState: HardState | undefined, entries: readonly Entry[]): boolean {
     if (entries.length === 0 && hardState === undefined) return false;
-    this.write(encodeBatch(entries, hardState));
+    for (const chunk of encodeBatchChunks(entries, hardState)) this.write(chunk);
     const mustSync = entries.length > 0 || (hardState !== undefined && (this.hardState === undefined || hardState.term !== this.hardState.term || hardState.vote !== this.hardState.vote));
     if (hardState) this.hardState = hardState;
     const last = entries[entries.length - 1];
