@@ -1172,6 +1172,7 @@ export class EmbeddedBackend implements V3Backend {
       deletes: c.deletes,
       ranges: c.ranges,
       txns: c.txns,
+      peers: this.transport?.stats() ?? [],
     };
   }
 
