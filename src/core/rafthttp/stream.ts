@@ -92,8 +92,11 @@ export interface StreamReaderOptions {
   /** Messages decoded from the stream, in stream order (one call per received chunk). */
   receive(msgs: Message[]): void;
   onBytes(n: number): void;
-  /** A stream was refused, broke, or carried something undecodable. */
-  onFailure(what: string, err?: unknown): void;
+  /**
+   * The peer could not be dialled (down, not listening yet), refused the stream (its status), or
+   * the stream broke, ended, or carried something undecodable.
+   */
+  onFailure(what: 'dial' | 'refused' | 'broken' | 'ended', err?: unknown): void;
   onUp(): void;
   /** The peer answered 410: this member was removed from the cluster. */
   onRemoved(): void;
@@ -137,7 +140,7 @@ export class StreamReader {
     if (res.statusCode !== 200) {
       await res.body.dump().catch(() => undefined);
       if (res.statusCode === 410) this.o.onRemoved();
-      this.o.onFailure(`refused with ${res.statusCode}`);
+      this.o.onFailure('refused', res.statusCode);
       return false;
     }
     const decoder = new FrameDecoder();
@@ -151,7 +154,7 @@ export class StreamReader {
         const msgs = decoder.push(chunk);
         if (msgs.length > 0) this.o.receive(msgs);
       }
-      if (!this.abort.signal.aborted) this.o.onFailure('ended by the peer');
+      if (!this.abort.signal.aborted) this.o.onFailure('ended');
     } catch (e) {
       if (!this.abort.signal.aborted) this.o.onFailure('broken', e);
       res.body.destroy();

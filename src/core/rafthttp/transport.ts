@@ -147,8 +147,10 @@ class Peer {
       receive: (msgs) => t.host.receive(msgs),
       onBytes: (n) => { this.stats.receivedBytes += n; },
       // Counted (as etcd's stream reader counts them), not logged: a peer that is down fails a
-      // redial every second.
-      onFailure: () => { this.stats.receivedFailures++; },
+      // redial every second. A dial that finds nobody listening received nothing: not counted.
+      onFailure: (what) => {
+        if (what !== 'dial') this.stats.receivedFailures++;
+      },
       onUp: () => { this.activeSince ??= Date.now(); },
       onRemoved: () => t.host.onRemoved?.(),
     });
