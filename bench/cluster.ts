@@ -9,7 +9,7 @@ import { agreedLeader, endpointStatus } from '../test/cluster/helpers.js';
 import { preload, runGenerator, type KvWorkload } from './lib/kvload.js';
 import { summarize } from './lib/latency.js';
 import { envList, envNum } from './lib/env.js';
-import { cpuSeconds } from './lib/procstat.js';
+import { cpuSeconds, systemBusySeconds } from './lib/procstat.js';
 import { InspectorProfiler, saveProfile } from './lib/profiler.js';
 import { freePort } from '../test/helpers/procs.js';
 import { join } from 'node:path';
@@ -96,6 +96,10 @@ async function measure(name: string, c: ClusterUnderTest): Promise<Result> {
     let cpu1: number[] = [];
     let m0: Map<string, number>[] = [];
     let m1: Map<string, number>[] = [];
+    let sys0 = 0;
+    let sys1 = 0;
+    let bench0 = process.cpuUsage();
+    let benchCpu = 0;
     // BENCH_PROFILE=1: a CPU profile of the member the load goes to and of the other one, over the window.
     const profiled = c.inspectPorts === undefined ? [] : await Promise.all(
       [c.endpoints.indexOf(endpoint), c.endpoints.findIndex((e, i) => e !== endpoint && i !== (w.on === 'leader' ? -1 : index))]
@@ -106,10 +110,15 @@ async function measure(name: string, c: ClusterUnderTest): Promise<Result> {
       onWindowStart: async () => {
         await Promise.all(profiled.map((x) => x.p.start()));
         cpu0 = pids.map((p) => cpuSeconds(p));
+        sys0 = systemBusySeconds();
+        bench0 = process.cpuUsage();
         m0 = await Promise.all(c.endpoints.map(scrape));
       },
       onWindowEnd: async () => {
         cpu1 = pids.map((p) => cpuSeconds(p));
+        sys1 = systemBusySeconds();
+        const u = process.cpuUsage(bench0);
+        benchCpu = (u.user + u.system) / 1e6;
         m1 = await Promise.all(c.endpoints.map(scrape));
         for (const x of profiled) {
           const role = x.i === index ? 'leader' : 'follower';
@@ -124,6 +133,10 @@ async function measure(name: string, c: ClusterUnderTest): Promise<Result> {
     const row = { ops: r.ops / r.seconds, p50: lat.p50, p99: lat.p99, errors: r.errors };
     ops.set(w.name, row);
     process.stdout.write(`${name.padEnd(5)} ${w.name.padEnd(7)} on the ${w.on.padEnd(8)} ${f0(row.ops).padStart(7)} ops/s  p50 ${ms(row.p50)} ms  p99 ${ms(row.p99)} ms${r.errors > 0 ? `  ${r.errors} errors: ${r.firstError}` : ''}\n`);
+    // The machine is shared: what the members, the bench (generator threads included) and every
+    // other process used of it over the window, in cores.
+    const membersCpu = cpu1.reduce((a, v, i) => a + v - (cpu0[i] ?? 0), 0);
+    process.stdout.write(`    cores: members ${(membersCpu / r.seconds).toFixed(2)}, bench ${(benchCpu / r.seconds).toFixed(2)}, other processes ${(Math.max(0, sys1 - sys0 - membersCpu - benchCpu) / r.seconds).toFixed(2)}\n`);
     for (let i = 0; i < pids.length; i++) {
       const role = i === index ? 'leader' : c.endpoints[i] === follower ? 'follower*' : 'follower';
       process.stdout.write(perOpDetail(role, r.ops, (cpu1[i] ?? 0) - (cpu0[i] ?? 0), m0[i] ?? new Map(), m1[i] ?? new Map()));
