@@ -278,11 +278,6 @@ export class Transport {
     return [...this.peers.keys()].map((id) => this.statsOf(id.toString(16)));
   }
 
-  /** Whether the peer's stream to this member is attached (our messages for it go that way). */
-  streamUp(id: NodeId): boolean {
-    return this.peers.get(id)?.writer !== undefined;
-  }
-
   headers(): Record<string, string> {
     return { [CLUSTER_ID_HEADER]: this.host.clusterIdHex(), [FROM_HEADER]: this.host.memberIdHex(), 'content-type': 'application/octet-stream' };
   }
