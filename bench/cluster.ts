@@ -9,7 +9,7 @@ import { agreedLeader, endpointStatus } from '../test/cluster/helpers.js';
 import { preload, runGenerator, type KvWorkload } from './lib/kvload.js';
 import { summarize } from './lib/latency.js';
 import { envList, envNum } from './lib/env.js';
-import { cpuSeconds, systemBusySeconds } from './lib/procstat.js';
+import { cpuSeconds, systemBusySeconds, writeBytes } from './lib/procstat.js';
 import { InspectorProfiler, saveProfile } from './lib/profiler.js';
 import { freePort } from '../test/helpers/procs.js';
 import { join } from 'node:path';
@@ -53,7 +53,7 @@ async function scrape(endpoint: string): Promise<Map<string, number>> {
 }
 
 /** What one member spent per op over the measured window: CPU, WAL fsyncs and their mean time. */
-function perOpDetail(role: string, ops: number, cpu: number, m0: Map<string, number>, m1: Map<string, number>): string {
+function perOpDetail(role: string, ops: number, cpu: number, written: number, m0: Map<string, number>, m1: Map<string, number>): string {
   const d = (k: string): number => (m1.get(k) ?? 0) - (m0.get(k) ?? 0);
   const fsyncs = d('etcd_disk_wal_fsync_duration_seconds_count');
   const fsyncMs = fsyncs > 0 ? (d('etcd_disk_wal_fsync_duration_seconds_sum') / fsyncs) * 1000 : NaN;
@@ -61,7 +61,7 @@ function perOpDetail(role: string, ops: number, cpu: number, m0: Map<string, num
   const commitMs = commits > 0 ? (d('etcd_disk_backend_commit_duration_seconds_sum') / commits) * 1000 : NaN;
   const peers = [...m1.keys()].filter((k) => k.startsWith('etcd_gateway_peer_messages_sent_total') || k.startsWith('etcd_network_peer_sent_bytes_total'))
     .map((k) => `${k.replace(/^etcd_(gateway|network)_peer_/, '')}=${f0(d(k) / Math.max(1, ops) * 1000)}/kop`);
-  return `    ${role.padEnd(9)} CPU ${f0((cpu / Math.max(1, ops)) * 1e6).padStart(4)} µs/op (${(cpu / 1).toFixed(2)} core-s)` +
+  return `    ${role.padEnd(9)} CPU ${f0((cpu / Math.max(1, ops)) * 1e6).padStart(4)} µs/op (${(cpu / 1).toFixed(2)} core-s)  disk writes ${Number.isNaN(written) ? 'n/a' : f0(written / Math.max(1, ops))} B/op` +
     `  WAL fsyncs ${(fsyncs / Math.max(1, ops)).toFixed(3)}/op, ${ms(fsyncMs)} ms each  backend commits ${(commits / Math.max(1, ops)).toFixed(3)}/op, ${ms(commitMs)} ms each` +
     (peers.length > 0 ? `  ${peers.join(' ')}` : '') + '\n';
 }
@@ -96,6 +96,8 @@ async function measure(name: string, c: ClusterUnderTest): Promise<Result> {
     let cpu1: number[] = [];
     let m0: Map<string, number>[] = [];
     let m1: Map<string, number>[] = [];
+    let wb0: (number | undefined)[] = [];
+    let wb1: (number | undefined)[] = [];
     let sys0 = 0;
     let sys1 = 0;
     let bench0 = process.cpuUsage();
@@ -110,12 +112,14 @@ async function measure(name: string, c: ClusterUnderTest): Promise<Result> {
       onWindowStart: async () => {
         await Promise.all(profiled.map((x) => x.p.start()));
         cpu0 = pids.map((p) => cpuSeconds(p));
+        wb0 = pids.map((p) => writeBytes(p));
         sys0 = systemBusySeconds();
         bench0 = process.cpuUsage();
         m0 = await Promise.all(c.endpoints.map(scrape));
       },
       onWindowEnd: async () => {
         cpu1 = pids.map((p) => cpuSeconds(p));
+        wb1 = pids.map((p) => writeBytes(p));
         sys1 = systemBusySeconds();
         const u = process.cpuUsage(bench0);
         benchCpu = (u.user + u.system) / 1e6;
@@ -139,7 +143,8 @@ async function measure(name: string, c: ClusterUnderTest): Promise<Result> {
     process.stdout.write(`    cores: members ${(membersCpu / r.seconds).toFixed(2)}, bench ${(benchCpu / r.seconds).toFixed(2)}, other processes ${(Math.max(0, sys1 - sys0 - membersCpu - benchCpu) / r.seconds).toFixed(2)}\n`);
     for (let i = 0; i < pids.length; i++) {
       const role = i === index ? 'leader' : c.endpoints[i] === follower ? 'follower*' : 'follower';
-      process.stdout.write(perOpDetail(role, r.ops, (cpu1[i] ?? 0) - (cpu0[i] ?? 0), m0[i] ?? new Map(), m1[i] ?? new Map()));
+      const written = wb0[i] === undefined || wb1[i] === undefined ? NaN : wb1[i]! - wb0[i]!;
+      process.stdout.write(perOpDetail(role, r.ops, (cpu1[i] ?? 0) - (cpu0[i] ?? 0), written, m0[i] ?? new Map(), m1[i] ?? new Map()));
     }
   }
   // Failover: SIGKILL the leader, then poll the two others until they agree on a new one.
