@@ -1173,6 +1173,7 @@ export class EmbeddedBackend implements V3Backend {
       deletes: c.deletes,
       ranges: c.ranges,
       txns: c.txns,
+      peers: this.transport?.stats() ?? [],
     };
   }
 
