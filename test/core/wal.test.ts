@@ -5,7 +5,7 @@ import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { Entry } from '../../src/core/raft/index.js';
 import { decodeRecords, encodeBatch, encodeBatchChunks, encodeEntry, encodeHardState, encodeSnapshot, INLINE_MAX_BYTES } from '../../src/core/wal/records.js';
-import { Wal, WalCorruptError } from '../../src/core/wal/wal.js';
+import { PREALLOC_BYTES, Wal, WalCorruptError } from '../../src/core/wal/wal.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 
 const entry = (index: number, term = 1, data = `e${index}`): Entry => ({ index, term, type: 'normal', data: Buffer.from(data) });
@@ -164,4 +164,40 @@ test('group commit: appends made while an fdatasync runs share the next one', ()
   const again = Wal.open(dir);
   assert.equal(again.state.entries.length, 200);
   await again.wal.close();
+}));
+
+test('the current segment is zero-filled ahead; a crash leaves zeros after the records, which replay takes as their end', () => withDir(async (dir) => {
+  let { wal, state } = Wal.open(dir);
+  wal.saveSnapshot({ index: 0, term: 0, voters: [1n], learners: [] });
+  wal.append({ term: 1, vote: 1n, commit: 0 }, [entry(1), entry(2)]);
+  await wal.sync();
+  const file = wal.files()[0]!;
+  const records = decodeRecords(readFileSync(file)).end;
+  assert.equal(statSync(file).size, PREALLOC_BYTES, 'zero-filled ahead of the records');
+  assert.ok(readFileSync(file).subarray(records).every((b) => b === 0));
+  // A crash now (no close): the next open finds the records, then zeros: nothing to repair.
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2]);
+  assert.equal(state.repairedBytes, 0);
+  // Appending resumes right after the records, inside the zeros.
+  wal.append({ term: 1, vote: 1n, commit: 2 }, [entry(3)]);
+  await wal.sync();
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2, 3]);
+  // A torn record inside the zeros (header written, payload not) is cut off as before.
+  const torn = encodeEntry(entry(4)).subarray(0, 12);
+  const end = decodeRecords(readFileSync(file)).end;
+  const bytes = readFileSync(file);
+  torn.copy(bytes, end);
+  writeFileSync(file, bytes);
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2, 3]);
+  assert.equal(state.repairedBytes, PREALLOC_BYTES - end);
+  // A clean close cuts the zeros off.
+  wal.append(undefined, [entry(4)]);
+  await wal.close();
+  assert.equal(statSync(file).size, decodeRecords(readFileSync(file)).end);
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2, 3, 4]);
+  await wal.close();
 }));

@@ -8,6 +8,11 @@
 // - A segment is closed (synced) once it passes `segmentBytes`; the next one starts with the
 //   current hard state and the newest snapshot marker, so every segment after the newest marker is
 //   self-sufficient and older segments can be deleted (`releaseTo`).
+// - The segment being appended to is zero-filled ahead of its end (PREALLOC_BYTES at a time), as
+//   etcd preallocates its segments: an fdatasync after appends inside the file's size flushes
+//   data only, where growing the file also commits its size to the file system's journal (about
+//   2x slower per sync on ext4 here). A clean close or a roll cuts the zeros off; after a crash a
+//   segment may end in zeros, which is where its records end.
 // - Opening replays every segment in order. A torn or corrupt record at the end of the LAST
 //   segment is what a crash mid-append leaves: the file is truncated there (torn-tail repair) and
 //   appending resumes. Damage anywhere else means lost acknowledged data: opening fails.
@@ -17,6 +22,9 @@ import type { Entry, HardState, SnapshotMeta } from '../raft/index.js';
 import { decodeRecords, encodeBatchChunks, encodeHardState, encodeSnapshot } from './records.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** How far ahead of its end the current segment is zero-filled at a time. */
+export const PREALLOC_BYTES = 1024 * 1024;
+const ZEROS = Buffer.alloc(PREALLOC_BYTES);
 
 /** The file operations behind appends and syncs (the calls a full or failing disk makes throw). */
 export interface WalFileOps {
@@ -71,7 +79,10 @@ function fdatasyncP(fd: number): Promise<void> {
 export class Wal {
   private segments: Segment[];
   private fd: number;
+  /** Where the next record goes: the end of the records in the current segment. */
   private size: number;
+  /** The current segment's file size (zeros from `size` on). */
+  private allocated: number;
   private hardState: HardState | undefined;
   private snapshot: SnapshotMeta | undefined;
   private lastIndex: number;
@@ -84,7 +95,7 @@ export class Wal {
   /** Called with each fdatasync's duration in seconds (etcd_disk_wal_fsync_duration_seconds). */
   onSyncSeconds: ((s: number) => void) | undefined;
 
-  private constructor(private readonly dir: string, private readonly segmentBytes: number, segments: Segment[], state: WalState) {
+  private constructor(private readonly dir: string, private readonly segmentBytes: number, segments: Segment[], state: WalState, tailEnd: number) {
     this.segments = segments;
     this.hardState = state.hardState;
     this.snapshot = state.snapshot;
@@ -92,7 +103,8 @@ export class Wal {
     this.lastIndex = last?.index ?? state.snapshot?.index ?? 0;
     const tail = segments[segments.length - 1]!;
     this.fd = openSync(tail.file, 'r+');
-    this.size = fstatSync(this.fd).size;
+    this.size = tailEnd;
+    this.allocated = fstatSync(this.fd).size;
   }
 
   /** Opens (creating if needed) the WAL in dir and replays it. */
@@ -109,8 +121,8 @@ export class Wal {
       syncDir(dir);
       segments.push(first);
     }
-    const state = replay(segments);
-    return { wal: new Wal(dir, segmentBytes, segments, state), state };
+    const { state, tailEnd } = replay(segments);
+    return { wal: new Wal(dir, segmentBytes, segments, state, tailEnd), state };
   }
 
   /** Appends a batch (to the page cache); returns true when it must be synced before acking. */
@@ -133,10 +145,27 @@ export class Wal {
 
   private write(buf: Buffer): void {
     if (this.closed) throw new Error('wal: closed');
+    if (this.size + buf.length > this.allocated && this.size + buf.length < this.segmentBytes) this.preallocate(this.size + buf.length);
     let o = 0;
     while (o < buf.length) o += walFileOps.current.writeSync(this.fd, buf, o, buf.length - o, this.size + o);
     this.size += buf.length;
+    if (this.size > this.allocated) this.allocated = this.size;
     this.dirty = true;
+  }
+
+  /** Zero-fills the segment from its file end to past `need` (PREALLOC_BYTES more, up to segmentBytes). */
+  private preallocate(need: number): void {
+    const target = Math.max(need, Math.min(this.allocated + PREALLOC_BYTES, this.segmentBytes));
+    while (this.allocated < target) {
+      const n = Math.min(target - this.allocated, ZEROS.length);
+      this.allocated += walFileOps.current.writeSync(this.fd, ZEROS, 0, n, this.allocated);
+    }
+  }
+
+  /** Cuts the zeros after the records off the current segment (its size becomes `size`). */
+  private trimPreallocated(): void {
+    if (this.allocated > this.size) ftruncateSync(this.fd, this.size);
+    this.allocated = this.size;
   }
 
   /** Makes everything appended so far durable (concurrent callers share fdatasyncs). */
@@ -160,6 +189,7 @@ export class Wal {
   /** Closes the current segment (synced) and starts the next with the hard state and snapshot. */
   private roll(): void {
     // The closed segment must be durable before a newer one can be relied on.
+    this.trimPreallocated();
     walFileOps.current.fdatasyncSync(this.fd);
     closeSync(this.fd);
     const prev = this.segments[this.segments.length - 1]!;
@@ -168,6 +198,7 @@ export class Wal {
     syncDir(this.dir);
     this.segments.push(seg);
     this.size = 0;
+    this.allocated = 0;
     const head: Buffer[] = [];
     if (this.snapshot) head.push(encodeSnapshot(this.snapshot));
     if (this.hardState) head.push(encodeHardState(this.hardState));
@@ -198,14 +229,30 @@ export class Wal {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.sync();
-    this.closed = true;
-    closeSync(this.fd);
+    try {
+      await this.sync();
+      this.trimPreallocated();
+      walFileOps.current.fdatasyncSync(this.fd);
+    } finally {
+      this.closed = true;
+      closeSync(this.fd);
+    }
   }
 }
 
-/** Reads every segment; repairs a torn tail of the last one (truncating the file). */
-function replay(segments: readonly Segment[]): WalState {
+/** True when b holds only zero bytes. */
+function allZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Reads every segment; repairs a torn tail of the last one (truncating the file). A segment's
+ * records end where zeros begin (preallocated, not yet written). tailEnd: where the last
+ * segment's records end.
+ */
+function replay(segments: readonly Segment[]): { state: WalState; tailEnd: number } {
+  let tailEnd = 0;
   let snapshot: SnapshotMeta | undefined;
   let hardState: HardState | undefined;
   let entries: Entry[] = [];
@@ -213,7 +260,8 @@ function replay(segments: readonly Segment[]): WalState {
   segments.forEach((seg, i) => {
     const buf = readFileSync(seg.file);
     const { records, end, reason } = decodeRecords(buf);
-    if (end < buf.length) {
+    if (i === segments.length - 1) tailEnd = end;
+    if (end < buf.length && !allZero(buf.subarray(end))) {
       if (i !== segments.length - 1) throw new WalCorruptError(`wal: ${seg.file}: ${reason} at offset ${end} (not the last segment: refusing to start)`);
       const fd = openSync(seg.file, 'r+');
       try {
@@ -250,5 +298,5 @@ function replay(segments: readonly Segment[]): WalState {
   // Entries right after the snapshot must start at snapshot.index + 1.
   const first = entries[0];
   if (first && snapshot && first.index !== snapshot.index + 1) throw new WalCorruptError(`wal: first entry ${first.index} does not follow snapshot ${snapshot.index}`);
-  return { snapshot, hardState, entries, repairedBytes };
+  return { state: { snapshot, hardState, entries, repairedBytes }, tailEnd };
 }
