@@ -92,11 +92,12 @@ export function candidatesOfResponse(keys: KeySchema, events: readonly Event[]):
 }
 
 /**
- * 3.4's stream quirks, for both watch paths: a stream watching a deleted node's own path gets the
- * event twice; a stream satisfied from history delivers that event and then stays silent.
+ * 3.4's stream quirks, for both watch paths: a live stream watching a deleted node's own path gets
+ * the event twice (the delete notifies the node's watchers, then the path's); a stream satisfied
+ * from history delivers that one event, once, and then stays silent.
  */
 export function streamQuirks(req: WatchRequest, c: Candidate, history: boolean): { twice: boolean; silentAfter: boolean } {
-  return { twice: req.stream && c.key === req.path && DELETES.has(c.action), silentAfter: req.stream && history };
+  return { twice: req.stream && !history && c.key === req.path && DELETES.has(c.action), silentAfter: req.stream && history };
 }
 
 function hiddenBelow(watched: string, key: string): boolean {

@@ -30,7 +30,7 @@ const DUE_MS = 3_000;
 // the scenario model
 
 /** Nodes relative to the case root ('' is the root itself): files, hidden ones, a nested dir. */
-const TARGETS = ['k', '_h', 'd', 'd/k', 'd/_h', 'd/e/k', '_hd/k', ''] as const;
+const TARGETS = ['k', '_h', 'd', 'd/k', 'd/_h', 'd/e', 'd/e/k', '_hd', '_hd/k', ''] as const;
 type Target = (typeof TARGETS)[number];
 
 export type Write =
@@ -45,6 +45,8 @@ export type WaitIndex =
   | { readonly kind: 'rel'; readonly k: number }
   /** The index of the i-th successful setup write (a history hit on purpose). */
   | { readonly kind: 'setup'; readonly i: number }
+  /** The index of the last setup write on the poll's own node (a history hit on that node). */
+  | { readonly kind: 'own' }
   /** Far older than the 1000-event window: 401 EcodeEventIndexCleared. */
   | { readonly kind: 'far' }
   /** Around the oldest index the window holds (cur - 999 + k). */
@@ -91,17 +93,16 @@ const DELETES = new Set(['delete', 'compareAndDelete', 'expire']);
 
 const valueArb = fc.constantFrom('a', 'b', '', 'x y', '\u00e9\u{1F600}', 'v'.repeat(300));
 const targetArb = fc.constantFrom(...TARGETS);
-const fileTargetArb = fc.constantFrom<Target>('k', '_h', 'd/k', 'd/_h', 'd/e/k', '_hd/k');
 
-function writeArb(opts: { ttl: boolean; compact: boolean }): fc.Arbitrary<Write> {
+function writeArb(opts: { ttl: boolean; compact: boolean }, at: fc.Arbitrary<Target>): fc.Arbitrary<Write> {
   // TTL 0 expires at once (the sweeper's timer), TTL 1 after a second: rare, a case then waits.
   const ttl = opts.ttl ? rarely(fc.constantFrom<'0' | '1'>('0', '0', '0', '0', '1'), 5).map((t) => t ?? null) : fc.constant(null);
   const arbs: { arbitrary: fc.Arbitrary<Write>; weight: number }[] = [
-    { arbitrary: fc.record({ at: fileTargetArb, value: valueArb, ttl }).map(({ at, value, ttl: t }) => (t === null ? { op: 'set', at, value } : { op: 'set', at, value, ttl: t })), weight: 8 },
-    { arbitrary: fc.record({ op: fc.constantFrom('create', 'update', 'cad'), at: fileTargetArb, value: valueArb }).map((w) => w as Write), weight: 3 },
-    { arbitrary: fc.record({ at: fc.constantFrom<Target>('d', 'd/e' as Target, '_hd' as Target, ''), value: valueArb }).map(({ at, value }) => ({ op: 'post', at, value }) as Write), weight: 1 },
-    { arbitrary: fc.record({ at: fc.constantFrom<Target>('d', '_hd' as Target, 'k'), ttl }).map(({ at, ttl: t }) => (t === null ? { op: 'mkdir', at } : { op: 'mkdir', at, ttl: t }) as Write), weight: 2 },
-    { arbitrary: fc.record({ op: fc.constantFrom('delete', 'rmdir'), at: targetArb }).map((w) => w as Write), weight: 4 },
+    { arbitrary: fc.record({ at, value: valueArb, ttl }).map(({ at: a, value, ttl: t }) => (t === null ? { op: 'set', at: a, value } : { op: 'set', at: a, value, ttl: t })), weight: 8 },
+    { arbitrary: fc.record({ op: fc.constantFrom('create', 'update', 'cad'), at, value: valueArb }).map((w) => w as Write), weight: 3 },
+    { arbitrary: fc.record({ at, value: valueArb }).map(({ at: a, value }) => ({ op: 'post', at: a, value }) as Write), weight: 1 },
+    { arbitrary: fc.record({ at, ttl }).map(({ at: a, ttl: t }) => (t === null ? { op: 'mkdir', at: a } : { op: 'mkdir', at: a, ttl: t }) as Write), weight: 2 },
+    { arbitrary: fc.record({ op: fc.constantFrom('delete', 'rmdir'), at }).map((w) => w as Write), weight: 4 },
   ];
   if (opts.compact) arbs.push({ arbitrary: fc.constant({ op: 'compact' } as Write), weight: 1 });
   return fc.oneof(...arbs);
@@ -123,15 +124,16 @@ const waitIndexArb: fc.Arbitrary<WaitIndex> = fc.oneof(
   { arbitrary: fc.constant({ kind: 'none' } as const), weight: 6 },
   { arbitrary: fc.integer({ min: -6, max: 3 }).map((k) => ({ kind: 'rel', k }) as const), weight: 6 },
   { arbitrary: fc.nat({ max: 3 }).map((i) => ({ kind: 'setup', i }) as const), weight: 4 },
+  { arbitrary: fc.constant({ kind: 'own' } as const), weight: 4 },
   { arbitrary: fc.constant({ kind: 'far' } as const), weight: 1 },
   { arbitrary: fc.integer({ min: -2, max: 2 }).map((k) => ({ kind: 'edge', k }) as const), weight: 1 },
   { arbitrary: fc.constantFrom('0', '-1', 'abc', '1.5', '', ' 3', '0x10', '18446744073709551615', '18446744073709551616', '99999999999').map((v) => ({ kind: 'raw', v }) as const), weight: 2 },
 );
 
-function pollArb(opts: { hangUps: boolean; oddPaths: boolean }): fc.Arbitrary<Poll> {
-  const styles: PathStyle[] = opts.oddPaths ? ['plain', 'plain', 'plain', 'plain', 'slash', 'double', 'dotdot', 'pct', 'pctdot', 'long'] : ['plain'];
+function pollArb(opts: { hangUps: boolean; oddPaths: boolean }, atArb: fc.Arbitrary<Target | '/'>): fc.Arbitrary<Poll> {
+  const styles: PathStyle[] = opts.oddPaths ? ['plain', 'plain', 'plain', 'plain', 'plain', 'plain', 'plain', 'plain', 'slash', 'double', 'dotdot', 'pct', 'pctdot', 'long'] : ['plain'];
   return fc.record({
-    at: fc.oneof({ arbitrary: targetArb, weight: 12 }, { arbitrary: fc.constant('/' as const), weight: 1 }),
+    at: atArb,
     style: fc.constantFrom(...styles),
     longN: fc.integer({ min: 200, max: 2500 }),
     method: fc.oneof({ arbitrary: fc.constant('GET' as const), weight: 20 }, { arbitrary: fc.constantFrom('HEAD', 'PUT', 'POST', 'DELETE') as fc.Arbitrary<Poll['method']>, weight: 1 }),
@@ -139,7 +141,7 @@ function pollArb(opts: { hangUps: boolean; oddPaths: boolean }): fc.Arbitrary<Po
       { arbitrary: fc.constantFrom<string | undefined>(undefined, 'false', '0'), weight: 1 }, { arbitrary: fc.constantFrom(...BAD_BOOLS), weight: 1 }),
     waitIndex: waitIndexArb,
     recursive: boolParamArb(6),
-    stream: boolParamArb(3),
+    stream: boolParamArb(4),
     sorted: boolParamArb(1),
     quorum: fc.oneof({ arbitrary: fc.constant(undefined), weight: 12 }, { arbitrary: boolParamArb(2), weight: 1 }),
     junk: rarely(fc.constantFrom<[string, string]>(['x', 'y'], ['value', 'v'], ['ttl', '5'], ['prevExist', 'maybe'], ['dir', 'true'], ['noValueOnSuccess', 'true']), 6),
@@ -156,10 +158,26 @@ function pollArb(opts: { hangUps: boolean; oddPaths: boolean }): fc.Arbitrary<Po
 }
 
 export function watchCaseArb(opts: { ttl: boolean; compact: boolean; hangUps: boolean; oddPaths: boolean }): fc.Arbitrary<WatchCase> {
-  return fc.record({
-    setup: fc.array(writeArb({ ttl: false, compact: false }), { maxLength: 4 }),
-    polls: fc.array(pollArb(opts), { minLength: 1, maxLength: 3 }),
-    trigger: fc.array(writeArb(opts), { maxLength: 3 }),
+  // Each case works on one to three nodes (mostly), so that its writes and polls meet: a delete
+  // follows a set, a poll's waitIndex names a write on its own node.
+  return fc.subarray([...TARGETS], { minLength: 1, maxLength: 3 }).chain((focus) => {
+    const at = fc.oneof({ arbitrary: fc.constantFrom(...focus), weight: 6 }, { arbitrary: targetArb, weight: 1 });
+    return fc.record({
+      // A setup delete mostly has something to delete: a set of that node before it.
+      setup: fc.array(fc.tuple(writeArb({ ttl: false, compact: false }, at), fc.boolean()), { maxLength: 4 })
+        .map((ws) => ws.flatMap(([w, pre]): Write[] => (w.op === 'delete' && pre ? [{ op: 'set', at: w.at, value: 'a' }, w] : [w]))),
+      trigger: fc.array(writeArb(opts, at), { maxLength: 3 }),
+    });
+  }).chain(({ setup, trigger }) => {
+    // Polls mostly watch the nodes the case writes (so that deletes, history hits and expiries
+    // land on them), sometimes any node or the server's root.
+    const written = [...new Set([...setup, ...trigger].flatMap((w) => ('at' in w ? [w.at] : [])))];
+    const atArb = fc.oneof(
+      { arbitrary: written.length > 0 ? fc.constantFrom(...written) : targetArb, weight: 8 },
+      { arbitrary: targetArb, weight: 4 },
+      { arbitrary: fc.constant('/' as const), weight: 1 },
+    );
+    return fc.array(pollArb(opts, atArb), { minLength: 1, maxLength: 3 }).map((polls) => ({ setup, polls, trigger }));
   }).map((c) => {
     if (opts.compact || !opts.ttl) return c;
     // Differential runs: a TTL only on the last trigger write, so that the expiry's place in the
@@ -516,8 +534,9 @@ function pollPath(root: string, p: Poll): { wire: string; key: string | undefine
   }
 }
 
-function waitIndexValue(wi: WaitIndex, cur: number, setupIdx: readonly number[]): string | undefined {
+function waitIndexValue(wi: WaitIndex, cur: number, setupIdx: readonly number[], log: EventLog, key: string | undefined): string | undefined {
   switch (wi.kind) {
+    case 'own': return String([...setupIdx].reverse().find((i) => log.get(i)?.key === key) ?? cur);
     case 'none': return undefined;
     case 'rel': return String(Math.max(1, cur + wi.k));
     case 'setup': return String(setupIdx.length === 0 ? cur : setupIdx[wi.i % setupIdx.length]!);
@@ -618,7 +637,7 @@ export async function runCase(ctx: CaseContext, root: string, c: WatchCase): Pro
   // Open the polls; each is registered when its headers arrive (etcd flushes them at once).
   const polls: PollState[] = c.polls.map((p) => {
     const { wire, key } = pollPath(root, p);
-    const waitIndex = waitIndexValue(p.waitIndex, cur, setupIdx);
+    const waitIndex = waitIndexValue(p.waitIndex, cur, setupIdx, ctx.log, key);
     const params: [string, string][] = [];
     if (p.wait !== undefined) params.push(['wait', p.wait]);
     if (waitIndex !== undefined) params.push(['waitIndex', waitIndex]);
