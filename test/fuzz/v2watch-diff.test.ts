@@ -11,7 +11,7 @@ import { SEED } from './suite.js';
 import { runV2WatchDiff } from './v2watch.js';
 
 test('v2 watch scenarios: ours answers as etcd 3.4 native v2', { skip: !hasEtcd(), timeout: 120_000 }, async (t) => {
-  const runs = Number(process.env.FUZZ_WATCH_DIFF_RUNS ?? 60);
+  const runs = Number(process.env.FUZZ_WATCH_DIFF_RUNS ?? 50);
   const etcd = await startRealEtcd();
   const ours = await startGateway([], undefined, { upstream: false });
   const a = { base: ours.url, agent: new Agent({ connections: 64 }) };

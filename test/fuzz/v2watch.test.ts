@@ -7,7 +7,7 @@ import { SEED } from './suite.js';
 import { checkEvent, EventLog, expectedEvents, runV2WatchFuzz, type V2EventJson, type WatchSpec } from './v2watch.js';
 
 test('v2 watch fuzz: polls and streams get the due events, etcd\'s errors, no 5xx, no leaked watcher, HashKV unchanged', { timeout: 150_000 }, async (t) => {
-  const runs = Number(process.env.FUZZ_WATCH_RUNS ?? 200);
+  const runs = Number(process.env.FUZZ_WATCH_RUNS ?? 160);
   const server = await startFuzzServer();
   try {
     const r = await runV2WatchFuzz(server, { numRuns: runs, seed: SEED, mode: 'assert' });
