@@ -46,11 +46,18 @@ test('a request Node\'s parser refuses (unknown method) gets Go\'s 400 and the c
 });
 
 test('an unknown path with a bad JSON body answers Go\'s 404, the body is not parsed', async () => {
-  for (const [path, want] of [['/nothing', '404 page not found\n'], ['/v2/keys/%2e%2e/', '404 page not found\n'], ['/v3/nothing', 'Not Found\n']] as const) {
+  for (const [path, want] of [['/nothing', '404 page not found\n'], ['/v3/nothing', 'Not Found\n']] as const) {
     const a = await server.http('POST', path, '{bad', { 'content-type': 'application/json' });
     assert.equal(a.status, 404, path);
     assert.equal(a.body, want, path);
   }
+  // An unclean v2 path is redirected to its clean form before any body is read (Go's mux: 301,
+  // no body, no Content-Type for a POST). The fuzz client once resolved "%2e%2e" itself and sent
+  // "/v2/": the 404 of that path was pinned here instead.
+  const r = await rawHttp('POST /v2/keys/%2e%2e/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n{bad');
+  assert.match(r, /^HTTP\/1\.1 301 Moved Permanently\r\n/);
+  assert.match(r, /\r\nlocation: \/v2\/\r\n/i);
+  assert.doesNotMatch(r, /\r\ncontent-type:/i);
   // /health and /version still answer with a JSON content-type on the request.
   assert.equal((await server.http('GET', '/health', undefined, { 'content-type': 'application/json' })).status, 200);
 });
