@@ -8,7 +8,7 @@ import { isRoot } from './path.js';
 import { listDir, pathOps, pathStateOf, readPath, subtreeDepth, walkError, type PathState } from './read.js';
 import { expirationFor, leaseTtlFor, MIN_LEASE_TTL_S, nowNs, timerExpires } from './ttl.js';
 import { StoreStats } from './stats.js';
-import { checkWindow, openWatch, type V2Watch, type WatchRequest } from './watch.js';
+import { checkWindow, compactedError, openWatch, type V2Watch, type WatchRequest } from './watch.js';
 import { V2WatchHub, type SharedWatchObserver } from './watch-hub.js';
 import { guessSet, needsSubtree, planWrite, type NewTtl, type WriteRequest } from './write.js';
 
@@ -209,9 +209,10 @@ export class V2Store {
   async watch(req: WatchRequest, signal: AbortSignal): Promise<V2Watch> {
     const header = await this.header();
     checkWindow(req, header);
-    // A compacted start index is answered by openWatch (its backend watch reports the compaction).
+    // A start index whose history compaction removed is refused like one older than the window.
+    if (await this.compactedSince(req.waitIndex, header)) throw await compactedError(this.backend, this.keys, header, req);
     void this.hub.start().catch(() => undefined); // no-op once running; retries a refused start
-    const shared = (await this.compactedSince(req.waitIndex, header)) ? undefined : this.hub.subscribe(req, header, signal);
+    const shared = this.hub.subscribe(req, header, signal);
     if (shared) return shared;
     const own = await openWatch(this.backend, this.keys, header, req, signal);
     this.ownWatches++;

@@ -99,7 +99,7 @@ async function redirect(reply: FastifyReply, method: string, target: string): Pr
   void reply.code(301).header('location', target);
   if (method === 'GET' || method === 'HEAD') {
     await reply.header('content-type', 'text/html; charset=utf-8').send(`<a href="${target}">Moved Permanently</a>.\n\n`);
-  } else await reply.send('');
+  } else await reply.send(); // no body and, as Go's http.Redirect for other methods, no Content-Type
 }
 
 /**
