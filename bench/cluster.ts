@@ -9,6 +9,10 @@ import { agreedLeader, endpointStatus } from '../test/cluster/helpers.js';
 import { preload, runGenerator, type KvWorkload } from './lib/kvload.js';
 import { summarize } from './lib/latency.js';
 import { envList, envNum } from './lib/env.js';
+import { cpuSeconds, systemBusySeconds, writeBytes } from './lib/procstat.js';
+import { InspectorProfiler, saveProfile } from './lib/profiler.js';
+import { freePort } from '../test/helpers/procs.js';
+import { join } from 'node:path';
 
 const KEYS = 10_000;
 const VALUE_SIZE = 256;
@@ -21,6 +25,10 @@ interface Result { ops: Map<string, { ops: number; p50: number; p99: number; err
 
 interface ClusterUnderTest {
   endpoints: string[];
+  /** PIDs of the members, in endpoint order (for their CPU). */
+  pids(): number[];
+  /** BENCH_PROFILE=1, ours: each member's inspector port, in endpoint order. */
+  inspectPorts?: number[];
   kill9(i: number): Promise<void>;
   stop(): Promise<void>;
 }
@@ -28,6 +36,35 @@ interface ClusterUnderTest {
 const f0 = (n: number): string => n.toFixed(0);
 const ms = (n: number): string => (n < 10 ? n.toFixed(2) : n.toFixed(1));
 const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
+
+/** Counters and histogram sums/counts from a member's /metrics (etcd's and ours). */
+async function scrape(endpoint: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  try {
+    const text = await (await fetch(`http://${endpoint}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      const m = /^(etcd_disk_wal_fsync_duration_seconds_(?:sum|count)|etcd_disk_backend_commit_duration_seconds_(?:sum|count)|etcd_network_peer_(?:sent|received)_bytes_total\{[^}]*\}|etcd_gateway_peer_messages_sent_total\{[^}]*\}) (\S+)$/.exec(line);
+      if (m !== null) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+    }
+  } catch {
+    // a member without metrics: nothing to show
+  }
+  return out;
+}
+
+/** What one member spent per op over the measured window: CPU, WAL fsyncs and their mean time. */
+function perOpDetail(role: string, ops: number, cpu: number, written: number, m0: Map<string, number>, m1: Map<string, number>): string {
+  const d = (k: string): number => (m1.get(k) ?? 0) - (m0.get(k) ?? 0);
+  const fsyncs = d('etcd_disk_wal_fsync_duration_seconds_count');
+  const fsyncMs = fsyncs > 0 ? (d('etcd_disk_wal_fsync_duration_seconds_sum') / fsyncs) * 1000 : NaN;
+  const commits = d('etcd_disk_backend_commit_duration_seconds_count');
+  const commitMs = commits > 0 ? (d('etcd_disk_backend_commit_duration_seconds_sum') / commits) * 1000 : NaN;
+  const peers = [...m1.keys()].filter((k) => k.startsWith('etcd_gateway_peer_messages_sent_total') || k.startsWith('etcd_network_peer_sent_bytes_total'))
+    .map((k) => `${k.replace(/^etcd_(gateway|network)_peer_/, '')}=${f0(d(k) / Math.max(1, ops) * 1000)}/kop`);
+  return `    ${role.padEnd(9)} CPU ${f0((cpu / Math.max(1, ops)) * 1e6).padStart(4)} µs/op (${(cpu / 1).toFixed(2)} core-s)  disk writes ${Number.isNaN(written) ? 'n/a' : f0(written / Math.max(1, ops))} B/op` +
+    `  WAL fsyncs ${(fsyncs / Math.max(1, ops)).toFixed(3)}/op, ${ms(fsyncMs)} ms each  backend commits ${(commits / Math.max(1, ops)).toFixed(3)}/op, ${ms(commitMs)} ms each` +
+    (peers.length > 0 ? `  ${peers.join(' ')}` : '') + '\n';
+}
 
 async function leaderIndex(endpoints: string[]): Promise<{ leader: bigint; index: number }> {
   for (;;) {
@@ -54,11 +91,61 @@ async function measure(name: string, c: ClusterUnderTest): Promise<Result> {
   const ops = new Map<string, { ops: number; p50: number; p99: number; errors: number }>();
   for (const w of workloads) {
     const endpoint = w.on === 'leader' ? c.endpoints[index]! : follower;
-    const r = await runGenerator({ endpoint, workload: w, inflight, clients, threads, warmupMs: warmup * 1000, measureMs: seconds * 1000 });
+    const pids = c.pids();
+    let cpu0: number[] = [];
+    let cpu1: number[] = [];
+    let m0: Map<string, number>[] = [];
+    let m1: Map<string, number>[] = [];
+    let wb0: (number | undefined)[] = [];
+    let wb1: (number | undefined)[] = [];
+    let sys0 = 0;
+    let sys1 = 0;
+    let bench0 = process.cpuUsage();
+    let benchCpu = 0;
+    // BENCH_PROFILE=1: a CPU profile of the member the load goes to and of the other one, over the window.
+    const profiled = c.inspectPorts === undefined ? [] : await Promise.all(
+      [c.endpoints.indexOf(endpoint), c.endpoints.findIndex((e, i) => e !== endpoint && i !== (w.on === 'leader' ? -1 : index))]
+        .map(async (i) => ({ i, p: await InspectorProfiler.connect(c.inspectPorts![i]!) })),
+    );
+    const r = await runGenerator({
+      endpoint, workload: w, inflight, clients, threads, warmupMs: warmup * 1000, measureMs: seconds * 1000,
+      onWindowStart: async () => {
+        await Promise.all(profiled.map((x) => x.p.start()));
+        cpu0 = pids.map((p) => cpuSeconds(p));
+        wb0 = pids.map((p) => writeBytes(p));
+        sys0 = systemBusySeconds();
+        bench0 = process.cpuUsage();
+        m0 = await Promise.all(c.endpoints.map(scrape));
+      },
+      onWindowEnd: async () => {
+        cpu1 = pids.map((p) => cpuSeconds(p));
+        wb1 = pids.map((p) => writeBytes(p));
+        sys1 = systemBusySeconds();
+        const u = process.cpuUsage(bench0);
+        benchCpu = (u.user + u.system) / 1e6;
+        m1 = await Promise.all(c.endpoints.map(scrape));
+        for (const x of profiled) {
+          const role = x.i === index ? 'leader' : 'follower';
+          const file = join('bench', 'profiles', `cluster-${w.name}-${role}-${Date.now()}.cpuprofile`);
+          saveProfile(file, await x.p.stop(), `ours cluster ${w.name}: the ${role}`);
+          x.p.close();
+          process.stdout.write(`  profile: ${file} (summary: .md next to it)\n`);
+        }
+      },
+    });
     const lat = summarize(r.latencies);
     const row = { ops: r.ops / r.seconds, p50: lat.p50, p99: lat.p99, errors: r.errors };
     ops.set(w.name, row);
     process.stdout.write(`${name.padEnd(5)} ${w.name.padEnd(7)} on the ${w.on.padEnd(8)} ${f0(row.ops).padStart(7)} ops/s  p50 ${ms(row.p50)} ms  p99 ${ms(row.p99)} ms${r.errors > 0 ? `  ${r.errors} errors: ${r.firstError}` : ''}\n`);
+    // The machine is shared: what the members, the bench (generator threads included) and every
+    // other process used of it over the window, in cores.
+    const membersCpu = cpu1.reduce((a, v, i) => a + v - (cpu0[i] ?? 0), 0);
+    process.stdout.write(`    cores: members ${(membersCpu / r.seconds).toFixed(2)}, bench ${(benchCpu / r.seconds).toFixed(2)}, other processes ${(Math.max(0, sys1 - sys0 - membersCpu - benchCpu) / r.seconds).toFixed(2)}\n`);
+    for (let i = 0; i < pids.length; i++) {
+      const role = i === index ? 'leader' : c.endpoints[i] === follower ? 'follower*' : 'follower';
+      const written = wb0[i] === undefined || wb1[i] === undefined ? NaN : wb1[i]! - wb0[i]!;
+      process.stdout.write(perOpDetail(role, r.ops, (cpu1[i] ?? 0) - (cpu0[i] ?? 0), written, m0[i] ?? new Map(), m1[i] ?? new Map()));
+    }
   }
   // Failover: SIGKILL the leader, then poll the two others until they agree on a new one.
   const t0 = performance.now();
@@ -80,14 +167,16 @@ export async function main(_args: string[]): Promise<number> {
     if (which === 'etcd') {
       const c = await startEtcdCluster(3);
       try {
-        results.set('etcd', await measure('etcd', { endpoints: c.members.map((m) => m.endpoint), kill9: (i) => c.kill9(i), stop: () => c.stop() }));
+        results.set('etcd', await measure('etcd', { endpoints: c.members.map((m) => m.endpoint), pids: () => c.members.map((m) => m.server!.pid), kill9: (i) => c.kill9(i), stop: () => c.stop() }));
       } finally {
         await c.stop();
       }
     } else {
-      const c = await startOurCluster(3);
+      const profile = process.env.BENCH_PROFILE === '1';
+      const ports = profile ? [await freePort(), await freePort(), await freePort()] : [];
+      const c = await startOurCluster(3, profile ? { memberEnv: (n) => ({ NODE_OPTIONS: `--inspect=127.0.0.1:${ports[Number(n.slice(1))]!}` }) } : {});
       try {
-        results.set('ours', await measure('ours', { endpoints: c.members.map((m) => m.endpoint), kill9: (i) => c.kill9(i), stop: () => c.stop() }));
+        results.set('ours', await measure('ours', { endpoints: c.members.map((m) => m.endpoint), pids: () => c.members.map((m) => m.server!.pid), ...(profile ? { inspectPorts: ports } : {}), kill9: (i) => c.kill9(i), stop: () => c.stop() }));
       } finally {
         await c.stop();
       }

@@ -6,7 +6,7 @@
 // is served (only LMDB's writer thread and libuv's fsyncs run elsewhere), so this is the figure
 // that caps throughput; unlike ops/s it barely moves when other processes take the cores, though
 // heavy contention still raises it somewhat (smaller write batches, colder caches).
-// Rows: the `grpc` bench's put / range1 / range100 and the `v2` bench's put.
+// Rows: the `grpc` bench's put / range1 / range100 and the `v2` bench's put and get1.
 import { pino } from 'pino';
 import { loadConfig } from '../src/config/index.js';
 import { startServer } from '../src/server.js';
@@ -19,7 +19,7 @@ import { cpuSeconds } from './lib/procstat.js';
 import { preloadV2 } from './lib/v2load.js';
 import { PUT_KEYS, ROWS as V2_ROWS, VALUE_SIZE as V2_VALUE_SIZE } from './v2.js';
 
-const ROWS = ['put', 'range1', 'range100', 'v2put'] as const;
+const ROWS = ['put', 'range1', 'range100', 'v2put', 'v2get'] as const;
 type RowName = (typeof ROWS)[number];
 
 export async function main(_args: string[]): Promise<number> {
@@ -62,6 +62,7 @@ export async function main(_args: string[]): Promise<number> {
         };
         let res: GeneratorResult;
         if (row === 'v2put') res = await runHttpGenerator({ ...window, url, workload: V2_ROWS.find((w) => w.op === 'put')! });
+        else if (row === 'v2get') res = await runHttpGenerator({ ...window, url, workload: V2_ROWS.find((w) => w.op === 'get')! });
         else res = await runGenerator({ ...window, endpoint, clients, workload: GRPC_WORKLOADS.find((w) => w.name === row)! });
         if (res.errors > 0) throw new Error(`bench cpu: ${row}: ${res.errors} errors, first: ${res.firstError}`);
         usPerOp.push((cpu * 1e6) / res.ops);

@@ -38,6 +38,10 @@ interface Settings {
   memory: boolean;
   memSequential: number;
   memConcurrency: number;
+  /** Fresh servers measured, one after the other, per server kind (single runs vary a lot with GC timing). */
+  memRepeat: number;
+  /** BENCH_MEMORY=only: the memory part alone. */
+  memoryOnly: boolean;
 }
 
 function settings(): Settings {
@@ -53,6 +57,8 @@ function settings(): Settings {
     memory: process.env.BENCH_MEMORY !== '0',
     memSequential: Math.max(1, envNum('BENCH_MEM_SEQUENTIAL', 8)),
     memConcurrency: Math.max(1, envNum('BENCH_MEM_CONCURRENCY', 8)),
+    memRepeat: Math.max(1, Math.floor(envNum('BENCH_MEM_REPEAT', 3))),
+    memoryOnly: process.env.BENCH_MEMORY === 'only',
   };
 }
 
@@ -108,7 +114,14 @@ function etcdVersion(): string {
   return /etcd Version: (\S+)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
 }
 
-function report(s: Settings, rows: Row[], stats: ServerStats[], mem: Map<ServerName, BigPutResult>): string {
+/** The run with the median concurrent amplification. */
+function medianMem(runs: readonly BigPutResult[]): BigPutResult {
+  const sorted = [...runs].sort((a, b) => a.concurrent.amplification - b.concurrent.amplification);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+function report(s: Settings, rows: Row[], stats: ServerStats[], memRuns: Map<ServerName, BigPutResult[]>): string {
+  const mem = new Map([...memRuns].map(([name, runs]) => [name, medianMem(runs)] as const));
   const get = (srv: ServerName, w: string): Row | undefined => rows.find((r) => r.server === srv && r.workload === w);
   const out: string[] = [];
   out.push(
@@ -146,11 +159,12 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], mem: Map<ServerN
     out.push('');
     out.push(
       `1 MiB puts (${(any.bodyBytes / 1e6).toFixed(2)} MB JSON body each) on a fresh server: growth = VmHWM after the phase − VmRSS before it` +
-        `${any.hwmReset ? ' (VmHWM reset before each phase)' : ''}; amplification = growth / (bodies in flight × body bytes); anon = polled RssAnon peak growth.`,
+        `${any.hwmReset ? ' (VmHWM reset before each phase)' : ''}; amplification = growth / (bodies in flight × body bytes); anon = polled RssAnon peak growth. ` +
+        `${s.memRepeat} fresh server(s) each: the row is the run with the median concurrent amplification, the last column every run's.`,
     );
     out.push('');
-    out.push('| server | idle RSS (anon) | sequential: peak growth after N puts, per put body | concurrent: in flight, peak growth, amplification (anon) | concurrent peak over idle RSS, per body in flight | ratio ours/etcd (concurrent amplification) |');
-    out.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+    out.push('| server | idle RSS (anon) | sequential: peak growth after N puts, per put body | concurrent: in flight, peak growth, amplification (anon) | concurrent peak over idle RSS, per body in flight | ratio ours/etcd (concurrent amplification) | concurrent amplification of each run |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
     const etcdAmp = mem.get('etcd')?.concurrent.amplification;
     for (const [name, r] of mem) {
       const ratio = name === 'ours' && etcdAmp !== undefined ? f2(r.concurrent.amplification / etcdAmp) : '–';
@@ -159,7 +173,8 @@ function report(s: Settings, rows: Row[], stats: ServerStats[], mem: Map<ServerN
       out.push(
         `| ${name} | ${mib1(r.idle.rss)} (${mib1(r.idle.anon)}) | ${mib1(seq.peakGrowth)} after ${seq.requests}, ${f2(seq.peakGrowth / (seq.requests * r.bodyBytes))}x | ` +
           `${r.concurrent.concurrency}, ${mib1(r.concurrent.peakGrowth)}, **${f2(r.concurrent.amplification)}x** (${f2(r.concurrent.anonAmplification)}x) | ` +
-          `${mib1(overIdle)}, ${f2(overIdle / (r.concurrent.concurrency * r.bodyBytes))}x | ${ratio} |`,
+          `${mib1(overIdle)}, ${f2(overIdle / (r.concurrent.concurrency * r.bodyBytes))}x | ${ratio} | ` +
+          `${(memRuns.get(name) ?? []).map((x) => x.concurrent.amplification).sort((a, b) => a - b).map(f2).join(', ')} |`,
       );
     }
   }
@@ -171,20 +186,24 @@ export async function main(_args: string[]): Promise<number> {
   process.stdout.write(
     `settings: ${s.warmupSeconds}+${s.seconds} s per workload, ${s.inflight} connections/requests in flight, ` +
       `generator ${s.genThreads === 0 ? 'in the main thread' : `in ${s.genThreads} worker thread(s)`}` +
-      `${s.memory ? `, memory: ${s.memSequential} sequential + ${s.memConcurrency}×2 concurrent 1 MiB puts` : ''}\n`,
+      `${s.memory ? `, memory: ${s.memSequential} sequential + ${s.memConcurrency}×2 concurrent 1 MiB puts on ${s.memRepeat} fresh server(s)` : ''}\n`,
   );
   const rows: Row[] = [];
   const stats: ServerStats[] = [];
-  const mem = new Map<ServerName, BigPutResult>();
+  const mem = new Map<ServerName, BigPutResult[]>();
   let failed = false;
   for (const name of s.servers) {
-    if (s.workloads.length > 0) {
+    if (s.workloads.length > 0 && !s.memoryOnly) {
       const r = await benchThroughput(name, s);
       rows.push(...r.rows);
       stats.push(r.stats);
       if (r.rows.some((x) => x.errors > 0)) failed = true;
     }
-    if (s.memory) mem.set(name, await benchMemory(name, s));
+    if (s.memory) {
+      const runs: BigPutResult[] = [];
+      for (let i = 0; i < s.memRepeat; i++) runs.push(await benchMemory(name, s));
+      mem.set(name, runs);
+    }
   }
   process.stdout.write('\n' + report(s, rows, stats, mem) + '\n');
   return failed ? 1 : 0;

@@ -37,7 +37,7 @@ const BENCHES: Record<string, Bench> = {
     main: async (args) => (await import('./crashloop.js')).main(args),
   },
   fuzz: {
-    describe: 'property-based fuzzing of v2, gateway and gRPC inputs (FUZZ_RUNS per suite, FUZZ_SEED): cases run, failures found',
+    describe: 'property-based fuzzing of v2 inputs and long polls, gateway and gRPC inputs (FUZZ_RUNS per suite, FUZZ_SEED): cases run, failures found',
     main: async (args) => (await import('./fuzz.js')).main(args),
   },
   cpu: {

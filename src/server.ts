@@ -2,9 +2,8 @@
 // URL. main.ts runs it from the command line; tests run the same composition in-process.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from './config/index.js';
+import type { Config, TlsFilesConfig } from './config/index.js';
 import { readFileSync } from 'node:fs';
-import type { TlsOptions } from 'node:tls';
 import { EmbeddedBackend, type JoinInfo } from './core/server.js';
 import { fetchMembers, type PeerTls } from './core/rafthttp/transport.js';
 import { existsSync, readdirSync } from 'node:fs';
@@ -19,7 +18,9 @@ import { clientErrorHandler, frameworkErrors, MAX_HEADER_BYTES } from './http/ba
 import { opsRoutes } from './http/ops.js';
 import { v2Keys } from './http/v2/index.js';
 import { v3Gateway } from './http/v3gw/index.js';
-import { listenClient, type ClientListener } from './listener/index.js';
+import { listenClient, type ClientListener, type ListenerTls } from './listener/index.js';
+import { TlsFiles } from './tls/files.js';
+import { ensureSelfCert } from './tls/selfcert.js';
 import { createMetrics, type ServerMetrics } from './metrics/index.js';
 import { UpstreamBackend } from './upstream/backend.js';
 import { systemClock } from './util/clock.js';
@@ -41,7 +42,7 @@ export interface RunningServer {
  * it asks the other members listed in --initial-cluster for the member list (GET /members on
  * their peer URLs, as etcd does) and finds itself in it by its peer URLs (MemberAdd put it there).
  */
-export async function discoverJoin(cfg: Config, peerTls = peerTlsOf(cfg)): Promise<JoinInfo | undefined> {
+export async function discoverJoin(cfg: Config, peerTls: PeerTls | undefined): Promise<JoinInfo | undefined> {
   if (cfg.initialClusterState !== 'existing') return undefined;
   const walDir = join(cfg.dataDir, 'member', 'wal');
   if (existsSync(walDir) && readdirSync(walDir).length > 0) return undefined;
@@ -67,15 +68,47 @@ export async function discoverJoin(cfg: Config, peerTls = peerTlsOf(cfg)): Promi
   throw new Error(`cannot join the existing cluster: ${errors.join('; ') || 'no other member in --initial-cluster'}`);
 }
 
-/** The peer TLS files read (--peer-cert-file, ...): undefined when no peer URL is https. */
-function peerTlsOf(cfg: Config): PeerTls | undefined {
-  const t = cfg.peerTls;
-  if (t === undefined) return undefined;
-  const file = (p: string): Buffer | undefined => (p === '' ? undefined : readFileSync(p));
-  return { cert: file(t.certFile), key: file(t.keyFile), ca: file(t.trustedCaFile), clientCertAuth: t.clientCertAuth, allowedCn: t.allowedCn };
+/**
+ * One side's TLS files, watched for rotation. With auto TLS the self-signed pair is made first
+ * (or found from an earlier start). Files that do not load stop the start, as in etcd.
+ */
+function tlsFiles(t: TlsFilesConfig, side: 'client' | 'peer', log: Logger): TlsFiles {
+  if (t.selfCert !== undefined) {
+    const made = ensureSelfCert(t.selfCert.dir, t.selfCert.hosts);
+    log.info({ cert: made.certFile, key: made.keyFile, hosts: t.selfCert.hosts }, made.created ? `${side} auto TLS: made a self-signed certificate` : `${side} auto TLS: reusing the self-signed certificate`);
+  }
+  return new TlsFiles(t, { minVersion: 'TLSv1.2', ...(t.ciphers !== undefined ? { ciphers: t.ciphers } : {}) }, {
+    onReload: (files) => log.info({ files }, `${side} TLS: loaded the rotated certificate`),
+    onError: (what, err) => log.warn({ err }, `${side} TLS: ${what}`),
+  });
 }
 
-function backendOf(cfg: Config, metrics: ServerMetrics, join?: JoinInfo): EmbeddedBackend | UpstreamBackend {
+/** The peer TLS (--peer-cert-file, ...): undefined when no peer URL is https. */
+function peerTlsOf(cfg: Config, log: Logger): PeerTls | undefined {
+  const t = cfg.peerTls;
+  if (t === undefined) return undefined;
+  return {
+    files: tlsFiles(t, 'peer', log), clientCertAuth: t.clientCertAuth, allowed: { cn: t.allowedCn, hostname: t.allowedHostname },
+    insecureSkipVerify: t.selfCert !== undefined,
+  };
+}
+
+/**
+ * The https:// client listeners' TLS, as etcd 3.4 sets it: a client certificate is asked for
+ * (and required) only with --client-cert-auth, verified against --trusted-ca-file.
+ */
+function clientTlsOf(cfg: Config, log: Logger): ListenerTls | undefined {
+  const t = cfg.clientTls;
+  if (t === undefined) return undefined;
+  return {
+    files: tlsFiles(t, 'client', log),
+    clientCertAuth: t.clientCertAuth,
+    allowedHostname: t.allowedHostname,
+    onRejected: (reason, remote) => log.warn({ remote }, `rejected connection: ${reason}`),
+  };
+}
+
+function backendOf(cfg: Config, metrics: ServerMetrics, peerTls: PeerTls | undefined, join?: JoinInfo): EmbeddedBackend | UpstreamBackend {
   if (cfg.endpoints.length > 0) {
     const file = (p: string): Buffer | undefined => (p === '' ? undefined : readFileSync(p));
     const t = cfg.upstreamTls;
@@ -112,31 +145,19 @@ function backendOf(cfg: Config, metrics: ServerMetrics, join?: JoinInfo): Embedd
     initialCluster: cfg.initialCluster,
     ...(join !== undefined ? { join } : {}),
     ...(cfg.listenPeerUrls !== undefined ? { listenPeerUrls: cfg.listenPeerUrls } : {}),
-    ...(cfg.peerTls !== undefined ? { peerTls: peerTlsOf(cfg) } : {}),
+    ...(peerTls !== undefined ? { peerTls } : {}),
     snapshotCatchupEntries: cfg.snapshotCatchupEntries,
     onPeerRoundTrip: (to, s) => metrics.observePeerRoundTrip(to, s),
     onPeerSnapshot: (d, peer, ok) => metrics.peerSnapshot(d, peer, ok),
   });
 }
 
-/** The https:// listeners' TLS options, as etcd 3.4 sets them: a client certificate is asked for
- * (and required) only with --client-cert-auth, verified against --trusted-ca-file. */
-function clientTlsOptions(cfg: Config): TlsOptions | undefined {
-  const t = cfg.clientTls;
-  if (t === undefined) return undefined;
-  return {
-    cert: readFileSync(t.certFile),
-    key: readFileSync(t.keyFile),
-    ...(t.trustedCaFile !== '' ? { ca: readFileSync(t.trustedCaFile) } : {}),
-    requestCert: t.clientCertAuth,
-    rejectUnauthorized: t.clientCertAuth,
-    minVersion: 'TLSv1.2',
-  };
-}
-
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
-  const backend = backendOf(cfg, metrics, cfg.endpoints.length > 0 ? undefined : await discoverJoin(cfg));
+  // TLS files first: a missing or mismatched certificate stops the start before anything is bound.
+  const clientTls = clientTlsOf(cfg, log);
+  const peerTls = cfg.endpoints.length > 0 ? undefined : peerTlsOf(cfg, log);
+  const backend = backendOf(cfg, metrics, peerTls, cfg.endpoints.length > 0 ? undefined : await discoverJoin(cfg, peerTls));
   if (backend instanceof EmbeddedBackend) {
     metrics.watchCore(backend);
     await backend.listenPeers();
@@ -183,10 +204,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   });
   await app.ready();
 
-  const tls = clientTlsOptions(cfg);
   const listeners: ClientListener[] = [];
   for (const url of cfg.listenClientUrls) {
-    listeners.push(await listenClient(url, grpcServer, app.server, url.protocol === 'https:' ? tls : undefined));
+    listeners.push(await listenClient(url, grpcServer, app.server, url.protocol === 'https:' ? clientTls : undefined));
   }
   metrics.watchGrpcBytes({
     grpcBytes: () => listeners.reduce((t, l) => {

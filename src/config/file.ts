@@ -22,7 +22,7 @@ function goType(v: unknown): string {
 }
 
 /** The keys of etcd's `client-transport-security` and `peer-transport-security` objects this server acts on. */
-const TLS_KEYS = new Set(['cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth']);
+const TLS_KEYS = new Set(['cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth', 'auto-tls']);
 /** The nested TLS objects and the prefix their keys take as flags (--cert-file, --peer-cert-file). */
 const TLS_BLOCKS: Record<string, string> = { 'client-transport-security': '', 'peer-transport-security': 'peer-' };
 
@@ -71,6 +71,11 @@ export function parseConfigFile(text: string, path: string): ConfigFileValues {
       case 'bool':
         if (typeof v !== 'boolean') throw bad('a bool');
         values[name] = String(v);
+        break;
+      case 'list':
+        // Go's []string: a YAML sequence of strings (etcd 3.4 refuses a plain string here).
+        if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad('[]string');
+        values[name] = v.join(',');
         break;
     }
   }

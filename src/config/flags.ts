@@ -1,7 +1,8 @@
 // Command-line flags with etcd's names, each also settable as ETCD_<NAME> in the environment
 // (flags win). One table: parsing, --help and validation all read it.
 
-export type FlagKind = 'string' | 'urls' | 'int' | 'bool' | 'duration';
+/** list: comma-separated on the command line, a list of strings in the config file (Go's []string). */
+export type FlagKind = 'string' | 'urls' | 'int' | 'bool' | 'duration' | 'list';
 
 export interface FlagSpec {
   readonly kind: FlagKind;
@@ -40,11 +41,18 @@ export const flagSpecs = {
   'key-file': { kind: 'string', default: '', help: 'Path to the client server TLS key file.' },
   'trusted-ca-file': { kind: 'string', default: '', help: 'Path to the client server TLS trusted CA cert file (verifies client certificates with --client-cert-auth).' },
   'client-cert-auth': { kind: 'bool', default: 'false', help: 'Enable client cert authentication: https:// client URLs require a certificate signed by --trusted-ca-file; its Common Name is the gRPC caller when auth is enabled and no token is given.' },
+  'auto-tls': { kind: 'bool', default: 'false', help: 'Client TLS using generated certificates: https:// client URLs without --cert-file/--key-file get a self-signed certificate (made once under <data-dir>/fixtures/client); --trusted-ca-file, --client-cert-auth and --client-crl-file are then not used, as in etcd.' },
+  'client-cert-allowed-hostname': { kind: 'string', default: '', help: 'Allowed TLS hostname for client cert authentication (with --client-cert-auth: a client certificate not valid for this hostname is refused).' },
+  'client-crl-file': { kind: 'string', default: '', help: 'Path to the client certificate revocation list (PEM or DER): a connection presenting a certificate whose serial number it lists is closed after the handshake; re-read when the file changes.' },
   'peer-cert-file': { kind: 'string', default: '', help: 'Path to the peer server TLS cert file (needed by https:// peer URLs; also the client certificate this member presents to its peers).' },
   'peer-key-file': { kind: 'string', default: '', help: 'Path to the peer server TLS key file.' },
   'peer-trusted-ca-file': { kind: 'string', default: '', help: 'Path to the peer server TLS trusted CA file (verifies the other members\' server and client certificates).' },
   'peer-client-cert-auth': { kind: 'bool', default: 'false', help: 'Enable peer client cert authentication: https:// peer listeners require a certificate signed by --peer-trusted-ca-file.' },
+  'peer-cert-allowed-hostname': { kind: 'string', default: '', help: 'Allowed TLS hostname for inter peer authentication (with --peer-client-cert-auth: a peer certificate not valid for this hostname is refused).' },
   'peer-cert-allowed-cn': { kind: 'string', default: '', help: 'Allowed CN for inter peer authentication (with --peer-client-cert-auth: a peer certificate with another Common Name is refused).' },
+  'peer-auto-tls': { kind: 'bool', default: 'false', help: 'Peer TLS using generated certificates: https:// peer URLs without --peer-cert-file/--peer-key-file get a self-signed certificate (made once under <data-dir>/fixtures/peer) and peer certificates are not verified, as in etcd.' },
+  'peer-crl-file': { kind: 'string', default: '', help: 'Path to the peer certificate revocation list (PEM or DER): a peer presenting a certificate whose serial number it lists is cut off after the handshake; re-read when the file changes.' },
+  'cipher-suites': { kind: 'list', default: '', help: 'Comma-separated list of supported TLS 1.2 cipher suites (Go names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) between client/server and peers (empty: Node\'s defaults). TLS 1.3 suites are not configurable, as in etcd 3.4.' },
   'quota-backend-bytes': { kind: 'int', default: '0', help: 'Raise the NOSPACE alarm and refuse writes when the backend\'s live pages would reach this many bytes (0: 2 GiB, negative: no quota).' },
   'auto-compaction-mode': { kind: 'string', default: 'periodic', help: 'Interpret \'auto-compaction-retention\' one of: periodic|revision. \'periodic\' for duration based retention (e.g. \'5m\'), \'revision\' for revision number based retention.' },
   'auto-compaction-retention': { kind: 'string', default: '0', help: 'Auto compaction retention for mvcc key value store: a duration (\'1h\', \'30m\'; a bare number is hours) in periodic mode, a revision count in revision mode. 0 means disable auto compaction.' },

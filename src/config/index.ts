@@ -2,6 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { AutoCompaction } from '../core/compactor.js';
+import { join } from 'node:path';
+import { checkHttp2Suites, parseCipherSuites } from '../tls/ciphers.js';
+import { selfCertPaths } from '../tls/selfcert.js';
 import { checkCluster, type ClusterState, type InitialMember } from './cluster.js';
 import { parseConfigFile } from './file.js';
 import { envName, FlagError, flagSpecs, helpText, parseBoolFlag, parseDurationMs, parseFlags, parseIntFlag, parseUrls, type FlagName } from './flags.js';
@@ -61,24 +64,38 @@ export interface Config {
   readonly upstreamUser: { readonly name: string; readonly password: string } | undefined;
 }
 
-/** The client port's TLS: file paths ('' = not given). */
-export interface ClientTlsConfig {
+/** What the client and peer TLS have in common: file paths ('' = not given). */
+export interface TlsFilesConfig {
   readonly certFile: string;
   readonly keyFile: string;
   readonly trustedCaFile: string;
-  /** --client-cert-auth: a certificate signed by the trusted CA is required; its CN names the gRPC caller. */
-  readonly clientCertAuth: boolean;
+  /** --client-crl-file / --peer-crl-file: certificates with a serial listed there are refused. */
+  readonly crlFile: string;
+  /** Node's `ciphers` from --cipher-suites (undefined: Node's defaults). */
+  readonly ciphers: string | undefined;
+  /**
+   * --auto-tls / --peer-auto-tls with no certificate given: certFile and keyFile are the
+   * self-signed pair to make (or reuse) in `dir`, for these hosts (the listen URLs' hosts).
+   */
+  readonly selfCert: { readonly dir: string; readonly hosts: readonly string[] } | undefined;
 }
 
-/** The peer port's TLS: file paths ('' = not given). */
-export interface PeerTlsConfig {
-  readonly certFile: string;
-  readonly keyFile: string;
-  readonly trustedCaFile: string;
+/** The client port's TLS. */
+export interface ClientTlsConfig extends TlsFilesConfig {
+  /** --client-cert-auth: a certificate signed by the trusted CA is required; its CN names the gRPC caller. */
+  readonly clientCertAuth: boolean;
+  /** --client-cert-allowed-hostname ('' = any). */
+  readonly allowedHostname: string;
+}
+
+/** The peer port's TLS. */
+export interface PeerTlsConfig extends TlsFilesConfig {
   /** --peer-client-cert-auth: peers must present a certificate signed by the trusted CA. */
   readonly clientCertAuth: boolean;
   /** --peer-cert-allowed-cn ('' = any). */
   readonly allowedCn: string;
+  /** --peer-cert-allowed-hostname ('' = any; exclusive with allowedCn). */
+  readonly allowedHostname: string;
 }
 
 /** --auth-token: simple tokens, or JWTs signed with a key pair (etcd's option syntax). */
@@ -154,7 +171,17 @@ export function loadConfig(
   for (const u of listen) {
     if (u.port === '') throw new FlagError(`--listen-client-urls: ${u.href}: a port is required`);
   }
-  const clientTls = parseClientTls(v, listen);
+  const dataDir = v['data-dir'] !== '' ? v['data-dir'] : `${v.name}.etcd`;
+  const ciphers = cipherSuites(v['cipher-suites']);
+  const clientTls = parseClientTls(v, listen, dataDir, ciphers?.ciphers, warnings);
+  // Go's HTTP/2 server refuses to start on such a list; etcd's https client listeners serve HTTP/2.
+  if (ciphers !== undefined && clientTls !== undefined) {
+    try {
+      checkHttp2Suites(ciphers.names);
+    } catch (e) {
+      throw new FlagError((e as Error).message);
+    }
+  }
   const progress = parseDurationMs('experimental-watch-progress-notify-interval', v['experimental-watch-progress-notify-interval']);
   if (progress < 100) throw new FlagError('--experimental-watch-progress-notify-interval must be at least 100ms');
   if (!v['v2-prefix'].startsWith('/') || v['v2-prefix'].length < 2) throw new FlagError(`--v2-prefix: "${v['v2-prefix']}" must start with "/" and name a prefix`);
@@ -176,12 +203,14 @@ export function loadConfig(
   });
   const listenPeer = parseUrls('listen-peer-urls', v['listen-peer-urls']);
   const peerListenerNeeded = cluster.members.length > 1 || cluster.state === 'existing' || v['listen-peer-urls'] !== flagSpecs['listen-peer-urls'].default;
-  const peerTls = parsePeerTls(v, peerListenerNeeded ? listenPeer : [], [...advertisePeerUrls, ...cluster.members.flatMap((m) => m.peerUrls)]);
+  const peerTls = parsePeerTls(v, peerListenerNeeded ? listenPeer : [], [...advertisePeerUrls, ...cluster.members.flatMap((m) => m.peerUrls)], {
+    dataDir, hosts: listenPeer.map(hostOf), ciphers: ciphers?.ciphers, warnings,
+  });
   return {
     kind: 'run',
     config: {
       name: v.name,
-      dataDir: v['data-dir'] !== '' ? v['data-dir'] : `${v.name}.etcd`,
+      dataDir,
       listenClientUrls: listen,
       clientTls,
       advertiseClientUrls: parseUrls('advertise-client-urls', v['advertise-client-urls']).map(urlString),
@@ -239,34 +268,91 @@ function parseAutoCompaction(v: Record<FlagName, string>): AutoCompaction | unde
   return retentionMs === 0 ? undefined : { mode, retentionMs };
 }
 
-/** --cert-file and friends: checked as etcd 3.4 checks them (an https:// URL needs a cert and a key). */
-function parseClientTls(v: Record<FlagName, string>, listen: readonly URL[]): ClientTlsConfig | undefined {
+/** --cipher-suites: Go's names checked and mapped (an unknown name stops the start, as etcd 3.4, TLS or not). */
+function cipherSuites(v: string): ReturnType<typeof parseCipherSuites> {
+  try {
+    return parseCipherSuites(v);
+  } catch (e) {
+    throw new FlagError((e as Error).message);
+  }
+}
+
+/** A URL's host as it goes into a certificate (no brackets around IPv6). */
+function hostOf(u: URL): string {
+  return u.hostname.replace(/^\[|\]$/g, '');
+}
+
+/**
+ * --auto-tls and --peer-auto-tls as etcd 3.4's embed.Config applies them: only when neither a
+ * certificate nor a key is given (else a warning, in etcd's words), and then the TLS settings are
+ * the self-signed pair alone: the trusted CA, client certificate auth and the CRL are dropped
+ * (etcd replaces its whole TLSInfo), and peers dialing with it skip verification.
+ */
+function autoTls(
+  on: boolean, certFile: string, keyFile: string, dir: string, hosts: readonly string[], warnings: string[], side: 'client' | 'peer',
+): TlsFilesConfig['selfCert'] {
+  if (!on) return undefined;
+  if (certFile !== '' || keyFile !== '') {
+    warnings.push(`ignoring ${side} auto TLS since certs given`);
+    return undefined;
+  }
+  return { dir, hosts: [...new Set(hosts)] };
+}
+
+/** --cert-file and friends: checked as etcd 3.4 checks them (an https:// URL needs a cert and a key, or --auto-tls). */
+function parseClientTls(v: Record<FlagName, string>, listen: readonly URL[], dataDir: string, ciphers: string | undefined, warnings: string[]): ClientTlsConfig | undefined {
   const clientCertAuth = parseBoolFlag('client-cert-auth', v['client-cert-auth']);
+  const auto = parseBoolFlag('auto-tls', v['auto-tls']);
   const https = listen.find((u) => u.protocol === 'https:');
   if (https === undefined) return undefined;
+  const selfCert = autoTls(auto, v['cert-file'], v['key-file'], join(dataDir, 'fixtures', 'client'), listen.map(hostOf), warnings, 'client');
+  if (selfCert !== undefined) {
+    return { ...selfCertPaths(selfCert.dir), trustedCaFile: '', clientCertAuth: false, allowedHostname: '', crlFile: '', ciphers, selfCert };
+  }
   if (v['cert-file'] === '' || v['key-file'] === '') {
     // etcd 3.4's words for the same mistake.
     throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${urlString(https)} with HTTPS scheme`);
   }
-  return { certFile: v['cert-file'], keyFile: v['key-file'], trustedCaFile: v['trusted-ca-file'], clientCertAuth };
+  return {
+    certFile: v['cert-file'], keyFile: v['key-file'], trustedCaFile: v['trusted-ca-file'], clientCertAuth,
+    allowedHostname: v['client-cert-allowed-hostname'], crlFile: v['client-crl-file'], ciphers, selfCert: undefined,
+  };
 }
 
 /**
- * --peer-cert-file and friends. An https:// listener without a cert and key fails as etcd 3.4's
- * listener does (its words). The TLS settings are kept when any peer URL (listened on, advertised
- * or in --initial-cluster) is https: this member dials https peers with them too.
+ * --peer-cert-file and friends. An https:// listener without a cert and key (and no
+ * --peer-auto-tls) fails as etcd 3.4's listener does (its words). The TLS settings are kept when
+ * any peer URL (listened on, advertised or in --initial-cluster) is https: this member dials
+ * https peers with them too.
  */
-function parsePeerTls(v: Record<FlagName, string>, listen: readonly URL[], peerUrls: readonly string[]): PeerTlsConfig | undefined {
+function parsePeerTls(
+  v: Record<FlagName, string>, listen: readonly URL[], peerUrls: readonly string[],
+  o: { dataDir: string; hosts: readonly string[]; ciphers: string | undefined; warnings: string[] },
+): PeerTlsConfig | undefined {
   const clientCertAuth = parseBoolFlag('peer-client-cert-auth', v['peer-client-cert-auth']);
+  const auto = parseBoolFlag('peer-auto-tls', v['peer-auto-tls']);
   const https = listen.find((u) => u.protocol === 'https:');
+  if (https === undefined && !peerUrls.some((u) => u.startsWith('https:'))) {
+    if ((v['peer-cert-file'] === '') !== (v['peer-key-file'] === '')) throw new FlagError('--peer-cert-file and --peer-key-file must be given together');
+    return undefined;
+  }
+  const selfCert = autoTls(auto, v['peer-cert-file'], v['peer-key-file'], join(o.dataDir, 'fixtures', 'peer'), o.hosts, o.warnings, 'peer');
+  if (selfCert !== undefined) {
+    return { ...selfCertPaths(selfCert.dir), trustedCaFile: '', clientCertAuth: false, allowedCn: '', allowedHostname: '', crlFile: '', ciphers: o.ciphers, selfCert };
+  }
   if (https !== undefined && (v['peer-cert-file'] === '' || v['peer-key-file'] === '')) {
     throw new FlagError(`cannot listen on TLS for ${https.host}: KeyFile and CertFile are not presented`);
   }
   if ((v['peer-cert-file'] === '') !== (v['peer-key-file'] === '')) throw new FlagError('--peer-cert-file and --peer-key-file must be given together');
-  if (https === undefined && !peerUrls.some((u) => u.startsWith('https:'))) return undefined;
+  const allowedCn = v['peer-cert-allowed-cn'];
+  const allowedHostname = v['peer-cert-allowed-hostname'];
+  if (allowedCn !== '' && allowedHostname !== '') {
+    // etcd 3.4's words (its peer listener refuses to start).
+    throw new FlagError(`AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(allowedCn)}, hostname=${JSON.stringify(allowedHostname)})`);
+  }
   return {
     certFile: v['peer-cert-file'], keyFile: v['peer-key-file'], trustedCaFile: v['peer-trusted-ca-file'],
-    clientCertAuth, allowedCn: v['peer-cert-allowed-cn'],
+    clientCertAuth, allowedCn, allowedHostname, crlFile: v['peer-crl-file'], ciphers: o.ciphers, selfCert: undefined,
   };
 }
 

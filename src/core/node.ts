@@ -30,6 +30,8 @@ export const CATCHUP_BYTES = 64 * 2 ** 20;
 /** Data bytes applied between WAL snapshots: bounds the WAL on disk and the replay at start when
  * values are big (the entry count alone would let 10,000 1 MiB puts pile up). */
 export const SNAPSHOT_BYTES = 256 * 2 ** 20;
+/** Applied batches whose storage commits may be outstanding before new proposals wait (storageBacklog). */
+const MAX_COMMITS_IN_FLIGHT = 4;
 const EMPTY = new Uint8Array(0);
 
 export interface RaftNodeOptions {
@@ -84,9 +86,14 @@ export class RaftNode {
   private appliedBytes = 0;
   private snapshotBytes = 0;
   private snapshotting = false;
+  private snapshotTask: Promise<void> = Promise.resolve();
+  /** Set by fail(): storage or the WAL failed; nothing more is written. */
+  private failed = false;
   private appliedIndex: number;
   /** The apply chain: resolves when every applied batch is visible in storage. */
   private applying: Promise<void> = Promise.resolve();
+  /** Applied batches whose storage commit has not landed yet. */
+  private commitsInFlight = 0;
 
   constructor(private readonly opts: RaftNodeOptions) {
     const { wal, state } = Wal.open(opts.walDir, opts.walSegmentBytes);
@@ -211,6 +218,7 @@ export class RaftNode {
   private fail(e: unknown): void {
     const first = !this.stopped;
     this.stopped = true;
+    this.failed = true;
     this.stopTick?.();
     if (first) this.opts.onError(e instanceof Error ? e : new Error(String(e)));
   }
@@ -236,8 +244,10 @@ export class RaftNode {
         const batch = rd.committedEntries;
         // Applied now, in log order; only the storage commits run behind (in order, too).
         const committed = this.opts.apply(batch);
+        this.commitsInFlight++;
         // The failure goes to fail(); the chain itself never rejects (nobody may be awaiting it).
-        this.applying = Promise.all([this.applying, committed.catch((e: unknown) => this.fail(e))]).then(() => undefined);
+        const settled = committed.then(() => undefined, (e: unknown) => this.fail(e)).finally(() => this.commitsInFlight--);
+        this.applying = Promise.all([this.applying, settled]).then(() => undefined);
         this.appliedIndex = batch[batch.length - 1]!.index;
         for (const e of batch) this.appliedBytes += e.data.length;
       }
@@ -296,11 +306,12 @@ export class RaftNode {
     // Taken now, after advance(): raft's membership is the one at `index` (trimLog may already
     // have made this very snapshot).
     const snap = this.storage.snapshot().meta.index < index ? this.storage.createSnapshot(index, this.raft.confState(), EMPTY) : this.storage.snapshot();
-    void (async () => {
+    // A graceful stop lets it finish (a restart then replays less); a failure abandons it.
+    this.snapshotTask = (async () => {
       await this.applying;
-      if (this.stopped) return;
+      if (this.failed) return;
       await this.opts.flushState();
-      if (this.stopped) return;
+      if (this.failed) return;
       this.wal.saveSnapshot(snap.meta);
       await this.wal.sync();
       this.snapshotIndex = index;
@@ -311,6 +322,16 @@ export class RaftNode {
       .finally(() => (this.snapshotting = false));
   }
 
+  /**
+   * Writes are answered at apply, so nothing else holds clients back while storage commits fall
+   * behind: with MAX_COMMITS_IN_FLIGHT of them outstanding, this resolves when they have landed
+   * (new proposals wait for it, which bounds the staged data held in memory); undefined when
+   * there is no backlog. The raft loop itself never waits for it (heartbeats keep going).
+   */
+  storageBacklog(): Promise<void> | undefined {
+    return this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT ? this.applying : undefined;
+  }
+
   /** Stops ticking and proposing; waits for in-flight applies and syncs the WAL. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -318,6 +339,7 @@ export class RaftNode {
     this.stopTick?.();
     while (this.running) await new Promise((r) => setImmediate(r));
     await this.applying.catch(() => undefined);
+    await this.snapshotTask;
     await this.wal.close();
   }
 }

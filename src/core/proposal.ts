@@ -1,17 +1,12 @@
 // The data of a raft entry proposed by this member: [u64 BE request ID][serverpb.InternalRequest].
 // The ID up front lets the proposer find its waiter at apply time without decoding the request.
-// A proposal is encoded exactly once, into one buffer: its size (what etcd checks against
-// --max-request-bytes) is read off that encoding rather than computed or encoded separately.
-import { BinaryWriter } from '@bufbuild/protobuf/wire';
+// A proposal is encoded exactly once, into one buffer of its exact size (a put's value is copied
+// into it once, and nothing else of its size is allocated: see util/exact-writer.ts); its size
+// (what etcd checks against --max-request-bytes) is read off that encoding.
 import { InternalRequest } from '../gen/serverpb/internal.js';
+import { encodeExact } from '../util/exact-writer.js';
 
 const ID_BYTES = 8;
-/** A writer kept across proposals: encoding is synchronous, and a fresh writer per proposal
- * costs a buffer that grows by doubling plus the garbage of each step. */
-let writer = new BinaryWriter();
-/** Past this, the shared writer is dropped after use so one huge put does not stay allocated. */
-const WRITER_KEEP_BYTES = 64 * 1024;
-const idBytes = Buffer.allocUnsafe(ID_BYTES);
 
 export interface Proposal {
   /** The entry's data. */
@@ -21,17 +16,9 @@ export interface Proposal {
 }
 
 export function encodeProposal(req: InternalRequest): Proposal {
-  idBytes.writeBigUInt64BE(req.header?.ID ?? 0n, 0);
-  let bytes: Uint8Array;
-  try {
-    writer.raw(idBytes);
-    InternalRequest.encode(req, writer);
-  } finally {
-    // finish() also resets the writer, so a request that failed to encode leaves nothing behind.
-    bytes = writer.finish();
-  }
-  if (bytes.length > WRITER_KEEP_BYTES) writer = new BinaryWriter();
-  return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), requestBytes: bytes.length - ID_BYTES };
+  const data = encodeExact(InternalRequest.encode, req, ID_BYTES);
+  data.writeBigUInt64BE(req.header?.ID ?? 0n, 0);
+  return { data, requestBytes: data.length - ID_BYTES };
 }
 
 /** The request ID of an entry's data, or undefined for data no proposal made (a leader's empty entry). */

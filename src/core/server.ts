@@ -408,7 +408,7 @@ export class EmbeddedBackend implements V3Backend {
 
   /**
    * Proposes one mutating request through raft; resolves with its result once its entry is durable
-   * in the WAL, committed, applied and visible in storage.
+   * in the WAL, committed and applied (reads see it; its LMDB commit may still be under way).
    */
   private async propose(request: InternalRequest['request'], info: AuthInfo | null): Promise<ApplyResult> {
     if (this.closed) throw new EtcdError('stopped');
@@ -417,6 +417,8 @@ export class EmbeddedBackend implements V3Backend {
     const req: InternalRequest = { header, request };
     const { data, requestBytes } = encodeProposal(req);
     if (requestBytes > this.cfg.maxRequestBytes) throw new EtcdError('requestTooLarge');
+    const backlog = this.node.storageBacklog();
+    if (backlog !== undefined) await backlog;
     if (!this.node.isLeader) {
       if (this.multiMember) await this.withTimeout(this.node.whenLeaderKnown());
       else await this.node.whenLeader();
@@ -462,10 +464,11 @@ export class EmbeddedBackend implements V3Backend {
   /**
    * The raft node's apply: committed entries in log order, applied now through the one
    * deterministic Applier (skipping what storage already holds: a restart replays the WAL from the
-   * last snapshot). The returned promise is the batch's storage commit (no fsync: the WAL holds
-   * the entries durably); after it, watchers hear and then proposers are answered, so an answered
-   * write is one that watchers (whose catch-up reads storage) can already see. The node does not
-   * wait for it before applying the next batch.
+   * last snapshot). Watchers hear and proposers are answered at once, as etcd answers after its
+   * in-memory apply: the entries are already durable in the WAL (a crash replays them), and reads
+   * see them — current values from the key index, older revisions and watch catch-up through the
+   * storage's overlay of staged records. The returned promise is the batch's storage commit (no
+   * fsync), which the node chains (snapshots wait for it) without holding the next batch for it.
    */
   private applyEntries(entries: readonly Entry[]): Promise<void> {
     const results: [Pending | undefined, ApplyResult][] = [];
@@ -488,36 +491,31 @@ export class EmbeddedBackend implements V3Backend {
     }
     const last = entries[entries.length - 1];
     if (last !== undefined && last.index > this.raftApplied) this.raftApplied = last.index;
-    if (clusterDone.length > 0) {
-      this.updatePeers();
-      const done = this.storage.commit();
-      this.lastCommit = done;
-      void done.then(() => {
-        for (const [id, ok] of clusterDone) {
-          const w = this.clusterPending.get(id);
-          this.clusterPending.delete(id);
-          w?.resolve(ok);
-        }
-      }, () => undefined);
+    if (clusterDone.length > 0) this.updatePeers();
+    if (results.length === 0 && clusterDone.length === 0) {
+      this.releaseAppliedWaiters();
+      return Promise.resolve();
     }
-    this.releaseAppliedWaiters();
-    if (results.length === 0) return clusterDone.length > 0 ? this.lastCommit : Promise.resolve();
-    const durable = this.storage.commit();
-    this.lastCommit = durable;
-    return durable.then(
+    const committed = this.storage.commit().then(
       () => {
         if (Number.isFinite(this.quota) && this.cfg.clock.nowMs() - this.measuredAtMs >= SPACE_MEASURE_MS) this.measureSpace();
-        for (const [p, r] of results) {
-          if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
-          p?.resolve(r);
-        }
       },
       (err: unknown) => {
-        const failure = this.storageFailed(err);
-        for (const [p] of results) p?.reject(new EtcdError('failed', `etcdserver: storage failed: ${failure.message}`));
-        throw failure;
+        throw this.storageFailed(err);
       },
     );
+    this.lastCommit = committed;
+    for (const [p, r] of results) {
+      if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
+      p?.resolve(r);
+    }
+    for (const [id, ok] of clusterDone) {
+      const w = this.clusterPending.get(id);
+      this.clusterPending.delete(id);
+      w?.resolve(ok);
+    }
+    this.releaseAppliedWaiters();
+    return committed;
   }
 
   /** A conf change entry's context is [u64 BE request ID][the MemberChange as JSON]. */
@@ -731,7 +729,10 @@ export class EmbeddedBackend implements V3Backend {
     const info = this.authInfo(ctx);
     checkTxnAuth(this.auth, info, req, this.leaseKeys);
     if (isReadOnlyTxn(req)) {
-      // Read-only txns need no write: run them against the current state.
+      // Read-only txns need no write: run them against the current state — in a cluster once
+      // this member has applied what the leader had committed, unless every range is
+      // serializable (etcd's isTxnSerializable: top-level ranges only).
+      if (this.multiMember && !isSerializableTxn(req)) await this.linearizableBarrier();
       const txn = this.store.beginWrite();
       return this.withHeader(txnOp(this.store, this.lessor, txn, req));
     }
@@ -1172,6 +1173,7 @@ export class EmbeddedBackend implements V3Backend {
       deletes: c.deletes,
       ranges: c.ranges,
       txns: c.txns,
+      peers: this.transport?.stats() ?? [],
     };
   }
 
@@ -1313,6 +1315,10 @@ function isReadOnlyTxn(t: pb.TxnRequest): boolean {
     const r = op.request;
     return r?.$case === 'requestRange' || (r?.$case === 'requestTxn' && isReadOnlyTxn(r.value));
   });
+}
+
+function isSerializableTxn(t: pb.TxnRequest): boolean {
+  return [...t.success, ...t.failure].every((op) => op.request?.$case === 'requestRange' && op.request.value.serializable);
 }
 
 function hasPut(t: pb.TxnRequest): boolean {

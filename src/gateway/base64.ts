@@ -1,6 +1,7 @@
 // bytes fields as Go's encoding/json reads them: base64.StdEncoding (padded, standard alphabet,
 // CR and LF skipped anywhere), with Go's error text and byte offsets. Node's Buffer.from(s,
 // 'base64') accepts unpadded and URL-safe input, which etcd rejects.
+import { allocWithRoom } from '../util/headroom.js';
 
 export class Base64Error extends Error {
   override readonly name = 'Base64Error';
@@ -18,9 +19,12 @@ function isNewline(c: number | undefined): boolean {
   return c === 0x0a || c === 0x0d;
 }
 
-/** Decodes src or throws Base64Error at the offset Go reports. */
+/**
+ * Decodes src or throws Base64Error at the offset Go reports. A large value is decoded into a
+ * buffer with room around it, where its raft proposal will be encoded (util/headroom.ts).
+ */
 export function decodeStdBase64(src: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(Math.ceil(src.length / 4) * 3);
+  const out = allocWithRoom(Math.ceil(src.length / 4) * 3);
   let n = 0;
   let si = 0;
   // Whole quads of alphabet characters decode the same whatever follows; the careful loop below

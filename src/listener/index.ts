@@ -1,6 +1,8 @@
 // One client port for every protocol, as etcd: a connection that opens with the HTTP/2 client
 // preface goes to grpc-js (through its connection injector), anything else to the HTTP/1.1 server.
-// An https:// URL first ends TLS here, then routes the decrypted stream the same way. gRPC
+// An https:// URL first ends TLS here (with the certificate files as they are on disk now: a
+// rotated certificate is picked up without a restart; a certificate the CRL lists is cut off right
+// after the handshake, as etcd does), then routes the decrypted stream the same way. gRPC
 // connections are handed over by rewrite-stream.ts: as they are, or through the authority
 // rewriter (authority.ts) when their first request needs it.
 import * as grpc from '@grpc/grpc-js';
@@ -8,7 +10,9 @@ import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { certCommonName, clientCnField } from './client-cn.js';
 import { handOverGrpc } from './rewrite-stream.js';
-import { createServer as createTlsServer, TLSSocket, type TlsOptions } from 'node:tls';
+import { identityRefusal } from '../tls/identity.js';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
+import type { TlsFiles } from '../tls/files.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -41,9 +45,21 @@ function selectAlpn({ protocols }: { protocols: string[] }): string | undefined 
   return undefined;
 }
 
-/** tls: serve TLS (url is https://) with these options (cert, key, ca, requestCert, ...). */
+/** TLS of an https:// listener. */
+export interface ListenerTls {
+  /** Certificate, key, CA, CRL and the fixed options (ciphers, minimum version). */
+  readonly files: TlsFiles;
+  /** --client-cert-auth: a client certificate signed by the CA is asked for and required. */
+  readonly clientCertAuth: boolean;
+  /** --client-cert-allowed-hostname ('' = any): the certificate must be valid for it. */
+  readonly allowedHostname?: string;
+  /** A connection cut after its handshake (its certificate is revoked). */
+  onRejected?(reason: string, remoteAddress: string | undefined): void;
+}
+
+/** tls: serve TLS (url is https://). */
 export function listenClient(
-  url: URL, grpcServer: grpc.Server, http: HttpServer, tls?: TlsOptions,
+  url: URL, grpcServer: grpc.Server, http: HttpServer, tls?: ListenerTls,
 ): Promise<ClientListener> {
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const sockets = new Set<Socket>();
@@ -90,11 +106,28 @@ export function listenClient(
   if (tls !== undefined) {
     // Never listens itself: the net server below hands it each TCP connection. A failed handshake
     // (no or an untrusted client certificate with --client-cert-auth) ends that connection only.
-    const tlsServer = createTlsServer({ ...tls, ALPNCallback: selectAlpn }, (s: TLSSocket) => route(s));
+    let applied = tls.files.current();
+    const tlsServer = createTlsServer({
+      ...applied.options, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth, ALPNCallback: selectAlpn,
+    }, (s: TLSSocket) => {
+      const why = tls.files.revocation(s) ?? (tls.clientCertAuth ? identityRefusal(s, { cn: '', hostname: tls.allowedHostname ?? '' }) : undefined);
+      if (why !== undefined) {
+        tls.onRejected?.(why, s.remoteAddress);
+        s.destroy();
+        return;
+      }
+      route(s);
+    });
     tlsServer.on('tlsClientError', (_err, s) => s.destroy());
     accept = (socket: Socket): void => {
       track(socket);
       socket.on('error', () => socket.destroy());
+      // The files are looked at (at most once a second) before this connection's handshake.
+      const now = tls.files.current();
+      if (now.version !== applied.version) {
+        applied = now;
+        tlsServer.setSecureContext(now.options);
+      }
       tlsServer.emit('connection', socket);
     };
   }

@@ -32,6 +32,20 @@ export interface CoreStats {
   readonly deletes: number;
   readonly ranges: number;
   readonly txns: number;
+  /** The peer transport's counters, per other member (none on a lone member). */
+  readonly peers?: readonly PeerTrafficStats[];
+}
+
+/** One peer's traffic (rafthttp/transport.ts PeerStats). */
+export interface PeerTrafficStats {
+  /** member ID, hex */
+  readonly id: string;
+  readonly sentBytes: number;
+  readonly receivedBytes: number;
+  readonly sentFailures: number;
+  readonly receivedFailures: number;
+  readonly streamMessages: number;
+  readonly pipelineMessages: number;
 }
 
 export interface CoreMetricsSource {
@@ -193,6 +207,36 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
   total('etcd_mvcc_delete_total', 'Total number of deletes seen by this member.', (s) => s.deletes);
   total('etcd_mvcc_range_total', 'Total number of ranges seen by this member.', (s) => s.ranges);
   total('etcd_mvcc_txn_total', 'Total number of txns seen by this member.', (s) => s.txns);
+
+  // --- peers: etcd's traffic counters (To / From: the peer's member ID), and ours by channel ---
+  const peerTotal = (name: string, help: string, label: 'To' | 'From', read: (p: PeerTrafficStats) => number): void => {
+    new Counter({
+      name, help, labelNames: [label], registers,
+      collect() {
+        const peers = stats()?.peers;
+        if (peers === undefined) return;
+        this.reset();
+        for (const p of peers) this.inc({ [label]: p.id }, read(p));
+      },
+    });
+  };
+  peerTotal('etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', 'To', (p) => p.sentBytes);
+  peerTotal('etcd_network_peer_received_bytes_total', 'The total number of bytes received from peers.', 'From', (p) => p.receivedBytes);
+  peerTotal('etcd_network_peer_sent_failures_total', 'The total number of send failures from peers.', 'To', (p) => p.sentFailures);
+  peerTotal('etcd_network_peer_received_failures_total', 'The total number of receive failures from peers.', 'From', (p) => p.receivedFailures);
+  new Counter({
+    name: 'etcd_gateway_peer_messages_sent_total', help: 'Raft messages sent to peers, by channel: stream (long-lived connection) or pipeline (batched POSTs).',
+    labelNames: ['To', 'channel'], registers,
+    collect() {
+      const peers = stats()?.peers;
+      if (peers === undefined) return;
+      this.reset();
+      for (const p of peers) {
+        this.inc({ To: p.id, channel: 'stream' }, p.streamMessages);
+        this.inc({ To: p.id, channel: 'pipeline' }, p.pipelineMessages);
+      }
+    },
+  });
 
   // --- storage commits ---
   // There is no separate WAL yet: the LMDB commit is the one fsync that makes a write durable, so

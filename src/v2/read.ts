@@ -1,13 +1,13 @@
 // Reading v2 state from the v3 keyspace: one read-only txn for a path and its ancestors, and
 // directory listings one depth range at a time, all at the revision of that first read.
 import type { V3Backend } from '../backend/index.js';
-import { RangeRequest, type RangeResponse, type RequestOp, type ResponseHeader, type ResponseOp } from '../gen/etcdserverpb/rpc.js';
+import { type RangeResponse, type RequestOp, type ResponseHeader, type ResponseOp } from '../gen/etcdserverpb/rpc.js';
 import type { KeyValue } from '../gen/mvccpb/kv.js';
 import { V2Error } from './errors.js';
 import type { KeySchema } from './keys.js';
 import { headerOf, nodeOf, type StoredNode, type V2Header, type V2Node } from './node.js';
 import { ancestors, isHidden, isRoot } from './path.js';
-import { getOp } from './txn-ops.js';
+import { getOp, rangeRequest } from './txn-ops.js';
 
 export interface PathState {
   readonly header: V2Header;
@@ -32,20 +32,20 @@ function stored(path: string, file: KeyValue | undefined, dir: KeyValue | undefi
 }
 
 /** The path, its ancestors and its child count, in one read-only txn (one revision; 0 = current). */
-export async function readPath(backend: V3Backend, keys: KeySchema, path: string, revision = 0): Promise<PathState> {
-  const resp = await backend.txn({ compare: [], success: pathOps(keys, path, revision), failure: [] });
+export async function readPath(backend: V3Backend, keys: KeySchema, path: string, revision = 0, serializable = false): Promise<PathState> {
+  const resp = await backend.txn({ compare: [], success: pathOps(keys, path, revision, serializable), failure: [] });
   return pathStateOf(path, resp.header, resp.responses);
 }
 
 /** The range ops readPath runs: also the failure branch of a write that guessed the state (write.ts). */
-export function pathOps(keys: KeySchema, path: string, revision = 0): RequestOp[] {
-  const at = { revision };
+export function pathOps(keys: KeySchema, path: string, revision = 0, serializable = false): RequestOp[] {
+  const at = { revision, serializable };
   const ops = ancestors(path).flatMap((a) => [getOp(keys.fileKey(a), undefined, at), getOp(keys.dirKey(a), undefined, at)]);
   if (!isRoot(path)) {
     ops.push(getOp(keys.fileKey(path), undefined, at), getOp(keys.dirKey(path), undefined, at), getOp(keys.birthKey(path), undefined, at), getOp(keys.ttlKey(path), undefined, at));
   }
   const level = keys.levelRange(path, 1);
-  ops.push(getOp(level.key, level.rangeEnd, { countOnly: true, revision }));
+  ops.push(getOp(level.key, level.rangeEnd, { countOnly: true, revision, serializable }));
   return ops;
 }
 
@@ -119,12 +119,12 @@ function toNode(b: Building): V2Node {
 }
 
 /** Children of dir at revision rev: one level, or (recursive) the whole visible subtree, sorted. */
-export async function listDir(backend: V3Backend, keys: KeySchema, dir: string, rev: number, recursive: boolean): Promise<V2Node[]> {
+export async function listDir(backend: V3Backend, keys: KeySchema, dir: string, rev: number, recursive: boolean, serializable = false): Promise<V2Node[]> {
   const top: Building[] = [];
   let parents = new Map<string, Building>([[dir, { path: dir, children: top }]]);
   for (let level = 1; parents.size > 0; level++) {
     const r = keys.levelRange(dir, level);
-    const resp = await backend.range(getRangeRequest(r.key, r.rangeEnd, rev));
+    const resp = await backend.range(rangeRequest(r.key, r.rangeEnd, { revision: rev, serializable }));
     if (resp.kvs.length === 0) break;
     const next = new Map<string, Building>();
     for (const b of groupLevel(keys, resp.kvs)) {
@@ -139,16 +139,12 @@ export async function listDir(backend: V3Backend, keys: KeySchema, dir: string, 
   return top.map(toNode);
 }
 
-function getRangeRequest(key: Buffer, rangeEnd: Buffer, rev: number, countOnly = false): RangeRequest {
-  return RangeRequest.fromPartial({ key, rangeEnd, revision: BigInt(rev), countOnly });
-}
-
 /** The deepest level below dir (relative) that has keys at revision rev; 0 if dir has no children. */
 export async function subtreeDepth(backend: V3Backend, keys: KeySchema, dir: string, rev: number): Promise<number> {
   let level = 0;
   for (;;) {
     const r = keys.levelRange(dir, level + 1);
-    const resp = await backend.range(getRangeRequest(r.key, r.rangeEnd, rev, true));
+    const resp = await backend.range(rangeRequest(r.key, r.rangeEnd, { revision: rev, countOnly: true }));
     if (resp.count === 0n) return level;
     level++;
   }

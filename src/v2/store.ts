@@ -8,7 +8,7 @@ import { isRoot } from './path.js';
 import { listDir, pathOps, pathStateOf, readPath, subtreeDepth, walkError, type PathState } from './read.js';
 import { expirationFor, leaseTtlFor, MIN_LEASE_TTL_S, nowNs, timerExpires } from './ttl.js';
 import { StoreStats } from './stats.js';
-import { checkWindow, openWatch, type V2Watch, type WatchRequest } from './watch.js';
+import { checkWindow, compactedError, openWatch, type V2Watch, type WatchRequest } from './watch.js';
 import { V2WatchHub, type SharedWatchObserver } from './watch-hub.js';
 import { guessSet, needsSubtree, planWrite, type NewTtl, type WriteRequest } from './write.js';
 
@@ -22,6 +22,11 @@ export interface GetRequest {
   readonly recursive: boolean;
   /** Listings are always sorted (v2 leaves unsorted order unspecified). */
   readonly sorted: boolean;
+  /**
+   * quorum=true: a linearizable read (through the leader's ReadIndex in a cluster). Without it a
+   * v2 GET is answered from this member's own state, as etcd's v2 serves it.
+   */
+  readonly quorum?: boolean;
 }
 
 export class V2Store {
@@ -128,12 +133,13 @@ export class V2Store {
   }
 
   private async doGet(req: GetRequest): Promise<V2Result> {
-    const s = await readPath(this.backend, this.keys, req.path);
+    const serializable = req.quorum !== true;
+    const s = await readPath(this.backend, this.keys, req.path, 0, serializable);
     const err = walkError(s);
     if (err) throw err;
     const base = isRoot(req.path) ? { key: '/', dir: true, createdIndex: 0, modifiedIndex: 0 } : nodeOf(s.target)!;
     if (!base.dir) return { event: { action: 'get', node: base }, status: 200, header: s.header };
-    const nodes = await listDir(this.backend, this.keys, req.path, s.header.index, req.recursive);
+    const nodes = await listDir(this.backend, this.keys, req.path, s.header.index, req.recursive, serializable);
     const node = nodes.length > 0 ? { ...base, nodes } : base;
     return { event: { action: 'get', node }, status: 200, header: s.header };
   }
@@ -203,9 +209,10 @@ export class V2Store {
   async watch(req: WatchRequest, signal: AbortSignal): Promise<V2Watch> {
     const header = await this.header();
     checkWindow(req, header);
-    // A compacted start index is answered by openWatch (its backend watch reports the compaction).
+    // A start index whose history compaction removed is refused like one older than the window.
+    if (await this.compactedSince(req.waitIndex, header)) throw await compactedError(this.backend, this.keys, header, req);
     void this.hub.start().catch(() => undefined); // no-op once running; retries a refused start
-    const shared = (await this.compactedSince(req.waitIndex, header)) ? undefined : this.hub.subscribe(req, header, signal);
+    const shared = this.hub.subscribe(req, header, signal);
     if (shared) return shared;
     const own = await openWatch(this.backend, this.keys, header, req, signal);
     this.ownWatches++;

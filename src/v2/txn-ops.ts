@@ -1,17 +1,30 @@
 // Small builders of v3 txn compares and ops for the v2 translation.
 import {
-  Compare_CompareResult, Compare_CompareTarget, RangeRequest, type Compare, type RequestOp,
+  Compare_CompareResult, Compare_CompareTarget, type Compare, type RangeRequest, type RequestOp,
 } from '../gen/etcdserverpb/rpc.js';
 
 const NONE = Buffer.alloc(0);
 
-export function getOp(key: Buffer, rangeEnd: Buffer = NONE, opts: { countOnly?: boolean; revision?: number } = {}): RequestOp {
+export interface RangeOptions {
+  readonly countOnly?: boolean;
+  readonly revision?: number;
+  readonly serializable?: boolean;
+}
+
+/**
+ * A RangeRequest with every other field at its default, built as one literal: a v2 read makes
+ * ~10 of them per request, and the generated fromPartial allocates two empty buffers per call
+ * before copying the given fields over them.
+ */
+export function rangeRequest(key: Buffer, rangeEnd: Buffer = NONE, opts: RangeOptions = {}): RangeRequest {
   return {
-    request: {
-      $case: 'requestRange',
-      value: RangeRequest.fromPartial({ key, rangeEnd, countOnly: opts.countOnly ?? false, revision: BigInt(opts.revision ?? 0) }),
-    },
+    key, rangeEnd, limit: 0n, revision: BigInt(opts.revision ?? 0), sortOrder: 0, sortTarget: 0, serializable: opts.serializable ?? false,
+    keysOnly: false, countOnly: opts.countOnly ?? false, minModRevision: 0n, maxModRevision: 0n, minCreateRevision: 0n, maxCreateRevision: 0n,
   };
+}
+
+export function getOp(key: Buffer, rangeEnd: Buffer = NONE, opts: RangeOptions = {}): RequestOp {
+  return { request: { $case: 'requestRange', value: rangeRequest(key, rangeEnd, opts) } };
 }
 
 export function putOp(key: Buffer, value: Buffer | string, lease = 0n): RequestOp {

@@ -17,7 +17,7 @@ import type { V3Backend, WatchSession } from '../backend/index.js';
 import { WatchCreateRequest, type WatchResponse } from '../gen/etcdserverpb/rpc.js';
 import type { KeySchema } from './keys.js';
 import { headerOf, type V2Event, type V2Header } from './node.js';
-import { candidatesOfResponse, eventOf, HISTORY_WINDOW, matches, streamQuirks, type Candidate, type V2Watch, type WatchRequest } from './watch.js';
+import { candidatesOfResponse, eventOf, existedBefore, HISTORY_WINDOW, matches, needsPriorNode, streamQuirks, type Candidate, type V2Watch, type WatchRequest } from './watch.js';
 
 /** Undelivered entries a subscriber may hold before it is dropped (etcd v2: 100 events). */
 export const SUBSCRIBER_QUEUE_MAX = 100;
@@ -224,6 +224,7 @@ export class V2WatchHub {
         for (;;) {
           const e = await next();
           if (!e) return;
+          if (needsPriorNode(req, e.cand, e.rev <= cur) && !(await existedBefore(hub.backend, hub.keys, req.path, e.rev).catch(() => false))) continue;
           const ev = await hub.decode(e);
           if (!ev) continue;
           const quirks = streamQuirks(req, e.cand, e.rev <= cur);

@@ -92,11 +92,12 @@ export function candidatesOfResponse(keys: KeySchema, events: readonly Event[]):
 }
 
 /**
- * 3.4's stream quirks, for both watch paths: a stream watching a deleted node's own path gets the
- * event twice; a stream satisfied from history delivers that event and then stays silent.
+ * 3.4's stream quirks, for both watch paths: a live stream watching a deleted node's own path gets
+ * the event twice (the delete notifies the node's watchers, then the path's); a stream satisfied
+ * from history delivers that one event, once, and then stays silent.
  */
 export function streamQuirks(req: WatchRequest, c: Candidate, history: boolean): { twice: boolean; silentAfter: boolean } {
-  return { twice: req.stream && c.key === req.path && DELETES.has(c.action), silentAfter: req.stream && history };
+  return { twice: req.stream && !history && c.key === req.path && DELETES.has(c.action), silentAfter: req.stream && history };
 }
 
 function hiddenBelow(watched: string, key: string): boolean {
@@ -112,6 +113,22 @@ export function matches(req: WatchRequest, c: { action: V2Action; key: string; d
   }
   if (DELETES.has(c.action) && c.dir) return history ? req.path.startsWith(c.key) : req.path.startsWith(c.key + '/');
   return false;
+}
+
+/**
+ * Live, a directory's delete/expire reaches a watch strictly inside it only through the watchers
+ * of the nodes the removal takes away (etcd 3.4 notifies each removed node's path): the watched
+ * node must have existed just before (existedBefore). A history hit matches by prefix alone.
+ * Called for a candidate that matches().
+ */
+export function needsPriorNode(req: WatchRequest, c: { key: string }, history: boolean): boolean {
+  return !history && req.path.startsWith(c.key + '/');
+}
+
+/** Whether node `path` (a file or a directory) existed at revision rev - 1. */
+export async function existedBefore(backend: V3Backend, keys: KeySchema, path: string, rev: number): Promise<boolean> {
+  const t = (await readPath(backend, keys, path, rev - 1)).target;
+  return t.file !== undefined || t.dir !== undefined;
 }
 
 /** The v2 event of a candidate, from the node's state at its revision and the one before. */
@@ -141,6 +158,29 @@ function cleared(req: WatchRequest, header: V2Header, from: number): V2Error {
 export function checkWindow(req: WatchRequest, header: V2Header): void {
   const oldest = Math.max(1, header.index - HISTORY_WINDOW + 1);
   if (req.waitIndex > 0 && req.waitIndex < oldest) throw cleared(req, header, oldest);
+}
+
+/**
+ * The 401 for a waitIndex whose history compaction removed (the caller checked: revision
+ * waitIndex - 1, which its event is read at, is compacted), naming the compact revision. A backend
+ * watch from that revision learns it: it is refused with the compact revision, after `created`,
+ * as etcd's watch reports a compacted start.
+ */
+export async function compactedError(backend: V3Backend, keys: KeySchema, header: V2Header, req: WatchRequest): Promise<V2Error> {
+  let done!: (rev: number) => void;
+  const compactRev = new Promise<number>((res) => (done = res));
+  const session = backend.watch({ send(resp) { if (resp.canceled) done(Number(resp.compactRevision)); }, backlogBytes: () => 0 });
+  const timer = setTimeout(() => done(0), 5_000);
+  try {
+    const range = keys.allRange();
+    const startRevision = BigInt(Math.max(1, req.waitIndex - 1));
+    session.request({ requestUnion: { $case: 'createRequest', value: WatchCreateRequest.fromPartial({ key: range.key, rangeEnd: range.rangeEnd, startRevision }) } });
+    const rev = await compactRev;
+    return rev > 0 ? cleared(req, header, rev) : new V2Error(300, 'mvcc: required revision has been compacted', header.index);
+  } finally {
+    clearTimeout(timer);
+    session.close();
+  }
 }
 
 /** Opens a backend watch of its own; throws V2Error 401 when waitIndex is cleared or compacted. */
@@ -184,6 +224,7 @@ export async function openWatch(backend: V3Backend, keys: KeySchema, header: V2H
         for (const { rev, cand: c } of candidatesOfResponse(keys, resp.events)) {
           const history = rev <= cur;
           if (!matches(req, c, history)) continue;
+          if (needsPriorNode(req, c, history) && !(await existedBefore(backend, keys, req.path, rev))) continue;
           const ev = await eventOf(backend, keys, c);
           if (!ev) continue;
           const quirks = streamQuirks(req, c, history);

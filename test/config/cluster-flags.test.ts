@@ -56,7 +56,7 @@ test('peer TLS: https peer URLs take the --peer-* files; an https listener witho
   fails(https, /^cannot listen on TLS for 127\.0\.0\.1:2380: KeyFile and CertFile are not presented$/);
   fails([...https, '--peer-cert-file', 'p.pem'], /KeyFile and CertFile are not presented/);
   const c = run([...https, '--peer-cert-file', 'p.pem', '--peer-key-file', 'p.key', '--peer-trusted-ca-file', 'ca.pem', '--peer-client-cert-auth', '--peer-cert-allowed-cn', 'm']);
-  assert.deepEqual(c.peerTls, { certFile: 'p.pem', keyFile: 'p.key', trustedCaFile: 'ca.pem', clientCertAuth: true, allowedCn: 'm' });
+  assert.deepEqual(c.peerTls, { certFile: 'p.pem', keyFile: 'p.key', trustedCaFile: 'ca.pem', clientCertAuth: true, allowedCn: 'm', allowedHostname: '', crlFile: '', ciphers: undefined, selfCert: undefined });
   // http peers only: no peer TLS, whatever files are given (etcd ignores them for http URLs).
   assert.equal(run(['--peer-cert-file', 'p.pem', '--peer-key-file', 'p.key']).peerTls, undefined);
   // Dialing https peers from an http listener still uses the CA (the other members' URLs are https).

@@ -97,6 +97,7 @@ client-transport-security:
   key-file: /etc/etcd/server.key
   trusted-ca-file: /etc/etcd/ca.pem
   auto-tls: false
+  crl-file: /etc/etcd/crl.pem
 `;
 
 function fromFile(text: string, argv: string[] = [], env: Record<string, string> = {}) {
@@ -131,20 +132,20 @@ const fileCases: { name: string; text: string; argv?: string[]; env?: Record<str
   {
     name: 'unknown and unsupported keys are ignored with a warning',
     text: SAMPLE,
-    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: max-snapshots, client-transport-security.auto-tls']),
+    check: ({ warnings }) => assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: max-snapshots, client-transport-security.crl-file']),
   },
   {
     name: 'client-transport-security maps onto the client TLS flags (used by https:// URLs)',
     text: `${SAMPLE}listen-client-urls: https://127.0.0.1:2379\n`.replace(/^listen-client-urls: http:.*\n/m, ''),
-    check: ({ config: c }) => assert.deepEqual(c.clientTls, { certFile: '/etc/etcd/server.pem', keyFile: '/etc/etcd/server.key', trustedCaFile: '/etc/etcd/ca.pem', clientCertAuth: true }),
+    check: ({ config: c }) => assert.deepEqual(c.clientTls, { certFile: '/etc/etcd/server.pem', keyFile: '/etc/etcd/server.key', trustedCaFile: '/etc/etcd/ca.pem', clientCertAuth: true, allowedHostname: '', crlFile: '', ciphers: undefined, selfCert: undefined }),
   },
   {
     name: 'peer-transport-security maps onto the --peer-* TLS flags (used by https:// peer URLs)',
     text: 'name: a\nlisten-peer-urls: https://127.0.0.1:2380\ninitial-advertise-peer-urls: https://127.0.0.1:2380\ninitial-cluster: a=https://127.0.0.1:2380\n'
-      + 'peer-cert-allowed-cn: m\npeer-transport-security:\n  cert-file: /p.pem\n  key-file: /p.key\n  trusted-ca-file: /ca.pem\n  client-cert-auth: true\n  auto-tls: false\n',
+      + 'peer-cert-allowed-cn: m\npeer-transport-security:\n  cert-file: /p.pem\n  key-file: /p.key\n  trusted-ca-file: /ca.pem\n  client-cert-auth: true\n  auto-tls: false\n  crl-file: /p.crl\n',
     check: ({ config: c, warnings }) => {
-      assert.deepEqual(c.peerTls, { certFile: '/p.pem', keyFile: '/p.key', trustedCaFile: '/ca.pem', clientCertAuth: true, allowedCn: 'm' });
-      assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: peer-transport-security.auto-tls']);
+      assert.deepEqual(c.peerTls, { certFile: '/p.pem', keyFile: '/p.key', trustedCaFile: '/ca.pem', clientCertAuth: true, allowedCn: 'm', allowedHostname: '', crlFile: '', ciphers: undefined, selfCert: undefined });
+      assert.deepEqual(warnings, ['config file etcd.yml: ignoring keys this server does not support: peer-transport-security.crl-file']);
     },
   },
   {

@@ -128,3 +128,43 @@ test('a lone member holds no applied entry in memory; big values snapshot the WA
     await removeTempDir(dir);
   }
 });
+
+test('storage commits that fall behind hold new proposals (storageBacklog), not the apply of committed entries', async () => {
+  const dir = await makeTempDir('node-backlog-');
+  try {
+    // A state machine whose storage commits land only when the test releases them.
+    const sm = new FakeMachine();
+    const held: (() => void)[] = [];
+    const apply = async (entries: readonly Entry[]): Promise<void> => {
+      await sm.apply(entries);
+      await new Promise<void>((r) => held.push(r));
+    };
+    const node = new RaftNode({
+      id: 7n, initialVoters: [7n], walDir: join(dir, 'wal'), clock: systemClock, tickMs: 10, electionTicks: 10, heartbeatTicks: 1,
+      snapshotCount: 1000, apply, flushState: async () => undefined, appliedIndex: 0, onError: (e) => { throw e; },
+    });
+    node.start();
+    await node.whenLeader();
+    for (const r of held.splice(0)) r();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(node.storageBacklog(), undefined, 'no backlog at start');
+    // One proposal per batch: each applied batch leaves one commit outstanding.
+    for (let i = 0; i < 6; i++) {
+      assert.ok(node.propose(Buffer.from(`b${i}`)));
+      await until(`b${i} applied`, () => sm.applied.length === i + 1);
+    }
+    assert.deepEqual(sm.applied, ['b0', 'b1', 'b2', 'b3', 'b4', 'b5'], 'applied while their commits are outstanding');
+    const backlog = node.storageBacklog();
+    assert.ok(backlog !== undefined, 'a backlog with 6 commits outstanding');
+    let drained = false;
+    void backlog.then(() => (drained = true));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(drained, false, 'holds until the commits land');
+    for (const r of held.splice(0)) r();
+    await until('drained', () => drained);
+    assert.equal(node.storageBacklog(), undefined);
+    await node.stop();
+  } finally {
+    await removeTempDir(dir);
+  }
+});

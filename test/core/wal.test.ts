@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { Entry } from '../../src/core/raft/index.js';
-import { decodeRecords, encodeBatch, encodeEntry, encodeHardState, encodeSnapshot } from '../../src/core/wal/records.js';
-import { Wal, WalCorruptError } from '../../src/core/wal/wal.js';
+import { decodeRecords, encodeBatch, encodeBatchChunks, encodeEntry, encodeHardState, encodeSnapshot, INLINE_MAX_BYTES } from '../../src/core/wal/records.js';
+import { PREALLOC_BYTES, Wal, WalCorruptError } from '../../src/core/wal/wal.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 
 const entry = (index: number, term = 1, data = `e${index}`): Entry => ({ index, term, type: 'normal', data: Buffer.from(data) });
@@ -44,6 +44,39 @@ test('a framed batch is byte for byte the records one by one', () => {
   assert.deepEqual(encodeBatch(es, hs), Buffer.concat([...es.map(encodeEntry), encodeHardState(hs)]));
   assert.deepEqual(encodeBatch(es, undefined), Buffer.concat(es.map(encodeEntry)));
 });
+
+test('large entries are written from their own buffers, and the bytes are still the records one by one', () => {
+  const big = (i: number, n: number): Entry => ({ index: i, term: 3, type: 'normal', data: Buffer.alloc(n, i) });
+  const es = [entry(1), big(2, INLINE_MAX_BYTES), entry(3), big(4, 1 << 20), big(5, INLINE_MAX_BYTES - 1)];
+  const hs = { term: 3, vote: 1n, commit: 4 };
+  const chunks = encodeBatchChunks(es, hs);
+  // Packed frames, entry 2's data, packed, entry 4's data, packed (entry 5 is small enough to copy).
+  assert.equal(chunks.length, 5);
+  assert.equal(chunks[1]!.buffer, es[1]!.data.buffer);
+  assert.equal(chunks[3]!.buffer, es[3]!.data.buffer);
+  const joined = Buffer.concat(chunks);
+  assert.deepEqual(joined, Buffer.concat([...es.map(encodeEntry), encodeHardState(hs)]));
+  const { records, end } = decodeRecords(joined);
+  assert.equal(end, joined.length);
+  assert.deepEqual(records.map((r) => (r.kind === 'entry' ? r.entry.data.length : r.kind)), [2, INLINE_MAX_BYTES, 2, 1 << 20, INLINE_MAX_BYTES - 1, 'hardState']);
+  // A batch of small entries only is one buffer, one write.
+  assert.equal(encodeBatchChunks([entry(1), entry(2)], hs).length, 1);
+  assert.equal(encodeBatchChunks([big(1, 1 << 17)], undefined).length, 2);
+});
+
+test('a WAL with large entries replays them intact', () => withDir(async (dir) => {
+  let { wal } = Wal.open(dir);
+  const data = Buffer.alloc(1 << 20);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+  wal.append({ term: 1, vote: 1n, commit: 0 }, [entry(1), { index: 2, term: 1, type: 'normal', data }, entry(3)]);
+  await wal.close();
+  let state;
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2, 3]);
+  assert.ok(Buffer.from(state.entries[1]!.data).equals(data));
+  assert.equal(state.repairedBytes, 0);
+  await wal.close();
+}));
 
 test('appends replay in order; a rewritten suffix (new leader) replaces the old one', () => withDir(async (dir) => {
   let { wal, state } = Wal.open(dir);
@@ -131,4 +164,40 @@ test('group commit: appends made while an fdatasync runs share the next one', ()
   const again = Wal.open(dir);
   assert.equal(again.state.entries.length, 200);
   await again.wal.close();
+}));
+
+test('the current segment is zero-filled ahead; a crash leaves zeros after the records, which replay takes as their end', () => withDir(async (dir) => {
+  let { wal, state } = Wal.open(dir);
+  wal.saveSnapshot({ index: 0, term: 0, voters: [1n], learners: [] });
+  wal.append({ term: 1, vote: 1n, commit: 0 }, [entry(1), entry(2)]);
+  await wal.sync();
+  const file = wal.files()[0]!;
+  const records = decodeRecords(readFileSync(file)).end;
+  assert.equal(statSync(file).size, PREALLOC_BYTES, 'zero-filled ahead of the records');
+  assert.ok(readFileSync(file).subarray(records).every((b) => b === 0));
+  // A crash now (no close): the next open finds the records, then zeros: nothing to repair.
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2]);
+  assert.equal(state.repairedBytes, 0);
+  // Appending resumes right after the records, inside the zeros.
+  wal.append({ term: 1, vote: 1n, commit: 2 }, [entry(3)]);
+  await wal.sync();
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2, 3]);
+  // A torn record inside the zeros (header written, payload not) is cut off as before.
+  const torn = encodeEntry(entry(4)).subarray(0, 12);
+  const end = decodeRecords(readFileSync(file)).end;
+  const bytes = readFileSync(file);
+  torn.copy(bytes, end);
+  writeFileSync(file, bytes);
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2, 3]);
+  assert.equal(state.repairedBytes, PREALLOC_BYTES - end);
+  // A clean close cuts the zeros off.
+  wal.append(undefined, [entry(4)]);
+  await wal.close();
+  assert.equal(statSync(file).size, decodeRecords(readFileSync(file)).end);
+  ({ wal, state } = Wal.open(dir));
+  assert.deepEqual(indexes(state.entries), [1, 2, 3, 4]);
+  await wal.close();
 }));

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import protobuf from 'protobufjs';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { gatewayRoutes } from '../../src/gateway/routes.js';
 import { HashKVRequest, MaintenanceClient, type HashKVResponse } from '../../src/gen/etcdserverpb/rpc.js';
 import { startGateway, type GatewayServer } from '../gateway/harness.js';
@@ -57,6 +57,11 @@ export interface HttpAnswer {
 
 export type GrpcAnswer = { readonly ok: true } | { readonly ok: false; readonly code: number; readonly details: string };
 
+/** A path as a browser would put it on the wire, dot segments kept: bytes HTTP forbids are escaped. */
+function wirePath(p: string): string {
+  return p.replace(/[^\x21-\x7e]|["<>`{}#]/gu, (c) => encodeURIComponent(c));
+}
+
 export async function startFuzzServer(): Promise<FuzzServer> {
   const errors: string[] = [];
   const logger = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
@@ -71,7 +76,9 @@ export async function startFuzzServer(): Promise<FuzzServer> {
     let status = 0;
     let text = '';
     try {
-      const res = await request(gw.url + path, { method, headers, body: body ?? null, dispatcher: agent, signal: ac.signal });
+      // Dispatcher.request sends the path as generated: request(url) would parse it the WHATWG way
+      // and resolve "/..", "/." and "/%2e%2e" segments before the server sees them.
+      const res = await agent.request({ origin: gw.url, path: wirePath(path), method, headers, body: body ?? null, signal: ac.signal });
       status = res.statusCode;
       res.body.setEncoding('utf8');
       for await (const chunk of res.body) text += chunk as string;

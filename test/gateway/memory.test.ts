@@ -1,8 +1,10 @@
 // Memory cost of 1 MiB puts through the v3 JSON gateway, measured on our server as a child process
 // from /proc/PID/status (VmRSS, VmHWM, RssAnon): N sequential puts, then rounds of 8 concurrent
-// ones, then more sequential ones. The bounds are generous (GC timing moves these numbers by tens
-// of MiB); they catch a leak or a large amplification, not a few copies. The measured factors are
-// printed (etcd 3.4's own figures: `npm run bench -- gateway`, bench/README.md).
+// ones, then more sequential ones. The bounds leave room for GC timing (which moves these numbers
+// by ten MiB and more between runs: measured 3.0-3.8x on the concurrent phase, etcd 3.4 6.3-8.7x);
+// they catch a leak, or the copies the write path no longer makes coming back (before they went,
+// the concurrent phase measured 3.4-6.2x). The measured factors are printed (etcd 3.4's own
+// figures: `npm run bench -- gateway`, bench/README.md).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { formatBigPut, measureBigPuts, memSample, type BigPutResult } from '../../bench/lib/bigput.js';
@@ -13,8 +15,8 @@ import { randomBytes } from 'node:crypto';
 const MiB = 2 ** 20;
 const CONCURRENCY = 8;
 /** Allowed peak growth per request body in flight, and a fixed allowance for GC/heap noise. */
-const PER_BODY_FACTOR = 6;
-const NOISE = 32 * MiB;
+const PER_BODY_FACTOR = 4;
+const NOISE = 24 * MiB;
 
 let srv: Server;
 let r: BigPutResult;

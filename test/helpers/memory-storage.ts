@@ -1,4 +1,5 @@
 // An in-memory MvccStorage for pure tests of the core (the sibling of raft's MemoryStorage).
+import { encodeRecord } from '../../src/core/mvcc/record.js';
 import type { MvccStorage, StorageOp } from '../../src/core/mvcc/storage.js';
 
 export class MemoryStorage implements MvccStorage {
@@ -36,8 +37,8 @@ export class MemoryStorage implements MvccStorage {
     switch (op.t) {
       case 'rec': {
         const k = MemoryStorage.key(op.main, op.sub);
-        if (op.value === null) this.records.delete(k);
-        else this.records.set(k, op.value);
+        if (op.record === null) this.records.delete(k);
+        else this.records.set(k, encodeRecord(op.record.kv, op.record.tombstone));
         break;
       }
       case 'meta':

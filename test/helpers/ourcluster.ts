@@ -53,16 +53,19 @@ export interface OurClusterOptions {
   readonly partitionable?: boolean;
   /**
    * https:// peer URLs: every member serves and presents this certificate (made for 127.0.0.1)
-   * and requires its peers' certificates to be signed by `ca` (--peer-client-cert-auth).
+   * and requires its peers' certificates to be signed by `ca` (--peer-client-cert-auth); or
+   * 'auto': each member makes its own self-signed certificate (--peer-auto-tls).
    */
-  readonly peerTls?: { readonly ca: string; readonly cert: string; readonly key: string };
+  readonly peerTls?: { readonly ca: string; readonly cert: string; readonly key: string } | 'auto';
+  /** Extra environment of one member's process (e.g. NODE_OPTIONS=--inspect=... for a profile). */
+  readonly memberEnv?: (name: string) => Record<string, string>;
 }
 
 export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Promise<OurCluster> {
   // The partition proxies speak plain HTTP to the members.
   if (opts.partitionable && opts.peerTls !== undefined) throw new Error('partitionable clusters have http peer URLs');
   const peerScheme = opts.peerTls !== undefined ? 'https' : 'http';
-  const peerTlsArgs = opts.peerTls === undefined ? [] : [
+  const peerTlsArgs = opts.peerTls === undefined ? [] : opts.peerTls === 'auto' ? ['--peer-auto-tls'] : [
     '--peer-cert-file', opts.peerTls.cert, '--peer-key-file', opts.peerTls.key,
     '--peer-trusted-ca-file', opts.peerTls.ca, '--peer-client-cert-auth',
   ];
@@ -82,9 +85,13 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
   /** Member indexes cut off, and their member IDs (hex) as peers send them in X-Server-From. */
   const isolated = new Set<number>();
   const isolatedIds = new Set<string>();
+  /** Requests being proxied (a raft stream lasts as long as its connection): partition() cuts them. */
+  const open = new Set<{ index: () => number; from: string; cut(): void }>();
+  const isCut = (index: number, from: string): boolean => isolated.has(index) || isolatedIds.has(from);
   const proxy = async (index: () => number, listenPort: number, target: number): Promise<void> => {
     const server = createServer((req, res) => {
-      if (isolated.has(index()) || isolatedIds.has(String(req.headers['x-server-from'] ?? ''))) {
+      const from = String(req.headers['x-server-from'] ?? '');
+      if (isCut(index(), from)) {
         req.socket.destroy();
         return;
       }
@@ -92,6 +99,9 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
         res.writeHead(ur.statusCode ?? 502, ur.headers);
         ur.pipe(res);
       });
+      const entry = { index, from, cut: () => { up.destroy(); req.socket.destroy(); } };
+      open.add(entry);
+      res.on('close', () => open.delete(entry));
       up.on('error', () => res.destroy());
       req.pipe(up);
     });
@@ -131,7 +141,7 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
         ...peerTlsArgs,
         ...(opts.extraArgs ?? []),
       ],
-      env: cleanEnv(),
+      env: cleanEnv(opts.memberEnv?.(m.name)),
       clientPort: m.clientPort,
       peerUrl: m.peerUrl,
       dataDir: m.dataDir,
@@ -186,6 +196,7 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
       if (id === undefined) throw new Error(`${m.name} not in its own member list`);
       isolated.add(i);
       isolatedIds.add(id);
+      for (const r of open) if (isCut(r.index(), r.from)) r.cut();
     },
     heal() {
       isolated.clear();

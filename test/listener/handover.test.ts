@@ -16,6 +16,7 @@ import { handOverGrpc, type HandOver } from '../../src/listener/rewrite-stream.j
 import { encodeLiterals, HpackDecoder } from '../../src/listener/hpack.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
+import { TlsFiles } from '../../src/tls/files.js';
 
 const PATH = '/test.Echo/Echo';
 const raw = (b: Buffer): Buffer => b;
@@ -262,7 +263,7 @@ after(async () => {
 
 test('TLS with a verified client certificate: its CN reaches the handler on both paths, a forged one never', { skip: tlsSkip }, async () => {
   const { l, close } = await listen({
-    cert: readFileSync(serverCert.cert), key: readFileSync(serverCert.key), ca: readFileSync(ca.ca), requestCert: true, rejectUnauthorized: true,
+    files: new TlsFiles({ certFile: serverCert.cert, keyFile: serverCert.key, trustedCaFile: ca.ca, crlFile: '' }, {}), clientCertAuth: true,
   });
   const creds = { ca: readFileSync(ca.ca), cert: readFileSync(root.cert), key: readFileSync(root.key) };
   seen = [];

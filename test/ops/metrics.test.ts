@@ -76,6 +76,10 @@ test('writes, reads and errors move the mvcc, server, disk and gRPC series', asy
     await res.body.text();
   }
   const last = await unary<RangeRequest, RangeResponse>(kv.range.bind(kv), RangeRequest.fromPartial({ key: b('m/a') }));
+  // Writes are answered at apply; their backend commits land just after. Status waits for them.
+  const st = await request(`${srv.url}/v3/maintenance/status`, { method: 'POST', body: '{}' });
+  assert.equal(st.statusCode, 200);
+  await st.body.text();
 
   const s1 = await scrape();
   const delta = (name: string, labels: Record<string, string> = {}) => sample(s1, name, labels) - sample(s0, name, labels);

@@ -14,7 +14,15 @@ const HEADER = 1 + 8 + 8 + 8 + 8 + 4;
 const TOMBSTONE = 1;
 
 export function encodeRecord(kv: KV, tombstone: boolean): Buffer {
-  const b = Buffer.allocUnsafe(HEADER + kv.key.length + kv.value.length);
+  return writeRecord(kv, tombstone, Buffer.allocUnsafe(recordSize(kv)));
+}
+
+export function recordSize(kv: KV): number {
+  return HEADER + kv.key.length + kv.value.length;
+}
+
+/** Writes the record at the start of `b` (at least recordSize(kv) long); returns that part of it. */
+export function writeRecord(kv: KV, tombstone: boolean, b: Buffer): Buffer {
   b[0] = tombstone ? TOMBSTONE : 0;
   b.writeDoubleBE(kv.createRev, 1);
   b.writeDoubleBE(kv.modRev, 9);
@@ -23,7 +31,7 @@ export function encodeRecord(kv: KV, tombstone: boolean): Buffer {
   b.writeUInt32BE(kv.key.length, 33);
   kv.key.copy(b, HEADER);
   kv.value.copy(b, HEADER + kv.key.length);
-  return b;
+  return b.subarray(0, HEADER + kv.key.length + kv.value.length);
 }
 
 export interface DecodedRecord {

@@ -1,8 +1,11 @@
+import type { DecodedRecord } from './record.js';
+
 // What the MVCC store needs from its storage: revision records, small metadata and lease records,
 // readable at once (including staged, not yet committed writes) and committed in durable batches.
 
 export type StorageOp =
-  | { readonly t: 'rec'; readonly main: number; readonly sub: number; readonly value: Buffer | null }
+  /** A revision's record, as its key-value (encoded by the storage when it writes it); null removes it. */
+  | { readonly t: 'rec'; readonly main: number; readonly sub: number; readonly record: DecodedRecord | null }
   | { readonly t: 'meta'; readonly name: string; readonly value: Buffer | null }
   | { readonly t: 'lease'; readonly id: bigint; readonly value: Buffer | null };
 

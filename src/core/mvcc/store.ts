@@ -4,7 +4,7 @@
 import { EtcdError } from '../../backend/errors.js';
 import { fromBin, toBin, type KeyRange } from '../../util/bytes.js';
 import { KeyIndex } from './key-index.js';
-import { decodeRecord, encodeRecord, type KV } from './record.js';
+import { decodeRecord, type KV } from './record.js';
 import { SortedKeys } from './sorted-keys.js';
 import type { MvccStorage } from './storage.js';
 
@@ -204,7 +204,7 @@ export class MvccStore {
   compact(rev: number): void {
     if (rev <= this.compacted) throw new EtcdError('compacted');
     if (rev > this.rev) throw new EtcdError('futureRev');
-    const drop = (main: number, sub: number): void => this.storage.stage({ t: 'rec', main, sub, value: null });
+    const drop = (main: number, sub: number): void => this.storage.stage({ t: 'rec', main, sub, record: null });
     for (const [k, e] of this.entries) {
       e.idx.compact(rev, drop);
       if (e.idx.isEmpty()) {
@@ -246,7 +246,7 @@ export class WriteTxn {
       value,
     };
     const sub = this.sub++;
-    this.storage.stage({ t: 'rec', main: this.rev, sub, value: encodeRecord(kv, false) });
+    this.storage.stage({ t: 'rec', main: this.rev, sub, record: { kv, tombstone: false } });
     e.idx.put(this.rev, sub);
     e.cur = kv;
     this.changes.push({ type: 'put', kv, prev });
@@ -262,7 +262,7 @@ export class WriteTxn {
       const e = this.store.writeKey(toBin(prev.key));
       const tomb: KV = { key: prev.key, createRev: 0, modRev: this.rev, version: 0, lease: 0n, value: EMPTY };
       const sub = this.sub++;
-      this.storage.stage({ t: 'rec', main: this.rev, sub, value: encodeRecord(tomb, true) });
+      this.storage.stage({ t: 'rec', main: this.rev, sub, record: { kv: tomb, tombstone: true } });
       e.idx.tombstone(this.rev, sub);
       e.cur = undefined;
       this.changes.push({ type: 'delete', kv: tomb, prev });

@@ -1,6 +1,7 @@
 // Raft messages on the wire between members: a compact binary form (big-endian), one batch per
-// POST body. Not etcd's raftpb (peers are always members of this implementation): it only has to
-// round-trip every field of raft/types.ts Message exactly.
+// pipeline POST body, or one length-prefixed frame per batch on a stream (and at the head of a
+// snapshot body). Not etcd's raftpb (peers are always members of this implementation): it only has
+// to round-trip every field of raft/types.ts Message exactly.
 import type { Entry, EntryType, Message, MessageType, NodeId, Snapshot } from '../raft/index.js';
 
 const TYPES: readonly MessageType[] = [
@@ -76,6 +77,15 @@ class Writer {
       this.u8(ENTRY_TYPES.indexOf(e.type));
       this.bytes(e.data);
     }
+  }
+
+  /** Writes a u32 at an earlier position (a frame's length, known once the batch is written). */
+  patchU32(at: number, v: number): void {
+    this.buf.writeUInt32BE(v, at);
+  }
+
+  get length(): number {
+    return this.pos;
   }
 
   done(): Buffer {
@@ -260,12 +270,84 @@ function readMessage(r: Reader): Message {
   }
 }
 
+function writeBatch(w: Writer, msgs: readonly Message[]): void {
+  w.u32(msgs.length);
+  for (const m of msgs) writeMessage(w, m);
+}
+
 /** A batch of messages -> one body. */
 export function encodeBatch(msgs: readonly Message[]): Buffer {
   const w = new Writer();
-  w.u32(msgs.length);
-  for (const m of msgs) writeMessage(w, m);
+  writeBatch(w, msgs);
   return w.done();
+}
+
+/**
+ * A frame: [u32 length][batch] (the length counts the batch only). Streams carry a sequence of
+ * them, so a reader finds message boundaries in a byte stream whose chunks fall anywhere.
+ */
+export function encodeFrame(msgs: readonly Message[]): Buffer {
+  const w = new Writer();
+  w.u32(0);
+  writeBatch(w, msgs);
+  w.patchU32(0, w.length - 4);
+  return w.done();
+}
+
+/** A frame of length 0 carries no batch: a stream's link heartbeat (the link is alive while idle). */
+export const LINK_HEARTBEAT = Buffer.alloc(4);
+
+/** The largest frame a reader accepts (a bigger length is a corrupt or hostile stream). */
+export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Cuts a byte stream into frames and decodes them, keeping a partial frame between chunks.
+ * Decoding is all or nothing per frame: a CodecError means the stream is unusable from there on.
+ */
+export class FrameDecoder {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes the held-back frame needs in all (header included), once its header is complete. */
+  private need = 0;
+
+  /** The messages of every frame completed by this chunk, in stream order. */
+  push(chunk: Buffer): Message[] {
+    let buf = chunk;
+    if (this.pendingBytes > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      // A big frame arrives in many chunks: join them once it is complete, not on every chunk.
+      if (this.need > 0 && this.pendingBytes < this.need) return [];
+      buf = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    const out: Message[] = [];
+    let pos = 0;
+    this.need = 0;
+    while (buf.length - pos >= 4) {
+      const len = buf.readUInt32BE(pos);
+      if (len > MAX_FRAME_BYTES) throw new CodecError(`raft stream: frame of ${len} bytes`);
+      if (buf.length - pos - 4 < len) {
+        this.need = 4 + len;
+        break;
+      }
+      if (len > 0) for (const m of decodeBatch(buf.subarray(pos + 4, pos + 4 + len))) out.push(m);
+      pos += 4 + len;
+    }
+    if (pos < buf.length) {
+      // A copy when small: the rest of a big chunk must not pin it in memory.
+      const rest = buf.subarray(pos);
+      this.pending.push(rest.length < 4096 ? Buffer.from(rest) : rest);
+      this.pendingBytes = rest.length;
+    }
+    return out;
+  }
+
+  /** Bytes of an incomplete frame held back (0 at a frame boundary). */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
 }
 
 /** One body -> its messages; CodecError on anything malformed (the whole batch is refused). */

@@ -1,8 +1,11 @@
 // The peer transport, HTTP like etcd's rafthttp, on --listen-peer-urls:
-//   POST /raft           a batch of raft messages (codec.ts). Per peer one POST is in flight at a
-//                        time and everything queued meanwhile goes in the next one (pipelining with
-//                        batching; no long-lived stream: a batch costs one request on a kept-alive
-//                        connection).
+//   GET  /raft/stream/message/<dialer id>
+//                        the stream (stream.ts): every member keeps one such GET open to each peer,
+//                        and the peer writes its raft messages for the dialler into the response as
+//                        they come, one frame per batch. Raft traffic goes this way while it is up.
+//   POST /raft           a batch of raft messages (codec.ts): the pipeline, used for a peer while no
+//                        stream from it is attached (start, reconnects). Per peer one POST is in
+//                        flight at a time and everything queued meanwhile goes in the next one.
 //   POST /raft/snapshot  a snapshot message followed by the MVCC data file, streamed to disk.
 //   GET  /raft/probing   liveness; the sender measures the round trip (etcd's prober).
 //   GET  /members        the member list (a member joining with --initial-cluster-state existing
@@ -11,9 +14,12 @@
 // With https:// peer URLs (PeerTls) the listener is node:https and every request above goes out over
 // TLS with the trusted CA and this member's certificate as its client certificate, as etcd's peer
 // transport does; with clientCertAuth a peer without a certificate signed by the CA (or, with
-// allowedCn, one of another Common Name) is refused before any request is read.
+// allowedCn, one of another Common Name, or one the CRL lists) is refused before any request is
+// read. The certificate files are re-read when they change (cert rotation without a restart).
 // Every request carries X-Etcd-Cluster-ID; a mismatch is refused with 412 and its messages are
 // dropped, as etcd does. Failed sends are dropped too: raft retries on its own schedule.
+// Per peer, bytes sent and received and failed sends/receives are counted (etcd's
+// etcd_network_peer_* metrics), and messages by channel (stream or pipeline).
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -21,9 +27,12 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Pool, type buildConnector } from 'undici';
+import { buildConnector, Pool } from 'undici';
+import type { TlsFiles } from '../../tls/files.js';
+import { identityRefusal, type AllowedIdentity } from '../../tls/identity.js';
 import type { Message, NodeId } from '../raft/index.js';
-import { CodecError, decodeBatch, encodeBatch } from './codec.js';
+import { CodecError, decodeBatch, encodeBatch, encodeFrame } from './codec.js';
+import { RAFT_TO_HEADER, STREAM_PATH, StreamReader, StreamWriter } from './stream.js';
 
 export const CLUSTER_ID_HEADER = 'x-etcd-cluster-id';
 const FROM_HEADER = 'x-server-from';
@@ -35,6 +44,22 @@ const MAX_BATCH = 1024;
 const SEND_TIMEOUT_MS = 3_000;
 const PROBE_INTERVAL_MS = 1_000;
 const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
+/** How often stream writers check for idleness (link heartbeats) and stalls. */
+const STREAM_TICK_MS = 250;
+
+/** Per peer (by member ID, hex): what went over the wire, for metrics and tests. */
+export interface PeerStats {
+  readonly id: string;
+  sentBytes: number;
+  receivedBytes: number;
+  /** Pipeline POSTs that failed, streams to the peer given up because it did not read them. */
+  sentFailures: number;
+  /** Undecodable bodies from the peer; streams from it refused, broken or undecodable. */
+  receivedFailures: number;
+  /** Raft messages sent on the stream / by the pipeline (snapshots not counted). */
+  streamMessages: number;
+  pipelineMessages: number;
+}
 
 export interface MemberInfo {
   readonly id: string; // hex
@@ -44,25 +69,39 @@ export interface MemberInfo {
   readonly isLearner: boolean;
 }
 
-/** The peer port's TLS material (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, ...). */
+/** The peer port's TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, ...). */
 export interface PeerTls {
-  /** This member's certificate and key: served by https listeners and presented to https peers. */
-  readonly cert?: Buffer;
-  readonly key?: Buffer;
-  /** Verifies the peers' server certificates and (clientCertAuth) their client certificates. */
-  readonly ca?: Buffer;
+  /**
+   * This member's certificate and key (served by https listeners, presented to https peers), the
+   * CA that verifies the peers' server and (clientCertAuth) client certificates, and the CRL:
+   * re-read when the files change, so rotating them needs no restart (as etcd).
+   */
+  readonly files: TlsFiles;
   readonly clientCertAuth: boolean;
-  /** --peer-cert-allowed-cn: '' accepts any Common Name. */
-  readonly allowedCn: string;
+  /** --peer-cert-allowed-cn / --peer-cert-allowed-hostname: '' accepts any. */
+  readonly allowed: AllowedIdentity;
+  /** --peer-auto-tls: the peers' certificates are not verified (etcd's InsecureSkipVerify for a self-signed pair). */
+  readonly insecureSkipVerify: boolean;
 }
 
-/** undici's connect options for dialing peers (used for https:// URLs only). */
-function connectOptions(tls: PeerTls | undefined): buildConnector.BuildOptions {
-  if (tls === undefined) return {};
-  return {
-    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-    ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key } : {}),
-    minVersion: 'TLSv1.2',
+/**
+ * undici's connect option for dialing peers. With TLS, a connector that follows the files: a
+ * rotated client certificate (or CA) is used from the next connection on.
+ */
+function peerConnect(tls: PeerTls | undefined, timeoutMs?: number): buildConnector.BuildOptions | buildConnector.connector {
+  const timeout = timeoutMs !== undefined ? { timeout: timeoutMs } : {};
+  if (tls === undefined) return timeout;
+  let built: { version: number; connect: buildConnector.connector } | undefined;
+  return (opts, callback) => {
+    const snap = tls.files.current();
+    if (built?.version !== snap.version) {
+      const { ca, cert, key, ciphers, minVersion } = snap.options;
+      built = {
+        version: snap.version,
+        connect: buildConnector({ ca, cert, key, ciphers, minVersion, rejectUnauthorized: !tls.insecureSkipVerify, ...timeout }),
+      };
+    }
+    built.connect(opts, callback);
   };
 }
 
@@ -100,18 +139,64 @@ class Peer {
   private sending = false;
   private probeTimer: NodeJS.Timeout | undefined;
   readonly pool: Pool;
+  /** The stream this member dials to the peer (the peer's messages for us arrive on it). */
+  private readonly reader: StreamReader;
+  private readonly streamPool: Pool;
+  /** The stream the peer dialled to us: our messages for it go there while it is open. */
+  writer: StreamWriter | undefined;
+  readonly stats: PeerStats;
   /** Since when sends to this peer succeed (undefined: the last one failed), as etcd's ActiveSince. */
   activeSince: number | undefined;
 
   constructor(readonly id: NodeId, readonly url: string, private readonly t: Transport) {
     this.pool = new Pool(url, {
-      connections: 2, keepAliveTimeout: 30_000, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS, connect: connectOptions(t.tls),
+      connections: 2, keepAliveTimeout: 30_000, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS, connect: peerConnect(t.tls),
     });
     this.probeTimer = setInterval(() => void this.probe(), PROBE_INTERVAL_MS);
     this.probeTimer.unref();
+    this.stats = t.statsOf(id.toString(16));
+    // Its own connection: the long GET must not hold one the pipeline and probes need.
+    this.streamPool = new Pool(url, { connections: 1, connect: peerConnect(t.tls) });
+    this.reader = new StreamReader({
+      dispatcher: this.streamPool,
+      localIdHex: t.host.memberIdHex(),
+      headers: () => ({ ...t.headers(), [RAFT_TO_HEADER]: id.toString(16) }),
+      receive: (msgs) => t.host.receive(msgs),
+      onBytes: (n) => { this.stats.receivedBytes += n; },
+      // Counted (as etcd's stream reader counts them), not logged: a peer that is down fails a
+      // redial every second. A dial that finds nobody listening received nothing: not counted.
+      onFailure: (what) => {
+        if (what !== 'dial') this.stats.receivedFailures++;
+      },
+      onUp: () => { this.activeSince ??= Date.now(); },
+      onRemoved: () => t.host.onRemoved?.(),
+    });
   }
 
-  send(m: Message): void {
+  /** Messages for this peer: on its stream when one is attached, else by the pipeline. */
+  sendAll(msgs: Message[]): void {
+    if (this.writer !== undefined) {
+      const frame = encodeFrame(msgs);
+      if (this.writer.write(frame)) {
+        this.stats.sentBytes += frame.length;
+        this.stats.streamMessages += msgs.length;
+        return;
+      }
+    }
+    for (const m of msgs) this.send(m);
+  }
+
+  /** The peer dialled its stream: it replaces an older one (the peer redialled after a break). */
+  attach(res: ServerResponse): void {
+    this.writer?.close();
+    this.writer = new StreamWriter(res, (w, failed) => {
+      if (this.writer === w) this.writer = undefined;
+      if (failed) this.stats.sentFailures++;
+    });
+  }
+
+  private send(m: Message): void {
+    this.stats.pipelineMessages++;
     if (this.queue.length >= MAX_QUEUED) this.queue.shift();
     this.queue.push(m);
     if (!this.sending) void this.flush();
@@ -123,9 +208,15 @@ class Peer {
       while (this.queue.length > 0) {
         const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
         this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
-        const ok = await this.post('/raft', encodeBatch(batch), SEND_TIMEOUT_MS);
-        if (!ok) this.activeSince = undefined;
-        else this.activeSince ??= Date.now();
+        const body = encodeBatch(batch);
+        const ok = await this.post('/raft', body, SEND_TIMEOUT_MS);
+        if (!ok) {
+          this.activeSince = undefined;
+          this.stats.sentFailures++;
+        } else {
+          this.activeSince ??= Date.now();
+          this.stats.sentBytes += body.length;
+        }
         // An unreachable peer: wait a little instead of spinning on connection errors.
         if (!ok) await new Promise((r) => setTimeout(r, 50));
       }
@@ -167,7 +258,9 @@ class Peer {
 
   async close(): Promise<void> {
     clearInterval(this.probeTimer);
-    await this.pool.destroy().catch(() => undefined);
+    this.reader.close();
+    this.writer?.close();
+    await Promise.all([this.pool.destroy().catch(() => undefined), this.streamPool.destroy().catch(() => undefined)]);
   }
 }
 
@@ -176,8 +269,31 @@ export class Transport {
   private readonly servers: (Server | HttpsServer)[] = [];
   private closed = false;
   private snapshotSeq = 0;
+  private readonly peerStats = new Map<string, PeerStats>();
+  private readonly streamTimer: NodeJS.Timeout;
 
-  constructor(readonly host: TransportHost, readonly tls?: PeerTls) {}
+  constructor(readonly host: TransportHost, readonly tls?: PeerTls) {
+    this.streamTimer = setInterval(() => {
+      const now = Date.now();
+      for (const p of this.peers.values()) p.writer?.tick(now);
+    }, STREAM_TICK_MS);
+    this.streamTimer.unref();
+  }
+
+  /** The counters of one peer (hex ID), kept across its Peer objects (URL changes). */
+  statsOf(idHex: string): PeerStats {
+    let s = this.peerStats.get(idHex);
+    if (s === undefined) {
+      s = { id: idHex, sentBytes: 0, receivedBytes: 0, sentFailures: 0, receivedFailures: 0, streamMessages: 0, pipelineMessages: 0 };
+      this.peerStats.set(idHex, s);
+    }
+    return s;
+  }
+
+  /** Per-peer counters of the current peers. */
+  stats(): PeerStats[] {
+    return [...this.peers.keys()].map((id) => this.statsOf(id.toString(16)));
+  }
 
   headers(): Record<string, string> {
     return { [CLUSTER_ID_HEADER]: this.host.clusterIdHex(), [FROM_HEADER]: this.host.memberIdHex(), 'content-type': 'application/octet-stream' };
@@ -201,25 +317,36 @@ export class Transport {
     return ports;
   }
 
-  /** An https peer listener, as etcd's: a client certificate is required only with clientCertAuth. */
+  /**
+   * An https peer listener, as etcd's: a client certificate is required only with clientCertAuth;
+   * the certificate follows the files (checked on new connections); a peer presenting a
+   * certificate of another CN (allowedCn) or one the CRL revokes is cut off after the handshake.
+   */
   private httpsServer(): HttpsServer {
     const t = this.tls;
-    if (t?.cert === undefined || t.key === undefined) throw new Error('https peer listener without a certificate and key');
+    if (t === undefined) throw new Error('https peer listener without a certificate and key');
+    let applied = t.files.current();
     const server = createHttpsServer({
-      cert: t.cert, key: t.key, ...(t.ca !== undefined ? { ca: t.ca } : {}),
-      requestCert: t.clientCertAuth, rejectUnauthorized: t.clientCertAuth, minVersion: 'TLSv1.2',
+      ...applied.options, requestCert: t.clientCertAuth, rejectUnauthorized: t.clientCertAuth,
     }, (req, res) => void this.handle(req, res));
-    if (t.clientCertAuth && t.allowedCn !== '') {
-      // etcd checks the CN while verifying the chain; Node has no such hook, so the connection is
-      // cut as soon as the handshake completes, before a request on it is read.
-      server.prependListener('secureConnection', (socket: TLSSocket) => {
-        const cn = socket.getPeerCertificate().subject?.CN;
-        if (cn !== t.allowedCn) {
-          this.host.onError?.('peer TLS', new Error(`rejected peer certificate: CN ${String(cn)} is not ${t.allowedCn}`));
-          socket.destroy();
-        }
-      });
-    }
+    // Before Node's own 'connection' listener starts the handshake: the newest certificate serves it.
+    server.prependListener('connection', () => {
+      const now = t.files.current();
+      if (now.version !== applied.version) {
+        applied = now;
+        server.setSecureContext(now.options);
+      }
+    });
+    // etcd checks the CN while verifying the chain and the CRL right after the handshake; Node has
+    // no hook for the first, so both cut the connection as soon as the handshake completes,
+    // before a request on it is read.
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      const why = t.files.revocation(socket) ?? (t.clientCertAuth ? identityRefusal(socket, t.allowed) : undefined);
+      if (why !== undefined) {
+        this.host.onError?.('peer TLS', new Error(`rejected connection from ${socket.remoteAddress ?? '?'}: ${why}`));
+        socket.destroy();
+      }
+    });
     return server;
   }
 
@@ -241,12 +368,19 @@ export class Transport {
 
   send(msgs: readonly Message[]): void {
     if (this.closed) return;
+    // One frame (or pipeline batch) per peer for all its messages of this call, in their order.
+    const byPeer = new Map<Peer, Message[]>();
     for (const m of msgs) {
       const p = this.peers.get(m.to);
       if (p === undefined) continue;
       if (m.type === 'snapshot') void this.sendSnapshot(p, m);
-      else p.send(m);
+      else {
+        const list = byPeer.get(p);
+        if (list === undefined) byPeer.set(p, [m]);
+        else list.push(m);
+      }
     }
+    for (const [p, list] of byPeer) p.sendAll(list);
   }
 
   /** The snapshot message (its data left empty), then the data file, in one streamed body. */
@@ -255,11 +389,8 @@ export class Transport {
     try {
       const { file, cleanup } = await this.host.snapshotFile();
       try {
-        const head = encodeBatch([{ ...m, snapshot: { meta: m.snapshot.meta, data: new Uint8Array(0) } }]);
-        const len = Buffer.allocUnsafe(4);
-        len.writeUInt32BE(head.length);
+        const head = encodeFrame([{ ...m, snapshot: { meta: m.snapshot.meta, data: new Uint8Array(0) } }]);
         const body = (async function* () {
-          yield len;
           yield head;
           for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) yield chunk as Buffer;
         })();
@@ -331,8 +462,21 @@ export class Transport {
         reply(200, '{"health":"true"}', 'application/json');
         return;
       }
+      if (req.method === 'GET' && url.startsWith(STREAM_PATH)) {
+        this.attachStream(url.slice(STREAM_PATH.length), req, res, reply);
+        return;
+      }
       if (req.method === 'POST' && url === '/raft') {
-        const msgs = decodeBatch(await readBody(req));
+        const body = await readBody(req);
+        const stats = /^[0-9a-f]{1,16}$/.test(from) ? this.statsOf(from) : undefined;
+        if (stats !== undefined) stats.receivedBytes += body.length;
+        let msgs: Message[];
+        try {
+          msgs = decodeBatch(body);
+        } catch (e) {
+          if (stats !== undefined) stats.receivedFailures++;
+          throw e;
+        }
         res.writeHead(204, { [CLUSTER_ID_HEADER]: this.host.clusterIdHex() }).end();
         this.host.receive(msgs);
         return;
@@ -360,6 +504,37 @@ export class Transport {
       if (!res.headersSent) reply(e instanceof CodecError ? 400 : 500, `${e instanceof Error ? e.message : String(e)}\n`);
       else res.destroy();
     }
+  }
+
+  /**
+   * A peer dials its stream (cluster ID and removal already checked, as for every request): the
+   * checks of etcd's stream handler, then this response stays open and carries our messages.
+   */
+  private attachStream(fromHex: string, req: IncomingMessage, res: ServerResponse, reply: (code: number, body?: string) => void): void {
+    req.resume();
+    if (!/^[0-9a-f]{1,16}$/.test(fromHex)) {
+      reply(400, 'invalid from\n');
+      return;
+    }
+    const to = req.headers[RAFT_TO_HEADER];
+    if (to !== undefined && to !== this.host.memberIdHex()) {
+      reply(412, 'to field mismatch\n');
+      return;
+    }
+    const from = BigInt('0x' + fromHex);
+    if (this.host.isRemoved(from)) {
+      reply(410, 'removed member\n');
+      return;
+    }
+    const p = this.peers.get(from);
+    if (p === undefined || this.closed) {
+      reply(404, 'error sender not found\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', [CLUSTER_ID_HEADER]: this.host.clusterIdHex() });
+    // No delay between a frame's write and its packet: a heartbeat must not wait for more data.
+    res.socket?.setNoDelay(true);
+    p.attach(res);
   }
 
   private async receiveSnapshot(req: IncomingMessage): Promise<void> {
@@ -394,6 +569,8 @@ export class Transport {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.streamTimer);
+    for (const p of this.peers.values()) p.writer?.close();
     for (const s of this.servers) s.closeAllConnections();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     await Promise.all([...this.peers.values()].map((p) => p.close()));
@@ -409,7 +586,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 
 /** GET <peer>/members of an existing cluster (a joining member's discovery). */
 export async function fetchMembers(peerUrl: string, tls?: PeerTls): Promise<{ clusterIdHex: string; members: MemberInfo[] }> {
-  const pool = new Pool(new URL(peerUrl).origin, { connect: { ...connectOptions(tls), timeout: SEND_TIMEOUT_MS }, headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS });
+  const pool = new Pool(new URL(peerUrl).origin, { connect: peerConnect(tls, SEND_TIMEOUT_MS), headersTimeout: SEND_TIMEOUT_MS, bodyTimeout: SEND_TIMEOUT_MS });
   try {
     const res = await pool.request({ method: 'GET', path: '/members' });
     if (res.statusCode !== 200) {

@@ -7,8 +7,11 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseRevKey, revKey } from '../mvcc/record.js';
+import { encodeRecord, parseRevKey, recordSize, revKey, writeRecord, type DecodedRecord } from '../mvcc/record.js';
 import type { MvccStorage, StorageOp } from '../mvcc/storage.js';
+
+/** Records up to this size are encoded for LMDB in one reused buffer. */
+const SCRATCH_BYTES = 64 * 1024;
 
 /** LMDB's map size: the most the data file can grow to (--quota-backend-bytes refuses writes well before). */
 const MAP_SIZE_BYTES = 64 * 2 ** 30;
@@ -41,7 +44,7 @@ export class LmdbStorage implements MvccStorage {
   private readonly records: Database<Buffer, Buffer>;
   private readonly meta: Database<Buffer, string>;
   private readonly leases: Database<Buffer, Buffer>;
-  /** Staged and not yet committed records, by latin1 revision key; null = deleted. */
+  /** Staged and not yet committed records, by latin1 revision key; a null record = deleted. */
   private readonly overlay = new Map<string, StagedRecord>();
   /** Record and lease writes in stage order; each record carries its key, encoded once. */
   private staged: (StagedRecord | Extract<StorageOp, { t: 'lease' }>)[] = [];
@@ -52,6 +55,7 @@ export class LmdbStorage implements MvccStorage {
    */
   private stagedMeta = new Map<string, Buffer | null>();
   readonly path: string;
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
   /** onCommitSeconds: called with each commit's latency (enqueue to durable, fsync included). */
   constructor(dir: string, private readonly onCommitSeconds?: (seconds: number) => void) {
@@ -81,15 +85,31 @@ export class LmdbStorage implements MvccStorage {
     const k = revKey(main, sub);
     if (this.overlay.size > 0) {
       const staged = this.overlay.get(k.toString('latin1'));
-      if (staged !== undefined) return staged.value ?? undefined;
+      if (staged !== undefined) return staged.record === null ? undefined : encodeRecord(staged.record.kv, staged.record.tombstone);
     }
     return this.records.getBinary(k) ?? undefined;
   }
 
+  /**
+   * Committed records, then staged ones (the overlay): a write is answered once applied, before
+   * its batch's LMDB commit, so a watcher's catch-up must see it too. Staged records are newer than
+   * every committed one (revisions only grow), except those of a commit that landed but whose
+   * overlay entries are not dropped yet: those are skipped by their key. A staged null is a record
+   * compaction removed.
+   */
   *scanRecords(fromMain: number, toMain: number): Iterable<{ main: number; sub: number; value: Buffer }> {
+    let last: Buffer | undefined;
     for (const { key, value } of this.records.getRange({ start: revKey(fromMain, 0), end: revKey(toMain, 0) })) {
+      if (this.overlay.size > 0 && this.overlay.get(key.toString('latin1'))?.record === null) continue;
       const { main, sub } = parseRevKey(key);
+      last = key;
       yield { main, sub, value: Buffer.from(value) };
+    }
+    if (this.overlay.size === 0) return;
+    for (const rec of this.overlay.values()) {
+      if (rec.record === null || rec.main < fromMain || rec.main >= toMain) continue;
+      if (last !== undefined && Buffer.compare(rec.key, last) <= 0) continue;
+      yield { main: rec.main, sub: rec.sub, value: encodeRecord(rec.record.kv, rec.record.tombstone) };
     }
   }
 
@@ -107,7 +127,7 @@ export class LmdbStorage implements MvccStorage {
     switch (op.t) {
       case 'rec': {
         const key = revKey(op.main, op.sub);
-        const rec: StagedRecord = { t: 'staged', key, id: key.toString('latin1'), value: op.value };
+        const rec: StagedRecord = { t: 'staged', key, id: key.toString('latin1'), main: op.main, sub: op.sub, record: op.record };
         this.staged.push(rec);
         this.overlay.set(rec.id, rec);
         break;
@@ -121,6 +141,18 @@ export class LmdbStorage implements MvccStorage {
     }
   }
 
+  /**
+   * A record's bytes for a putSync, which copies them into LMDB at once: small ones are written
+   * into one reused scratch buffer, big ones into a buffer of their own that is garbage right
+   * after. The store stages key-values, not encoded records, so no second copy of every value
+   * waits in memory for its commit.
+   */
+  private encodeForPut(r: DecodedRecord): Buffer {
+    const size = recordSize(r.kv);
+    if (size > SCRATCH_BYTES) return encodeRecord(r.kv, r.tombstone);
+    return writeRecord(r.kv, r.tombstone, this.scratch);
+  }
+
   commit(): Promise<void> {
     const ops = this.staged;
     const meta = this.stagedMeta;
@@ -131,8 +163,8 @@ export class LmdbStorage implements MvccStorage {
       for (const op of ops) {
         switch (op.t) {
           case 'staged':
-            if (op.value === null) this.records.removeSync(op.key);
-            else this.records.putSync(op.key, op.value);
+            if (op.record === null) this.records.removeSync(op.key);
+            else this.records.putSync(op.key, this.encodeForPut(op.record));
             break;
           case 'lease': {
             const k = Buffer.allocUnsafe(8);
@@ -229,5 +261,7 @@ interface StagedRecord {
   readonly t: 'staged';
   readonly key: Buffer;
   readonly id: string;
-  readonly value: Buffer | null;
+  readonly main: number;
+  readonly sub: number;
+  readonly record: DecodedRecord | null;
 }

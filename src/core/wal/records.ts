@@ -29,28 +29,56 @@ function frame(payload: Buffer): Buffer {
 }
 
 /**
- * A batch of entries (and optionally a hard state after them) framed into ONE buffer: one
- * allocation and one copy of each entry's data (the write path's hot spot).
+ * Entry data at least this long is written from the entry's own buffer (the proposal's encoding)
+ * rather than copied into the batch's: a 1 MiB put would otherwise allocate and copy its value
+ * once more for every WAL append. Smaller data is packed, so a batch of small entries stays one
+ * buffer and one write.
  */
-export function encodeBatch(entries: readonly Entry[], hs: HardState | undefined): Buffer {
+export const INLINE_MAX_BYTES = 64 * 1024;
+
+/**
+ * A batch of entries (and optionally a hard state after them) framed as consecutive chunks to
+ * write in order: one buffer holding every frame header and all small entries' data (one
+ * allocation, one copy of each: the write path's hot spot), split around the large entries'
+ * data, which is referenced, not copied. The bytes are those of the records one after another.
+ */
+export function encodeBatchChunks(entries: readonly Entry[], hs: HardState | undefined): Buffer[] {
   let size = hs ? FRAME_BYTES + 25 : 0;
-  for (const e of entries) size += FRAME_BYTES + 18 + e.data.length;
+  for (const e of entries) size += FRAME_BYTES + 18 + (e.data.length < INLINE_MAX_BYTES ? e.data.length : 0);
   const out = Buffer.allocUnsafe(size);
+  const chunks: Buffer[] = [];
   let o = 0;
+  let from = 0;
   for (const e of entries) {
     const p = o + FRAME_BYTES;
-    const len = 18 + e.data.length;
     out[p] = 1;
     out[p + 1] = e.type === 'confChange' ? 1 : 0;
     out.writeDoubleBE(e.term, p + 2);
     out.writeDoubleBE(e.index, p + 10);
-    out.set(e.data, p + 18);
-    out.writeUInt32BE(len, o);
-    out.writeUInt32BE(crc32(out.subarray(p, p + len)), o + 4);
-    o = p + len;
+    out.writeUInt32BE(18 + e.data.length, o);
+    const crc = crc32(e.data, crc32(out.subarray(p, p + 18)));
+    out.writeUInt32BE(crc, o + 4);
+    if (e.data.length < INLINE_MAX_BYTES) {
+      out.set(e.data, p + 18);
+      o = p + 18 + e.data.length;
+    } else {
+      o = p + 18;
+      chunks.push(out.subarray(from, o), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length));
+      from = o;
+    }
   }
-  if (hs) encodeHardState(hs).copy(out, o);
-  return out;
+  if (hs) {
+    encodeHardState(hs).copy(out, o);
+    o += FRAME_BYTES + 25;
+  }
+  if (o > from || chunks.length === 0) chunks.push(out.subarray(from, o));
+  return chunks;
+}
+
+/** A batch as one buffer (encodeBatchChunks joined). */
+export function encodeBatch(entries: readonly Entry[], hs: HardState | undefined): Buffer {
+  const chunks = encodeBatchChunks(entries, hs);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 export function encodeEntry(e: Entry): Buffer {

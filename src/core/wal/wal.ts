@@ -1,21 +1,30 @@
 // The write-ahead log: raft entries, hard states and snapshot markers (records.ts) appended to
 // segment files `<seq:16 hex>-<first index:16 hex>.wal` in <data-dir>/member/wal/.
 //
-// - Appends go to the page cache at once (writeSync of one buffer per batch); `sync()` makes them
-//   durable with fdatasync. Group commit: the caller (node.ts) appends everything raft produced
+// - Appends go to the page cache at once (writeSync of one buffer per batch, plus one for each
+//   large entry's data, written from the entry's own buffer); `sync()` makes them durable with
+//   fdatasync. Group commit: the caller (node.ts) appends everything raft produced
 //   while the previous sync ran, then syncs once for all of it.
 // - A segment is closed (synced) once it passes `segmentBytes`; the next one starts with the
 //   current hard state and the newest snapshot marker, so every segment after the newest marker is
 //   self-sufficient and older segments can be deleted (`releaseTo`).
+// - The segment being appended to is zero-filled ahead of its end (PREALLOC_BYTES at a time), as
+//   etcd preallocates its segments: an fdatasync after appends inside the file's size flushes
+//   data only, where growing the file also commits its size to the file system's journal (about
+//   2x slower per sync on ext4 here). A clean close or a roll cuts the zeros off; after a crash a
+//   segment may end in zeros, which is where its records end.
 // - Opening replays every segment in order. A torn or corrupt record at the end of the LAST
 //   segment is what a crash mid-append leaves: the file is truncated there (torn-tail repair) and
 //   appending resumes. Damage anywhere else means lost acknowledged data: opening fails.
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMeta } from '../raft/index.js';
-import { decodeRecords, encodeBatch, encodeHardState, encodeSnapshot } from './records.js';
+import { decodeRecords, encodeBatchChunks, encodeHardState, encodeSnapshot } from './records.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** How far ahead of its end the current segment is zero-filled at a time. */
+export const PREALLOC_BYTES = 1024 * 1024;
+const ZEROS = Buffer.alloc(PREALLOC_BYTES);
 
 /** The file operations behind appends and syncs (the calls a full or failing disk makes throw). */
 export interface WalFileOps {
@@ -70,7 +79,10 @@ function fdatasyncP(fd: number): Promise<void> {
 export class Wal {
   private segments: Segment[];
   private fd: number;
+  /** Where the next record goes: the end of the records in the current segment. */
   private size: number;
+  /** The current segment's file size (zeros from `size` on). */
+  private allocated: number;
   private hardState: HardState | undefined;
   private snapshot: SnapshotMeta | undefined;
   private lastIndex: number;
@@ -83,7 +95,7 @@ export class Wal {
   /** Called with each fdatasync's duration in seconds (etcd_disk_wal_fsync_duration_seconds). */
   onSyncSeconds: ((s: number) => void) | undefined;
 
-  private constructor(private readonly dir: string, private readonly segmentBytes: number, segments: Segment[], state: WalState) {
+  private constructor(private readonly dir: string, private readonly segmentBytes: number, segments: Segment[], state: WalState, tailEnd: number) {
     this.segments = segments;
     this.hardState = state.hardState;
     this.snapshot = state.snapshot;
@@ -91,7 +103,8 @@ export class Wal {
     this.lastIndex = last?.index ?? state.snapshot?.index ?? 0;
     const tail = segments[segments.length - 1]!;
     this.fd = openSync(tail.file, 'r+');
-    this.size = fstatSync(this.fd).size;
+    this.size = tailEnd;
+    this.allocated = fstatSync(this.fd).size;
   }
 
   /** Opens (creating if needed) the WAL in dir and replays it. */
@@ -108,14 +121,14 @@ export class Wal {
       syncDir(dir);
       segments.push(first);
     }
-    const state = replay(segments);
-    return { wal: new Wal(dir, segmentBytes, segments, state), state };
+    const { state, tailEnd } = replay(segments);
+    return { wal: new Wal(dir, segmentBytes, segments, state, tailEnd), state };
   }
 
   /** Appends a batch (to the page cache); returns true when it must be synced before acking. */
   append(hardState: HardState | undefined, entries: readonly Entry[]): boolean {
     if (entries.length === 0 && hardState === undefined) return false;
-    this.write(encodeBatch(entries, hardState));
+    for (const chunk of encodeBatchChunks(entries, hardState)) this.write(chunk);
     const mustSync = entries.length > 0 || (hardState !== undefined && (this.hardState === undefined || hardState.term !== this.hardState.term || hardState.vote !== this.hardState.vote));
     if (hardState) this.hardState = hardState;
     const last = entries[entries.length - 1];
@@ -132,10 +145,27 @@ export class Wal {
 
   private write(buf: Buffer): void {
     if (this.closed) throw new Error('wal: closed');
+    if (this.size + buf.length > this.allocated && this.size + buf.length < this.segmentBytes) this.preallocate(this.size + buf.length);
     let o = 0;
     while (o < buf.length) o += walFileOps.current.writeSync(this.fd, buf, o, buf.length - o, this.size + o);
     this.size += buf.length;
+    if (this.size > this.allocated) this.allocated = this.size;
     this.dirty = true;
+  }
+
+  /** Zero-fills the segment from its file end to past `need` (PREALLOC_BYTES more, up to segmentBytes). */
+  private preallocate(need: number): void {
+    const target = Math.max(need, Math.min(this.allocated + PREALLOC_BYTES, this.segmentBytes));
+    while (this.allocated < target) {
+      const n = Math.min(target - this.allocated, ZEROS.length);
+      this.allocated += walFileOps.current.writeSync(this.fd, ZEROS, 0, n, this.allocated);
+    }
+  }
+
+  /** Cuts the zeros after the records off the current segment (its size becomes `size`). */
+  private trimPreallocated(): void {
+    if (this.allocated > this.size) ftruncateSync(this.fd, this.size);
+    this.allocated = this.size;
   }
 
   /** Makes everything appended so far durable (concurrent callers share fdatasyncs). */
@@ -159,6 +189,7 @@ export class Wal {
   /** Closes the current segment (synced) and starts the next with the hard state and snapshot. */
   private roll(): void {
     // The closed segment must be durable before a newer one can be relied on.
+    this.trimPreallocated();
     walFileOps.current.fdatasyncSync(this.fd);
     closeSync(this.fd);
     const prev = this.segments[this.segments.length - 1]!;
@@ -167,6 +198,7 @@ export class Wal {
     syncDir(this.dir);
     this.segments.push(seg);
     this.size = 0;
+    this.allocated = 0;
     const head: Buffer[] = [];
     if (this.snapshot) head.push(encodeSnapshot(this.snapshot));
     if (this.hardState) head.push(encodeHardState(this.hardState));
@@ -197,14 +229,30 @@ export class Wal {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.sync();
-    this.closed = true;
-    closeSync(this.fd);
+    try {
+      await this.sync();
+      this.trimPreallocated();
+      walFileOps.current.fdatasyncSync(this.fd);
+    } finally {
+      this.closed = true;
+      closeSync(this.fd);
+    }
   }
 }
 
-/** Reads every segment; repairs a torn tail of the last one (truncating the file). */
-function replay(segments: readonly Segment[]): WalState {
+/** True when b holds only zero bytes. */
+function allZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Reads every segment; repairs a torn tail of the last one (truncating the file). A segment's
+ * records end where zeros begin (preallocated, not yet written). tailEnd: where the last
+ * segment's records end.
+ */
+function replay(segments: readonly Segment[]): { state: WalState; tailEnd: number } {
+  let tailEnd = 0;
   let snapshot: SnapshotMeta | undefined;
   let hardState: HardState | undefined;
   let entries: Entry[] = [];
@@ -212,7 +260,8 @@ function replay(segments: readonly Segment[]): WalState {
   segments.forEach((seg, i) => {
     const buf = readFileSync(seg.file);
     const { records, end, reason } = decodeRecords(buf);
-    if (end < buf.length) {
+    if (i === segments.length - 1) tailEnd = end;
+    if (end < buf.length && !allZero(buf.subarray(end))) {
       if (i !== segments.length - 1) throw new WalCorruptError(`wal: ${seg.file}: ${reason} at offset ${end} (not the last segment: refusing to start)`);
       const fd = openSync(seg.file, 'r+');
       try {
@@ -249,5 +298,5 @@ function replay(segments: readonly Segment[]): WalState {
   // Entries right after the snapshot must start at snapshot.index + 1.
   const first = entries[0];
   if (first && snapshot && first.index !== snapshot.index + 1) throw new WalCorruptError(`wal: first entry ${first.index} does not follow snapshot ${snapshot.index}`);
-  return { snapshot, hardState, entries, repairedBytes };
+  return { state: { snapshot, hardState, entries, repairedBytes }, tailEnd };
 }

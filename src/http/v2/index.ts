@@ -99,7 +99,7 @@ async function redirect(reply: FastifyReply, method: string, target: string): Pr
   void reply.code(301).header('location', target);
   if (method === 'GET' || method === 'HEAD') {
     await reply.header('content-type', 'text/html; charset=utf-8').send(`<a href="${target}">Moved Permanently</a>.\n\n`);
-  } else await reply.send('');
+  } else await reply.send(); // no body and, as Go's http.Redirect for other methods, no Content-Type
 }
 
 /**
@@ -216,7 +216,7 @@ async function handleOp(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pars
       case 'watch':
         return await serveWatch(ctx, req.ip, reply, op);
       case 'get': {
-        const r = await ctx.store.get({ path: op.path, recursive: op.recursive, sorted: op.sorted });
+        const r = await ctx.store.get({ path: op.path, recursive: op.recursive, sorted: op.sorted, quorum: op.quorum });
         await reply.code(r.status).headers(successHeaders(r.header, await clusterIdOf(ctx, r.header))).send(Buffer.from(eventJson(r.event)));
         return;
       }

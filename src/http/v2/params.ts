@@ -3,7 +3,7 @@
 import { V2Error, type WriteRequest } from '../../v2/index.js';
 
 export type KeysOperation =
-  | { readonly kind: 'get'; readonly path: string; readonly recursive: boolean; readonly sorted: boolean }
+  | { readonly kind: 'get'; readonly path: string; readonly recursive: boolean; readonly sorted: boolean; readonly quorum: boolean }
   | { readonly kind: 'watch'; readonly path: string; readonly recursive: boolean; readonly waitIndex: number; readonly stream: boolean }
   | { readonly kind: 'write'; readonly request: WriteRequest; readonly noValueOnSuccess: boolean };
 
@@ -57,7 +57,7 @@ export function parseKeysRequest(method: KeysMethod, path: string, form: Readonl
     case 'GET':
     case 'HEAD':
       if (method === 'GET' && wait && !quorum) return { kind: 'watch', path, recursive, waitIndex, stream };
-      return { kind: 'get', path, recursive, sorted };
+      return { kind: 'get', path, recursive, sorted, quorum };
     case 'DELETE': {
       if (prevIndex > 0 || prevValue !== undefined) {
         return { kind: 'write', noValueOnSuccess, request: { kind: 'compareAndDelete', path, prevIndex, ...(prevValue !== undefined ? { prevValue } : {}) } };

@@ -4,6 +4,7 @@ import type { CallContext, V3Backend } from '../../backend/index.js';
 import type { GatewayCodec } from '../../gateway/index.js';
 import type { Logger } from '../../grpc/status.js';
 import type { OpenStreams } from '../../util/open-streams.js';
+import type { BodyPool } from './body.js';
 
 export interface GatewayContext {
   readonly backend: V3Backend;
@@ -15,6 +16,8 @@ export interface GatewayContext {
   readonly bodyMaxBytes: number;
   /** Watch, keepalive and observe streams register here, so a shutdown ends them cleanly. */
   readonly streams: OpenStreams;
+  /** Large unary bodies' buffers, reused once decoded. */
+  readonly bodies: BodyPool;
 }
 
 export function makeLimits(maxRequestBytes: number): { grpcMaxBytes: number; bodyMaxBytes: number } {

@@ -7,6 +7,7 @@ import type { V3Backend } from '../../backend/index.js';
 import { GatewayCodec, gatewayRoutes, type MethodInfo } from '../../gateway/index.js';
 import { verifiedCommonName } from '../../listener/index.js';
 import { OpenStreams } from '../../util/open-streams.js';
+import { BodyPool } from './body.js';
 import { unaryCalls } from './calls.js';
 import { makeLimits, type GatewayContext } from './context.js';
 import { GrpcCode } from './errors.js';
@@ -75,6 +76,7 @@ async function v3GatewayPlugin(app: FastifyInstance, opts: V3GatewayOptions): Pr
     log: app.log,
     ...makeLimits(opts.maxRequestBytes),
     streams: opts.streams ?? new OpenStreams(),
+    bodies: new BodyPool(),
   };
   app.addHook('onRequest', async (req, reply) => {
     void reply.headers(CORS_HEADERS);

@@ -1,6 +1,6 @@
 // One unary gateway route: read the body, decode it, check the gRPC size limit, call, encode.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DecodeError, type MethodInfo } from '../../gateway/index.js';
+import { DecodeError, type Message, type MethodInfo } from '../../gateway/index.js';
 import type { UnaryCall } from './calls.js';
 import { authOf, type GatewayContext } from './context.js';
 import { GrpcCode, learnerStatus, statusOf, tooLarge, unimplemented } from './errors.js';
@@ -16,20 +16,40 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return ac.signal;
 }
 
+type Decoded =
+  | { readonly kind: 'ok'; readonly msg: Message; readonly bodyBytes: number }
+  | { readonly kind: 'tooLarge'; readonly length: number }
+  | { readonly kind: 'bad'; readonly message: string };
+
+/**
+ * Reads and decodes the body in a function of its own: the body buffer is referenced from no
+ * frame that outlives decoding (a large put's body would otherwise stay alive, with the handler's
+ * suspended frame, until the answer is written), and once decoded it goes back to the pool.
+ */
+async function readMessage(ctx: GatewayContext, method: MethodInfo, req: FastifyRequest): Promise<Decoded> {
+  const body = await readBody(req.raw, ctx.bodyMaxBytes, ctx.bodies);
+  if (body.kind === 'tooLarge') return body;
+  let decoded: Decoded;
+  try {
+    decoded = { kind: 'ok', msg: ctx.codec.decodeBody(method.requestType, body.bytes), bodyBytes: body.bytes.length };
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
+    decoded = { kind: 'bad', message: e.message };
+  }
+  // The message and the error text are copies: nothing refers to the body's bytes any more.
+  ctx.bodies.release(body.bytes);
+  return decoded;
+}
+
 export function unaryHandler(ctx: GatewayContext, method: MethodInfo, call: UnaryCall | undefined) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const body = await readBody(req.raw, ctx.bodyMaxBytes);
-    if (body.kind === 'tooLarge') return sendGrpcError(reply, tooLarge(body.length, ctx.grpcMaxBytes));
-    let msg;
-    try {
-      msg = ctx.codec.decodeBody(method.requestType, body.bytes);
-    } catch (e) {
-      if (e instanceof DecodeError) return sendGatewayError(reply, { code: GrpcCode.INVALID_ARGUMENT, message: e.message });
-      throw e;
-    }
+    const decoded = await readMessage(ctx, method, req);
+    if (decoded.kind === 'tooLarge') return sendGrpcError(reply, tooLarge(decoded.length, ctx.grpcMaxBytes));
+    if (decoded.kind === 'bad') return sendGatewayError(reply, { code: GrpcCode.INVALID_ARGUMENT, message: decoded.message });
+    const msg = decoded.msg;
     if (call === undefined) return sendGrpcError(reply, unimplemented(method.grpcPath));
     // The proto size can only pass the limit if the JSON text is at least about half as long.
-    if (body.bytes.length * 2 > ctx.grpcMaxBytes) {
+    if (decoded.bodyBytes * 2 > ctx.grpcMaxBytes) {
       const size = call.encodedBytes(msg);
       if (size > ctx.grpcMaxBytes) return sendGrpcError(reply, tooLarge(size, ctx.grpcMaxBytes));
     }
