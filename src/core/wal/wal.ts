@@ -24,7 +24,12 @@ import { decodeRecords, encodeBatchChunks, encodeHardState, encodeSnapshot } fro
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /** How far ahead of its end the current segment is zero-filled at a time. */
 export const PREALLOC_BYTES = 1024 * 1024;
-const ZEROS = Buffer.alloc(PREALLOC_BYTES);
+/**
+ * Zeros are written a page at a time: one big write makes the page cache keep the range as one
+ * large folio, and then every later append dirties (and the kernel accounts as written) all of it.
+ */
+const ZERO_CHUNK = 4096;
+const ZEROS = Buffer.alloc(ZERO_CHUNK);
 
 /** The file operations behind appends and syncs (the calls a full or failing disk makes throw). */
 export interface WalFileOps {
@@ -157,7 +162,7 @@ export class Wal {
   private preallocate(need: number): void {
     const target = Math.max(need, Math.min(this.allocated + PREALLOC_BYTES, this.segmentBytes));
     while (this.allocated < target) {
-      const n = Math.min(target - this.allocated, ZEROS.length);
+      const n = Math.min(target - this.allocated, ZERO_CHUNK);
       this.allocated += walFileOps.current.writeSync(this.fd, ZEROS, 0, n, this.allocated);
     }
   }
