@@ -7,6 +7,8 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { Agent, request } from 'undici';
+import { etcdctl } from './procs.js';
 
 export const OPENSSL_BIN = '/usr/bin/openssl';
 
@@ -98,4 +100,24 @@ export function makeCa(dir: string, cn = 'test-ca'): TestCa {
     server: (name) => issue(name, name, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n'),
     client: (name, subjectCn) => issue(name, subjectCn, 'extendedKeyUsage=clientAuth\n'),
   };
+}
+
+/** etcdctl over TLS (trusting caFile) with a client certificate: its stdout, or its "Error:" line. */
+export async function etcdctlTls(endpoint: string, caFile: string, cert: IssuedCert, args: string[]): Promise<string> {
+  const r = await etcdctl(endpoint, [`--cacert=${caFile}`, `--cert=${cert.cert}`, `--key=${cert.key}`, '--dial-timeout=1s', '--command-timeout=2s', ...args], { timeoutMs: 15_000 });
+  return r.code === 0 ? r.stdout : r.stderr.split('\n').find((l) => l.startsWith('Error:')) ?? `exit ${r.code}`;
+}
+
+/** GET url over TLS (trusting caFile), with this client certificate if any: the status, or 'refused' when the connection is cut. */
+export async function tlsGet(url: string, caFile: string, cert?: IssuedCert): Promise<number | 'refused'> {
+  const a = new Agent({ connect: { ca: readFileSync(caFile), ...(cert !== undefined ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) } });
+  try {
+    const r = await request(url, { dispatcher: a });
+    await r.body.dump();
+    return r.statusCode;
+  } catch {
+    return 'refused';
+  } finally {
+    await a.close();
+  }
 }

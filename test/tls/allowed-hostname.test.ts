@@ -3,16 +3,14 @@
 // as etcd 3.4 (its transport's VerifyPeerCertificate); compared with the real etcd given the same
 // files on the client port. etcd's allowed CN and hostname are exclusive on the peer port.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Agent, request } from 'undici';
 import { FlagError, loadConfig } from '../../src/config/index.js';
 import type { RunningServer } from '../../src/server.js';
 import { startServerWith } from '../gateway/harness.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/cluster.js';
-import { etcdctl, freePort, hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.js';
-import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
+import { freePort, hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.js';
+import { etcdctlTls, hasOpenssl, makeCa, tlsGet, type IssuedCert, type TestCa } from '../helpers/tls.js';
 
 const skip = (!hasEtcd() || !hasOpenssl()) && 'needs /usr/bin/etcd, /usr/bin/etcdctl and /usr/bin/openssl';
 
@@ -33,23 +31,11 @@ after(async () => {
   if (dir !== '') await removeTempDir(dir);
 });
 
-async function ctl(ep: string, cert: IssuedCert, args: string[]): Promise<string> {
-  const r = await etcdctl(ep, [`--cacert=${ca.ca}`, `--cert=${cert.cert}`, `--key=${cert.key}`, '--dial-timeout=1s', '--command-timeout=2s', ...args], { timeoutMs: 15_000 });
-  return r.code === 0 ? r.stdout : r.stderr.split('\n').find((l) => l.startsWith('Error:')) ?? `exit ${r.code}`;
-}
+/** etcdctl over TLS with a client certificate: stdout, or its "Error:" line. */
+const ctl = (ep: string, cert: IssuedCert, args: string[]): Promise<string> => etcdctlTls(ep, ca.ca, cert, args);
 
-async function getWith(url: string, cert: IssuedCert): Promise<number | 'refused'> {
-  const a = new Agent({ connect: { ca: readFileSync(ca.ca), cert: readFileSync(cert.cert), key: readFileSync(cert.key) } });
-  try {
-    const r = await request(url, { dispatcher: a });
-    await r.body.dump();
-    return r.statusCode;
-  } catch {
-    return 'refused';
-  } finally {
-    await a.close();
-  }
-}
+/** GET url with this client certificate: the status, or 'refused' when the connection is cut. */
+const getWith = (url: string, cert: IssuedCert | undefined): Promise<number | 'refused'> => tlsGet(url, ca.ca, cert);
 
 test('--client-cert-allowed-hostname: a client certificate valid for it is taken, another is refused, as by etcd 3.4', { skip }, async () => {
   for (const hostname of ['localhost', '127.0.0.1']) {

@@ -9,10 +9,10 @@ import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, test } from 'node:test';
-import { Agent, Pool, request } from 'undici';
+import { Pool } from 'undici';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/cluster.js';
-import { etcdctl, freePort, hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.js';
-import { fingerprintOf, hasOpenssl, makeCa, rotateCert, servedFingerprint, type IssuedCert, type TestCa } from '../helpers/tls.js';
+import { freePort, hasEtcd, makeTempDir, removeTempDir } from '../helpers/procs.js';
+import { etcdctlTls, fingerprintOf, hasOpenssl, makeCa, rotateCert, servedFingerprint, tlsGet, type IssuedCert, type TestCa } from '../helpers/tls.js';
 import { startServerWith } from '../gateway/harness.js';
 import { eventually } from '../cluster/helpers.js';
 import { Transport, type TransportHost } from '../../src/core/rafthttp/transport.js';
@@ -45,24 +45,10 @@ after(async () => {
 const nextCheck = (): Promise<void> => new Promise((r) => setTimeout(r, 1_100));
 
 /** etcdctl over TLS with a client certificate: stdout, or its "Error:" line. */
-async function ctl(ep: string, cert: IssuedCert, args: string[]): Promise<string> {
-  const r = await etcdctl(ep, [`--cacert=${ca.ca}`, `--cert=${cert.cert}`, `--key=${cert.key}`, '--dial-timeout=1s', '--command-timeout=2s', ...args], { timeoutMs: 15_000 });
-  return r.code === 0 ? r.stdout : r.stderr.split('\n').find((l) => l.startsWith('Error:')) ?? `exit ${r.code}`;
-}
+const ctl = (ep: string, cert: IssuedCert, args: string[]): Promise<string> => etcdctlTls(ep, ca.ca, cert, args);
 
 /** GET url with this client certificate: the status, or 'refused' when the connection is cut. */
-async function getWith(url: string, cert: IssuedCert | undefined): Promise<number | 'refused'> {
-  const a = new Agent({ connect: { ca: readFileSync(ca.ca), ...(cert !== undefined ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) } });
-  try {
-    const r = await request(url, { dispatcher: a });
-    await r.body.dump();
-    return r.statusCode;
-  } catch {
-    return 'refused';
-  } finally {
-    await a.close();
-  }
-}
+const getWith = (url: string, cert: IssuedCert | undefined): Promise<number | 'refused'> => tlsGet(url, ca.ca, cert);
 
 test('--client-crl-file: a revoked client certificate is refused, as by etcd 3.4; a new CRL applies without a restart', { skip }, async () => {
   const real: EtcdCluster = await startEtcdCluster(1, ['--client-crl-file', crl], { cert: server.cert, key: server.key, ca: ca.ca });
