@@ -4,17 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AuthorityRewriter, fixAuthority } from '../../src/listener/authority.js';
 import { HpackDecoder, huffmanEncode } from '../../src/listener/hpack.js';
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
+import { frame, PREFACE } from '../helpers/h2.js';
 
 interface Frame { type: number; flags: number; stream: number; payload: Buffer }
 function parse(bytes: Buffer): Frame[] {

@@ -14,6 +14,7 @@ import { listenClient, type ClientListener } from '../../src/listener/index.js';
 import { callCommonName, CLIENT_CN_HEADER } from '../../src/listener/client-cn.js';
 import { handOverGrpc, type HandOver } from '../../src/listener/rewrite-stream.js';
 import { encodeLiterals, HpackDecoder } from '../../src/listener/hpack.js';
+import { frame, PREFACE } from '../helpers/h2.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';
 import { TlsFiles } from '../../src/tls/files.js';
@@ -167,16 +168,6 @@ test('a client that sends no request at first, or a PING first, is put on the re
   }
 });
 
-/** One HTTP/2 frame as a raw client writes or reads it. */
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
-
 /**
  * One gRPC call by a hand-written HTTP/2 client, which acknowledges the server's SETTINGS frames
  * either before its request (as grpc-go and grpc-js do) or only after it (a client racing ahead).
@@ -184,7 +175,6 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
  */
 async function rawCall(port: number, ackFirst: boolean): Promise<{ status: string | undefined; body: string }> {
   const sock: Socket = netConnect(port, '127.0.0.1');
-  const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
   const fields: [string, string][] = [
     [':method', 'POST'], [':scheme', 'http'], [':path', PATH], [':authority', `127.0.0.1:${port}`], ['content-type', 'application/grpc'], ['te', 'trailers'],
   ];
