@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startOurCluster, type OurCluster } from '../helpers/ourcluster.js';
-import { agreedLeader, endpointStatus, eventually, get, hashKV, put, v3 } from './helpers.js';
+import { agreedLeader, endpointStatus, eventually, get, hashKV, memberIndex, put, v3 } from './helpers.js';
 
 let c: OurCluster;
 before(async () => {
@@ -14,15 +14,8 @@ after(async () => {
   await c?.stop();
 });
 
-const eps = (): string[] => c.members.filter((m) => m.server !== undefined).map((m) => m.endpoint);
-const indexOfId = async (id: bigint): Promise<number> => {
-  const st = await endpointStatus(c.endpoints());
-  const s = st.find((x) => BigInt(x.Status.header.member_id) === id)!;
-  return c.members.findIndex((m) => m.endpoint === s.Endpoint);
-};
-
 test('one leader, agreed by all; a write on any member is read linearizably on every other', async () => {
-  const leader = await eventually('a leader', () => agreedLeader(eps()));
+  const leader = await eventually('a leader', () => agreedLeader(c.running()));
   const st = await endpointStatus(c.endpoints());
   assert.equal(st.filter((s) => BigInt(s.Status.header.member_id) === leader).length, 1, 'the leader is a member');
   const terms = new Set(st.map((s) => s.Status.raftTerm));
@@ -35,29 +28,29 @@ test('one leader, agreed by all; a write on any member is read linearizably on e
 });
 
 test('SIGKILL of the leader: a new leader, writes continue, the old leader restarts and catches up', async () => {
-  const old = await eventually('a leader', () => agreedLeader(eps()));
-  const i = await indexOfId(old);
+  const old = await eventually('a leader', () => agreedLeader(c.running()));
+  const i = await memberIndex(c, old);
   const t0 = Date.now();
   await c.kill9(i);
   const nu = await eventually('a new leader', async () => {
-    const l = await agreedLeader(eps());
+    const l = await agreedLeader(c.running());
     return l !== old ? l : undefined;
   });
   assert.notEqual(nu, old);
   const electMs = Date.now() - t0;
   assert.ok(electMs < 10_000, `elected in ${electMs} ms`);
   let rev = 0;
-  for (let k = 0; k < 20; k++) rev = await put(eps()[k % 2]!, `after-kill-${k}`, String(k));
+  for (let k = 0; k < 20; k++) rev = await put(c.running()[k % 2]!, `after-kill-${k}`, String(k));
   await c.restart(i);
   const back = c.members[i]!.endpoint;
   assert.equal(await get(back, 'after-kill-19'), '19');
-  const hashes = await Promise.all(eps().map((e) => eventually(`hashkv on ${e}`, () => hashKV(e, rev))));
+  const hashes = await Promise.all(c.running().map((e) => eventually(`hashkv on ${e}`, () => hashKV(e, rev))));
   assert.equal(new Set(hashes.map((h) => h.hash)).size, 1, `one HashKV at ${rev}: ${JSON.stringify(hashes)}`);
 });
 
 test('SIGSTOP of a follower: the cluster keeps working; after SIGCONT it catches up', async () => {
-  const leader = await eventually('a leader', () => agreedLeader(eps()));
-  const li = await indexOfId(leader);
+  const leader = await eventually('a leader', () => agreedLeader(c.running()));
+  const li = await memberIndex(c, leader);
   const fi = [0, 1, 2].find((x) => x !== li)!;
   const other = [0, 1, 2].find((x) => x !== li && x !== fi)!;
   c.pause(fi);
@@ -74,7 +67,7 @@ test('SIGSTOP of a follower: the cluster keeps working; after SIGCONT it catches
 });
 
 test('leases: keep-alives on a follower reach the leader; only the leader expires, everywhere', async () => {
-  const leader = await eventually('a leader', () => agreedLeader(eps()));
+  const leader = await eventually('a leader', () => agreedLeader(c.running()));
   const st = await endpointStatus(c.endpoints());
   const follower = st.find((s) => BigInt(s.Status.header.member_id) !== leader)!.Endpoint;
   const other = st.find((s) => BigInt(s.Status.header.member_id) !== leader && s.Endpoint !== follower)!.Endpoint;

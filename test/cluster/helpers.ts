@@ -1,5 +1,6 @@
 // Small clients for cluster tests: the v3 JSON gateway of one member over HTTP (no client-side
 // failover, so a test sees exactly what that member answers), and etcdctl's JSON views.
+import type { OurCluster } from '../helpers/ourcluster.js';
 import { etcdctl } from '../helpers/procs.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -86,4 +87,12 @@ export async function agreedLeader(endpoints: string[]): Promise<bigint | undefi
   const leaders = new Set(st.map((s) => BigInt(s.Status.leader)));
   const [l] = [...leaders];
   return leaders.size === 1 && l !== 0n ? l : undefined;
+}
+
+/** The index in c.members of the running member with this ID (by endpoint status). */
+export async function memberIndex(c: OurCluster, id: bigint): Promise<number> {
+  const st = await endpointStatus(c.endpoints());
+  const s = st.find((x) => BigInt(x.Status.header.member_id) === id);
+  if (s === undefined) throw new Error(`no running member has ID ${id.toString(16)}`);
+  return c.members.findIndex((m) => m.endpoint === s.Endpoint);
 }

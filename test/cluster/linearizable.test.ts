@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { checkRegisters, type HistoryOp, type RegisterOp } from '../helpers/linearizability.js';
 import { startOurCluster, type OurCluster } from '../helpers/ourcluster.js';
-import { agreedLeader, endpointStatus, eventually, hashKV, v3 } from './helpers.js';
+import { agreedLeader, eventually, hashKV, memberIndex, v3 } from './helpers.js';
 
 let c: OurCluster;
 before(async () => {
@@ -43,9 +43,8 @@ async function perform(endpoint: string, key: string, op: RegisterOp): Promise<R
 }
 
 test('reads, writes and CAS during a leader SIGKILL and restart are linearizable', async (t) => {
-  const eps = (): string[] => c.members.filter((m) => m.server !== undefined).map((m) => m.endpoint);
   const all = c.members.map((m) => m.endpoint);
-  await eventually('a leader', () => agreedLeader(eps()));
+  await eventually('a leader', () => agreedLeader(c.running()));
   const history: HistoryOp[] = [];
   const t0 = performance.now();
   const now = (): number => performance.now() - t0;
@@ -81,9 +80,8 @@ test('reads, writes and CAS during a leader SIGKILL and restart are linearizable
   };
   const clients = Array.from({ length: CLIENTS }, (_, i) => client(i));
   await new Promise((r) => setTimeout(r, 1500));
-  const leader = await eventually('a leader', () => agreedLeader(eps()));
-  const st = await endpointStatus(c.endpoints());
-  const li = c.members.findIndex((m) => m.endpoint === st.find((s) => BigInt(s.Status.header.member_id) === leader)!.Endpoint);
+  const leader = await eventually('a leader', () => agreedLeader(c.running()));
+  const li = await memberIndex(c, leader);
   await c.kill9(li);
   await new Promise((r) => setTimeout(r, 2500));
   await c.restart(li);

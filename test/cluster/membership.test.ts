@@ -24,9 +24,8 @@ const list = async (ep: string): Promise<MemberJson[]> => {
 const hexId = (id: string | number): string => BigInt(id).toString(16);
 
 test('add a learner, join it, promote it, remove a member; etcd\'s errors', async () => {
-  const eps = (): string[] => c.members.filter((m) => m.server !== undefined).map((m) => m.endpoint);
-  await eventually('a leader', () => agreedLeader(eps()));
-  const ep = eps()[1]!;
+  await eventually('a leader', () => agreedLeader(c.running()));
+  const ep = c.running()[1]!;
   const m3 = await c.prepare('m3');
 
   // Members must have been connected for 5 s (etcd's HealthInterval) before a change.
@@ -43,7 +42,7 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   assert.match(taken.stderr, /etcdserver: Peer URLs already exists/);
   const second = await etcdctl(ep, ['member', 'add', 'm4', '--peer-urls=http://127.0.0.1:9', '--learner']);
   assert.match(second.stderr, /etcdserver: too many learner members in cluster/);
-  let members = await list(eps()[0]!);
+  let members = await list(c.running()[0]!);
   assert.equal(members.length, 4);
   const learner = members.find((m) => m.peerURLs[0] === m3.peerUrl)!;
   assert.equal(learner.isLearner, true);
@@ -105,5 +104,5 @@ test('add a learner, join it, promote it, remove a member; etcd\'s errors', asyn
   await c.kill9(c.members.indexOf(victimMember));
   // Three voters left: writes still commit everywhere.
   await put(keep.endpoint, 'after-remove', 'z');
-  for (const e of eps()) assert.equal(await get(e, 'after-remove'), 'z');
+  for (const e of c.running()) assert.equal(await get(e, 'after-remove'), 'z');
 });

@@ -35,7 +35,6 @@ after(async () => {
   if (dir !== '') await removeTempDir(dir);
 });
 
-const eps = (): string[] => c.members.filter((m) => m.server !== undefined).map((m) => m.endpoint);
 
 /** GET <peer>/members over TLS with the given client certificate (or none): the status, or the error. */
 async function peerGet(url: string, client: IssuedCert | undefined): Promise<number | Error> {
@@ -65,10 +64,10 @@ async function curlExit(url: string, ...args: string[]): Promise<number> {
 
 test('https peers with client certificate auth elect a leader and replicate', { skip }, async () => {
   assert.match(c.members[0]!.peerUrl, /^https:\/\//);
-  await eventually('a leader', () => agreedLeader(eps()));
+  await eventually('a leader', () => agreedLeader(c.running()));
   await put(c.members[0]!.endpoint, 'over-tls', 'v1');
   assert.equal(await get(c.members[2]!.endpoint, 'over-tls'), 'v1', 'a linearizable read on another member');
-  const members = await etcdctl(eps()[1]!, ['member', 'list']);
+  const members = await etcdctl(c.running()[1]!, ['member', 'list']);
   assert.equal(members.code, 0, members.stderr);
   assert.equal((members.stdout.match(/https:\/\/127\.0\.0\.1:\d+/g) ?? []).length, 3, members.stdout);
 });
@@ -91,10 +90,10 @@ test('a peer without a certificate signed by the peer CA is refused at the hands
 });
 
 test('a learner added with an https peer URL joins, replicates and is promoted', { skip }, async () => {
-  await eventually('a leader', () => agreedLeader(eps()));
+  await eventually('a leader', () => agreedLeader(c.running()));
   const m3 = await c.prepare('m3');
   assert.match(m3.peerUrl, /^https:\/\//);
-  const ep = eps()[0]!;
+  const ep = c.running()[0]!;
   await put(ep, 'before-join', 'b');
   // Members must have been connected for 5 s (etcd's HealthInterval) before a change.
   await eventually('the learner added', async () => {
@@ -105,7 +104,7 @@ test('a learner added with an https peer URL joins, replicates and is promoted',
   await c.join(m3);
   await eventually('the learner replicates', async () => ((await get(m3.endpoint, 'before-join', true)) === 'b' ? true : undefined));
   // Promote through a follower: it forwards the request to the leader over the peer port.
-  const status = await endpointStatus(eps().slice(0, 3).join(','));
+  const status = await endpointStatus(c.running().slice(0, 3).join(','));
   const follower = status.find((s) => BigInt(s.Status.header.member_id) !== BigInt(s.Status.leader))!;
   const learnerId = await eventually('the learner listed', async () => {
     const r = await etcdctl(ep, ['member', 'list']);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startOurCluster, type OurCluster } from '../helpers/ourcluster.js';
-import { agreedLeader, endpointStatus, eventually, put, v3 } from './helpers.js';
+import { agreedLeader, eventually, memberIndex, put, v3 } from './helpers.js';
 
 let c: OurCluster;
 before(async () => {
@@ -40,9 +40,7 @@ async function v2Get(endpoint: string, key: string, quorum: boolean, timeoutMs =
 
 async function roles(): Promise<{ leader: number; followers: number[] }> {
   const id = await eventually('a leader', () => agreedLeader(c.members.map((m) => m.endpoint)));
-  const st = await endpointStatus(c.endpoints());
-  const ep = st.find((s) => BigInt(s.Status.header.member_id) === id)!.Endpoint;
-  const leader = c.members.findIndex((m) => m.endpoint === ep);
+  const leader = await memberIndex(c, id);
   return { leader, followers: [0, 1, 2].filter((i) => i !== leader) };
 }
 

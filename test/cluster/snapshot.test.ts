@@ -16,23 +16,22 @@ after(async () => {
 });
 
 test('a member behind by more than the in-memory log catches up by snapshot', async () => {
-  const eps = (): string[] => c.members.filter((m) => m.server !== undefined).map((m) => m.endpoint);
-  const leader = await eventually('a leader', () => agreedLeader(eps()));
+  const leader = await eventually('a leader', () => agreedLeader(c.running()));
   const st = await endpointStatus(c.endpoints());
   const fi = c.members.findIndex((m) => m.endpoint === st.find((s) => BigInt(s.Status.header.member_id) !== leader)!.Endpoint);
   await put(c.members[fi]!.endpoint, 'before', 'x');
   await c.kill9(fi);
-  const lease = await v3(eps()[0]!, '/v3/lease/grant', { TTL: 600 });
+  const lease = await v3(c.running()[0]!, '/v3/lease/grant', { TTL: 600 });
   let rev = 0;
-  for (let k = 0; k < 150; k++) rev = await put(eps()[k % 2]!, `snap-${k}`, `v${k}`);
-  await v3(eps()[0]!, '/v3/kv/put', { key: Buffer.from('leased').toString('base64'), value: 'eA==', lease: lease.ID });
+  for (let k = 0; k < 150; k++) rev = await put(c.running()[k % 2]!, `snap-${k}`, `v${k}`);
+  await v3(c.running()[0]!, '/v3/kv/put', { key: Buffer.from('leased').toString('base64'), value: 'eA==', lease: lease.ID });
   rev++;
   await c.restart(fi);
   const f = c.members[fi]!.endpoint;
   await eventually('caught up', async () => ((await get(f, 'leased', true)) === 'x' ? true : undefined));
   assert.equal(await get(f, 'snap-0', true), 'v0');
   assert.equal(await get(f, 'before', true), 'x');
-  const hashes = await Promise.all(eps().map((e) => hashKV(e, rev)));
+  const hashes = await Promise.all(c.running().map((e) => hashKV(e, rev)));
   assert.equal(new Set(hashes.map((h) => h.hash)).size, 1, JSON.stringify(hashes));
   // It came by snapshot (etcd's counter on the receiver), and the round trips to peers are measured.
   const metrics = await (await fetch(`http://${f}/metrics`)).text();
@@ -42,7 +41,7 @@ test('a member behind by more than the in-memory log catches up by snapshot', as
   const ttl = await v3(f, '/v3/lease/timetolive', { ID: lease.ID, keys: true });
   assert.equal(Number(ttl.grantedTTL), 600);
   // And it follows the log again afterwards.
-  await put(eps()[0]!, 'after-snap', 'y');
+  await put(c.running()[0]!, 'after-snap', 'y');
   assert.equal(await get(f, 'after-snap'), 'y');
   // A restart of the member that installed the snapshot replays its WAL from the snapshot marker.
   await c.kill9(fi);

@@ -16,7 +16,6 @@ after(async () => {
   await c?.stop();
 });
 
-const eps = (): string[] => c.members.filter((m) => m.server !== undefined).map((m) => m.endpoint);
 
 /** name{labels} -> value of the counters this test reads, from a member's /metrics. */
 async function peerCounters(endpoint: string): Promise<Map<string, number>> {
@@ -32,7 +31,7 @@ async function peerCounters(endpoint: string): Promise<Map<string, number>> {
 const delta = (a: Map<string, number>, b: Map<string, number>, key: string): number => (b.get(key) ?? 0) - (a.get(key) ?? 0);
 
 async function leaderAndIds(): Promise<{ li: number; ids: string[] }> {
-  const leader = await eventually('a leader', () => agreedLeader(eps()));
+  const leader = await eventually('a leader', () => agreedLeader(c.running()));
   const st = await endpointStatus(c.endpoints());
   const ids = c.members.map((m) => BigInt(st.find((s) => s.Endpoint === m.endpoint)!.Status.header.member_id).toString(16));
   return { li: ids.indexOf(leader.toString(16)), ids };
@@ -76,7 +75,7 @@ test('replication runs over the streams: messages and bytes counted on them, non
     assert.ok(received >= sent * 0.8 && received <= sent * 1.2 + 4096, `${f.name} received ${received} of ${sent} bytes`);
   }
   for (const f of followers) assert.equal(await get(f.endpoint, 's-99', true), 'x'.repeat(100));
-  const hashes = await Promise.all(eps().map((e) => eventually(`hashkv on ${e}`, () => hashKV(e, rev))));
+  const hashes = await Promise.all(c.running().map((e) => eventually(`hashkv on ${e}`, () => hashKV(e, rev))));
   assert.equal(new Set(hashes.map((h) => h.hash)).size, 1, JSON.stringify(hashes));
 });
 

@@ -26,6 +26,8 @@ export interface OurCluster {
   readonly root: string;
   /** "127.0.0.1:a,..." of the running members, for --endpoints. */
   endpoints(): string;
+  /** host:port of each running member (what endpoints() joins). */
+  running(): string[];
   kill9(i: number): Promise<void>;
   /** SIGSTOP / SIGCONT by PID (the process stays, frozen). */
   pause(i: number): void;
@@ -159,10 +161,12 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
     throw e;
   }
 
+  const running = (): string[] => members.filter((m) => m.server !== undefined).map((m) => m.endpoint);
   return {
     members,
     root,
-    endpoints: () => members.filter((m) => m.server !== undefined).map((m) => m.endpoint).join(','),
+    running,
+    endpoints: () => running().join(','),
     async kill9(i) {
       const m = members[i]!;
       await m.server?.kill9();
