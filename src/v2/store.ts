@@ -1,6 +1,6 @@
 // The v2 keys API over a V3Backend: get (with listings) and the writes of write.ts, each one txn.
 import type { V3Backend } from '../backend/index.js';
-import { RangeRequest } from '../gen/etcdserverpb/rpc.js';
+import { rangeRequest } from './txn-ops.js';
 import { V2Error } from './errors.js';
 import { KeySchema } from './keys.js';
 import { expirationOf, headerOf, nodeOf, type V2Event, type V2Header, type V2Result } from './node.js';
@@ -12,7 +12,6 @@ import { checkWindow, compactedError, openWatch, type V2Watch, type WatchRequest
 import { V2WatchHub, type SharedWatchObserver } from './watch-hub.js';
 import { guessSet, needsSubtree, planWrite, type NewTtl, type WriteRequest } from './write.js';
 
-const RANGE_DEFAULTS = RangeRequest.fromPartial({});
 
 /** Retries of a write whose guarded txn lost a race; then 300 is returned. */
 export const WRITE_ATTEMPTS_MAX = 32;
@@ -72,13 +71,13 @@ export class V2Store {
    * expiration comes before their lease's minimum TTL would): one paged scan of the v2 keyspace.
    */
   private async rearmTimers(): Promise<void> {
-    const PAGE = 1000n;
+    const PAGE = 1000;
     const all = this.keys.allRange();
     const ttls = new Map<string, { lease: bigint; expiration: bigint }>();
     const dirs = new Set<string>();
     let key = all.key;
     for (;;) {
-      const resp = await this.backend.range({ ...RANGE_DEFAULTS, key, rangeEnd: all.rangeEnd, limit: PAGE });
+      const resp = await this.backend.range(rangeRequest(key, all.rangeEnd, { limit: PAGE }));
       for (const kv of resp.kvs) {
         const p = this.keys.parse(kv.key);
         if (p?.kind === 'dir') dirs.add(p.path);
@@ -230,8 +229,8 @@ export class V2Store {
   private async compactedSince(from: number, header: V2Header): Promise<boolean> {
     if (from <= 0 || from > header.index) return false;
     // The event of revision `from` is read at `from - 1` (its prevNode).
-    const at = BigInt(Math.max(1, from - 1));
-    return this.backend.range({ ...RANGE_DEFAULTS, key: this.keys.eventKey(), revision: at, countOnly: true }).then(() => false, () => true);
+    const at = Math.max(1, from - 1);
+    return this.backend.range(rangeRequest(this.keys.eventKey(), undefined, { revision: at, countOnly: true })).then(() => false, () => true);
   }
 
   /** The current header (for answers that did not reach the store, e.g. validation errors). */

@@ -6,6 +6,7 @@ import {
 const NONE = Buffer.alloc(0);
 
 export interface RangeOptions {
+  readonly limit?: number;
   readonly countOnly?: boolean;
   readonly revision?: number;
   readonly serializable?: boolean;
@@ -18,7 +19,7 @@ export interface RangeOptions {
  */
 export function rangeRequest(key: Buffer, rangeEnd: Buffer = NONE, opts: RangeOptions = {}): RangeRequest {
   return {
-    key, rangeEnd, limit: 0n, revision: BigInt(opts.revision ?? 0), sortOrder: 0, sortTarget: 0, serializable: opts.serializable ?? false,
+    key, rangeEnd, limit: BigInt(opts.limit ?? 0), revision: BigInt(opts.revision ?? 0), sortOrder: 0, sortTarget: 0, serializable: opts.serializable ?? false,
     keysOnly: false, countOnly: opts.countOnly ?? false, minModRevision: 0n, maxModRevision: 0n, minCreateRevision: 0n, maxCreateRevision: 0n,
   };
 }
