@@ -235,9 +235,12 @@ export class Wal {
   async close(): Promise<void> {
     if (this.closed) return;
     try {
+      // The cut is a change to the file like an append: the one last fdatasync covers both.
+      if (this.allocated > this.size) {
+        this.trimPreallocated();
+        this.dirty = true;
+      }
       await this.sync();
-      this.trimPreallocated();
-      walFileOps.current.fdatasyncSync(this.fd);
     } finally {
       this.closed = true;
       closeSync(this.fd);
