@@ -492,19 +492,18 @@ export class EmbeddedBackend implements V3Backend {
     const last = entries[entries.length - 1];
     if (last !== undefined && last.index > this.raftApplied) this.raftApplied = last.index;
     if (clusterDone.length > 0) this.updatePeers();
-    if (results.length === 0 && clusterDone.length === 0) {
-      this.releaseAppliedWaiters();
-      return Promise.resolve();
+    let committed = Promise.resolve();
+    if (results.length > 0 || clusterDone.length > 0) {
+      committed = this.storage.commit().then(
+        () => {
+          if (Number.isFinite(this.quota) && this.cfg.clock.nowMs() - this.measuredAtMs >= SPACE_MEASURE_MS) this.measureSpace();
+        },
+        (err: unknown) => {
+          throw this.storageFailed(err);
+        },
+      );
+      this.lastCommit = committed;
     }
-    const committed = this.storage.commit().then(
-      () => {
-        if (Number.isFinite(this.quota) && this.cfg.clock.nowMs() - this.measuredAtMs >= SPACE_MEASURE_MS) this.measureSpace();
-      },
-      (err: unknown) => {
-        throw this.storageFailed(err);
-      },
-    );
-    this.lastCommit = committed;
     for (const [p, r] of results) {
       if (r.changes.length > 0) this.hub.notify(r.rev, r.changes);
       p?.resolve(r);
