@@ -3,12 +3,14 @@
 // one server at a time, plus the memory cost of 1 MiB puts. See bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { ETCD_BIN, startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
+import { ETCD_BIN, PROJECT_ROOT, startOurServer, startRealEtcd, type Server } from '../test/helpers/procs.js';
 import { formatBigPut, measureBigPuts, type BigPutResult } from './lib/bigput.js';
 import { preload, type KvWorkload } from './lib/kvload.js';
 import { currentRss, mib, peakRss } from './lib/procstat.js';
 import { f0, f2, measureHttp, medianRow, ms, printRow, rowDetailsTable, usPerOp, type Row } from './lib/rows.js';
 import { envList, envNum } from './lib/env.js';
+import { startOursWithInspector, type InspectorProfiler } from './lib/profiler.js';
+import { join } from 'node:path';
 
 type ServerName = 'etcd' | 'ours';
 
@@ -28,6 +30,8 @@ const DESCRIPTION: Record<string, string> = {
 };
 
 interface Settings {
+  /** BENCH_PROFILE=1: a CPU profile of ours per row. */
+  profile: boolean;
   seconds: number;
   warmupSeconds: number;
   inflight: number;
@@ -59,6 +63,7 @@ function settings(): Settings {
     memConcurrency: Math.max(1, envNum('BENCH_MEM_CONCURRENCY', 8)),
     memRepeat: Math.max(1, Math.floor(envNum('BENCH_MEM_REPEAT', 3))),
     memoryOnly: process.env.BENCH_MEMORY === 'only',
+    profile: process.env.BENCH_PROFILE === '1',
   };
 }
 
@@ -75,7 +80,9 @@ function startServer(name: ServerName): Promise<Server> {
 }
 
 async function benchThroughput(name: ServerName, s: Settings): Promise<{ rows: Row[]; stats: ServerStats }> {
-  const srv = await startServer(name);
+  const { srv, profiler }: { srv: Server; profiler?: InspectorProfiler } =
+    name === 'ours' && s.profile ? await startOursWithInspector() : { srv: await startServer(name) };
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   try {
     process.stdout.write(`\n== ${name} (pid ${srv.pid}, ${srv.clientUrl})\n`);
     const t = process.hrtime.bigint();
@@ -85,14 +92,18 @@ async function benchThroughput(name: ServerName, s: Settings): Promise<{ rows: R
     for (const w of s.workloads) {
       const runs: Row[] = [];
       for (let rep = 0; rep < s.repeat; rep++) {
-        const row = await measureHttp(name, srv, w, s);
+        // Only the first repetition is profiled (the profile file name has no repetition number).
+        const file = rep === 0 && profiler !== undefined ? join(PROJECT_ROOT, 'bench', 'profiles', `${name}-gateway-${w.name}-${stamp}.cpuprofile`) : undefined;
+        const row = await measureHttp(name, srv, w, s, file === undefined ? undefined : { profiler: profiler!, file });
         runs.push(row);
         printRow(row, s.repeat > 1 ? ` #${rep + 1}` : '');
+        if (file !== undefined) process.stdout.write(`  profile: ${file} (summary: .md next to it; this row includes the profiler's overhead)\n`);
       }
       rows.push(medianRow(runs));
     }
     return { rows, stats: { server: name, peakRss: peakRss(srv.pid), endRss: currentRss(srv.pid) } };
   } finally {
+    profiler?.close();
     await srv.stop();
   }
 }

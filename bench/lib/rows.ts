@@ -18,6 +18,8 @@ export interface Row {
   firstError?: string;
   /** CPU cores used over the measured window */
   serverCpu: number;
+  /** the server's first thread (ours: the JS main thread) */
+  serverMainCpu: number;
   benchCpu: number;
   /** CPU cores used by everything else on the machine (other processes: the box may be shared) */
   otherCpu: number;
@@ -42,6 +44,8 @@ export const usPerOp = (r: Row): number => (r.serverCpu * 1e6) / r.opsPerSec;
 /** CPU cores used over a measured window: the server's, this bench process's, everything else's. */
 export interface WindowCpu {
   serverCpu: number;
+  /** The server's first thread alone (for ours the JS main thread, which is what saturates first). */
+  serverMainCpu: number;
   benchCpu: number;
   otherCpu: number;
 }
@@ -53,6 +57,7 @@ export interface WindowCpu {
 export async function openWindow(pid: number, prof?: { profiler: InspectorProfiler; file: string; title: string }): Promise<{ close(): Promise<WindowCpu> }> {
   const cpu0 = process.cpuUsage();
   const srv0 = cpuSeconds(pid);
+  const main0 = cpuSeconds(pid, pid);
   const sys0 = systemBusySeconds();
   const wall0 = process.hrtime.bigint();
   await prof?.profiler.start();
@@ -62,9 +67,10 @@ export async function openWindow(pid: number, prof?: { profiler: InspectorProfil
       const c = process.cpuUsage(cpu0);
       const benchCpu = (c.user + c.system) / 1e6 / wall;
       const serverCpu = (cpuSeconds(pid) - srv0) / wall;
+      const serverMainCpu = (cpuSeconds(pid, pid) - main0) / wall;
       const otherCpu = Math.max(0, (systemBusySeconds() - sys0) / wall - serverCpu - benchCpu);
       if (prof !== undefined) saveProfile(prof.file, await prof.profiler.stop(), prof.title);
-      return { serverCpu, benchCpu, otherCpu };
+      return { serverCpu, serverMainCpu, benchCpu, otherCpu };
     },
   };
 }
@@ -82,7 +88,7 @@ async function measureWith(
   label: string, srv: Server, name: string, run: Run, prof?: { profiler: InspectorProfiler; file: string }, extra?: ExtraHooks,
 ): Promise<Row> {
   let window: { close(): Promise<WindowCpu> } | undefined;
-  let cpu: WindowCpu = { serverCpu: NaN, benchCpu: NaN, otherCpu: NaN };
+  let cpu: WindowCpu = { serverCpu: NaN, serverMainCpu: NaN, benchCpu: NaN, otherCpu: NaN };
   const r = await run({
     onWindowStart: async () => {
       extra?.onStart?.();
@@ -134,7 +140,7 @@ export function printRow(row: Row, tag: string, width = 12): void {
   const { lat } = row;
   process.stdout.write(
     `${(row.workload + tag).padEnd(width)} ${f0(row.opsPerSec).padStart(7)} ops/s  p50 ${ms(lat.p50)} ms  p99 ${ms(lat.p99)} ms  max ${ms(lat.max)} ms  ` +
-      `| server CPU ${f2(row.serverCpu)} cores (${f0(usPerOp(row))} µs/op), generator ${f2(row.benchCpu)} cores ` +
+      `| server CPU ${f2(row.serverCpu)} cores (${f0(usPerOp(row))} µs/op; first thread ${f2(row.serverMainCpu)}), generator ${f2(row.benchCpu)} cores ` +
       `(event loop ${row.genElu.map(f2).join('/')}), others ${f2(row.otherCpu)} cores` +
       (row.errors > 0 ? `  | ${row.errors} errors, first: ${row.firstError}` : '') + '\n',
   );

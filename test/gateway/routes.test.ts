@@ -57,3 +57,24 @@ test('closing the HTTP request closes the watch session', async () => {
     backend.watch = original;
   }
 });
+
+test('a blocked Lock whose client hangs up stops waiting and leaves no waiter key', async () => {
+  const b64 = (t: string): string => Buffer.from(t).toString('base64');
+  const grant = async (): Promise<string> => (JSON.parse((await post('/v3/lease/grant', '{"TTL":60}')).text) as { ID: string }).ID;
+  const [first, second] = [await grant(), await grant()];
+  const held = await post('/v3/lock/lock', `{"name":"${b64('gone')}","lease":"${first}"}`);
+  assert.equal(held.status, 200);
+  const waiters = async (): Promise<number> => {
+    const r = JSON.parse((await post('/v3/kv/range', `{"key":"${b64('gone/')}","range_end":"${b64('gone0')}","count_only":true}`)).text) as { count?: string };
+    return Number(r.count ?? 0);
+  };
+  const port = new URL(s.url).port;
+  const req = http.request({ host: '127.0.0.1', port, path: '/v3/lock/lock', method: 'POST' });
+  req.on('error', () => undefined);
+  req.end(`{"name":"${b64('gone')}","lease":"${second}"}`);
+  for (let i = 0; i < 100 && await waiters() < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(await waiters(), 2, 'the second Lock waits with its own key');
+  req.destroy();
+  for (let i = 0; i < 100 && await waiters() > 1; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(await waiters(), 1, 'only the holder key is left');
+});

@@ -7,13 +7,22 @@ import { GrpcCode, learnerStatus, statusOf, tooLarge, unimplemented } from './er
 import { readBody } from './body.js';
 import { sendGatewayError, sendGrpcError, sendOk } from './replies.js';
 
-/** An AbortSignal that fires if the client goes away before the answer is written. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const ac = new AbortController();
-  reply.raw.on('close', () => {
-    if (!reply.raw.writableFinished) ac.abort();
-  });
-  return ac.signal;
+/**
+ * An AbortSignal that fires if the client goes away before the answer is written. Made on first
+ * use: only the blocking calls (Lock, Campaign) read it, and an AbortSignal plus a close listener
+ * per request cost ~4% of a put's main-thread time.
+ */
+function clientGone(reply: FastifyReply): () => AbortSignal {
+  let signal: AbortSignal | undefined;
+  return () => {
+    if (signal !== undefined) return signal;
+    const ac = new AbortController();
+    signal = ac.signal;
+    const res = reply.raw;
+    if (res.destroyed && !res.writableFinished) ac.abort();
+    else res.on('close', () => { if (!res.writableFinished) ac.abort(); });
+    return signal;
+  };
 }
 
 type Decoded =
@@ -58,7 +67,8 @@ export function unaryHandler(ctx: GatewayContext, method: MethodInfo, call: Unar
     if (refused !== undefined) return sendGrpcError(reply, refused);
     let res: unknown;
     try {
-      res = await call.invoke(msg, { backend: ctx.backend, auth: authOf(req.headers), signal: clientGone(reply) });
+      const signal = clientGone(reply);
+      res = await call.invoke(msg, { backend: ctx.backend, auth: authOf(req.headers), get signal() { return signal(); } });
     } catch (e) {
       return sendGrpcError(reply, statusOf(e, call.errors, ctx.log));
     }
