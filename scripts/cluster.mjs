@@ -27,7 +27,7 @@ const state = members.every((m) => existsSync(join(dir, m.name, 'member', 'wal')
 const children = members.map((m) => {
   const log = openSync(join(dir, `${m.name}.log`), 'a');
   const child = spawn(process.execPath, [
-    main, '--name', m.name, '--data-dir', join(dir, m.name),
+    '--max-semi-space-size=64', main, '--name', m.name, '--data-dir', join(dir, m.name),
     '--listen-client-urls', `http://127.0.0.1:${m.client}`, '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
     '--listen-peer-urls', `http://127.0.0.1:${m.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
     '--initial-cluster', initialCluster, '--initial-cluster-token', 'etcd-gateway-local', '--initial-cluster-state', state,

@@ -4,7 +4,7 @@
 // new members started with --initial-cluster-state existing to join.
 import { createServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
-import { cleanEnv, freePort, launch, makeTempDir, OUR_MAIN, removeTempDir, type Server } from './procs.js';
+import { cleanEnv, freePort, launch, makeTempDir, OUR_MAIN, ourNodeFlags, removeTempDir, type Server } from './procs.js';
 
 export interface OurMember {
   readonly name: string;
@@ -132,7 +132,7 @@ export async function startOurCluster(n = 3, opts: OurClusterOptions = {}): Prom
       name: 'ours',
       command: process.execPath,
       args: [
-        OUR_MAIN,
+        ...ourNodeFlags(), OUR_MAIN,
         '--name', m.name, '--data-dir', m.dataDir,
         '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
         '--listen-peer-urls', m.listenPeerUrl, '--initial-advertise-peer-urls', m.peerUrl,

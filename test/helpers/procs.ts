@@ -6,7 +6,7 @@
 // process dies early (exit, SIGINT/SIGTERM/SIGHUP, EPIPE to a vanished test runner, or re-parenting
 // after the runner was SIGKILLed) the children still alive are SIGKILLed and their temp dirs removed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,14 @@ export const ETCDCTL_BIN = '/usr/bin/etcdctl';
 /** Project root: this file is compiled to dist/test/helpers/procs.js. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const OUR_MAIN = join(PROJECT_ROOT, 'dist', 'src', 'main.js');
+
+/** The node flags the server runs with: those of main.js's `#!/usr/bin/env -S node ...` line. */
+export function ourNodeFlags(): string[] {
+  const first = readFileSync(OUR_MAIN, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)$/.exec(first);
+  if (m === null) throw new Error(`${OUR_MAIN}: unexpected first line ${JSON.stringify(first)}`);
+  return m[1]!.split(' ').filter(Boolean);
+}
 
 const HEALTH_TIMEOUT_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
@@ -381,7 +389,7 @@ export function startOurServer(opts: { dataDir?: string; extraArgs?: string[]; e
     const clientUrl = `http://127.0.0.1:${clientPort}`;
     const extra = opts.extraArgs ?? [];
     const args = [
-      OUR_MAIN,
+      ...ourNodeFlags(), OUR_MAIN,
       '--name', 'default',
       '--data-dir', dataDir,
       '--listen-client-urls', clientUrl,

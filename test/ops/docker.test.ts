@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { flagSpecs } from '../../src/config/flags.js';
 import { loadConfig } from '../../src/config/index.js';
-import { ETCD_BIN, freePort, PROJECT_ROOT, startOurServer } from '../helpers/procs.js';
+import { ETCD_BIN, freePort, ourNodeFlags, PROJECT_ROOT, startOurServer } from '../helpers/procs.js';
 
 /**
  * Flags the compose files use that the server does not accept yet, each with the issue that adds
@@ -219,8 +219,10 @@ test('Dockerfile: entrypoint after a build, non-root user, data volume, and a HE
   const froms = df.instructions.filter((i) => i.op === 'FROM').map((i) => i.args);
   assert.deepEqual(froms, ['node:20-bookworm-slim AS build', 'node:20-bookworm-slim AS runtime'], 'two stages on Node 20 slim');
   const entry = JSON.parse(last(df, 'ENTRYPOINT')) as string[];
-  assert.deepEqual(entry.slice(0, 1), ['node']);
-  assert.ok(existsSync(join(PROJECT_ROOT, entry[1]!)), `${entry[1]} exists after the build`);
+  const flags = ourNodeFlags();
+  assert.deepEqual(entry.slice(0, 1 + flags.length), ['node', ...flags], 'the node flags of main.js\'s first line');
+  const script = entry[1 + flags.length]!;
+  assert.ok(existsSync(join(PROJECT_ROOT, script)), `${script} exists after the build`);
   const user = last(df, 'USER');
   assert.ok(user !== 'root' && user !== '0', `runs as ${user}, not root`);
   assert.deepEqual(JSON.parse(last(df, 'VOLUME')), [df.env.ETCD_DATA_DIR], 'the data dir is the volume');
