@@ -30,8 +30,13 @@ export const CATCHUP_BYTES = 64 * 2 ** 20;
 /** Data bytes applied between WAL snapshots: bounds the WAL on disk and the replay at start when
  * values are big (the entry count alone would let 10,000 1 MiB puts pile up). */
 export const SNAPSHOT_BYTES = 256 * 2 ** 20;
-/** Applied batches whose storage commits may be outstanding before new proposals wait (storageBacklog). */
-const MAX_COMMITS_IN_FLIGHT = 4;
+/**
+ * Applied batches, and their entries' data bytes, whose storage commits may be outstanding before
+ * new proposals wait (storageBacklog). Storage folds the commits asked for while one runs into
+ * the next, so many batches share one commit: the bytes bound is what bounds the staged data.
+ */
+const BACKLOG_BATCHES = 1024;
+const BACKLOG_BYTES = 64 * 2 ** 20;
 const EMPTY = new Uint8Array(0);
 
 export interface RaftNodeOptions {
@@ -45,6 +50,8 @@ export interface RaftNodeOptions {
   readonly heartbeatTicks: number;
   readonly snapshotCount: number;
   readonly walSegmentBytes?: number;
+  /** Outstanding storage commits that hold new proposals (default BACKLOG_BATCHES, BACKLOG_BYTES). */
+  readonly backlog?: { readonly batches: number; readonly bytes: number };
   /**
    * Applies committed entries in order, synchronously (skipping what the state machine already
    * holds); the promise resolves when their storage commit is done (not necessarily flushed).
@@ -92,8 +99,9 @@ export class RaftNode {
   private appliedIndex: number;
   /** The apply chain: resolves when every applied batch is visible in storage. */
   private applying: Promise<void> = Promise.resolve();
-  /** Applied batches whose storage commit has not landed yet. */
+  /** Applied batches whose storage commit has not landed yet, and their entries' data bytes. */
   private commitsInFlight = 0;
+  private bytesInFlight = 0;
 
   constructor(private readonly opts: RaftNodeOptions) {
     const { wal, state } = Wal.open(opts.walDir, opts.walSegmentBytes);
@@ -244,12 +252,18 @@ export class RaftNode {
         const batch = rd.committedEntries;
         // Applied now, in log order; only the storage commits run behind (in order, too).
         const committed = this.opts.apply(batch);
+        let bytes = 0;
+        for (const e of batch) bytes += e.data.length;
         this.commitsInFlight++;
+        this.bytesInFlight += bytes;
         // The failure goes to fail(); the chain itself never rejects (nobody may be awaiting it).
-        const settled = committed.then(() => undefined, (e: unknown) => this.fail(e)).finally(() => this.commitsInFlight--);
+        const settled = committed.then(() => undefined, (e: unknown) => this.fail(e)).finally(() => {
+          this.commitsInFlight--;
+          this.bytesInFlight -= bytes;
+        });
         this.applying = Promise.all([this.applying, settled]).then(() => undefined);
         this.appliedIndex = batch[batch.length - 1]!.index;
-        for (const e of batch) this.appliedBytes += e.data.length;
+        this.appliedBytes += bytes;
       }
       const mustSync = this.wal.append(rd.hardState, rd.entries);
       if (mustSync) await this.wal.sync();
@@ -324,12 +338,13 @@ export class RaftNode {
 
   /**
    * Writes are answered at apply, so nothing else holds clients back while storage commits fall
-   * behind: with MAX_COMMITS_IN_FLIGHT of them outstanding, this resolves when they have landed
+   * behind: with the backlog limit of them outstanding (batches or bytes), this resolves when they have landed
    * (new proposals wait for it, which bounds the staged data held in memory); undefined when
    * there is no backlog. The raft loop itself never waits for it (heartbeats keep going).
    */
   storageBacklog(): Promise<void> | undefined {
-    return this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT ? this.applying : undefined;
+    const limit = this.opts.backlog ?? { batches: BACKLOG_BATCHES, bytes: BACKLOG_BYTES };
+    return this.commitsInFlight >= limit.batches || this.bytesInFlight >= limit.bytes ? this.applying : undefined;
   }
 
   /** Stops ticking and proposing; waits for in-flight applies and syncs the WAL. */

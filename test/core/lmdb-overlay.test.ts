@@ -61,3 +61,41 @@ test('one commit of many records, small (through the shared scratch buffer) and 
     await removeTempDir(dir);
   }
 });
+
+test('commits asked for while one runs fold into one next commit, which lands everything staged by then', async () => {
+  const dir = await makeTempDir('lmdb-fold-');
+  let transactions = 0;
+  const st = new LmdbStorage(dir, () => transactions++);
+  try {
+    st.stage({ t: 'rec', main: 2, sub: 0, record: rec('a') });
+    const first = st.commit();
+    st.stage({ t: 'rec', main: 3, sub: 0, record: rec('b') });
+    const second = st.commit();
+    st.stage({ t: 'rec', main: 4, sub: 0, record: rec('c') });
+    st.stage({ t: 'meta', name: 'fold-test', value: Buffer.from('x') });
+    const third = st.commit();
+    assert.equal(third, second, 'the second and third commit are one');
+    assert.notEqual(second, first);
+    assert.deepEqual(scan(st), ['2.0=a', '3.0=b', '4.0=c'], 'staged records are read while their commits wait');
+    await first;
+    assert.equal(transactions, 1);
+    await third;
+    assert.equal(transactions, 2, 'two LMDB transactions for three commits');
+    assert.deepEqual(scan(st), ['2.0=a', '3.0=b', '4.0=c'], 'once each after both landed');
+    assert.equal(st.getMeta('fold-test')?.toString(), 'x');
+    // Nothing in flight: the next commit starts at once, on its own.
+    st.stage({ t: 'rec', main: 5, sub: 0, record: rec('d') });
+    await st.commit();
+    assert.equal(transactions, 3);
+  } finally {
+    await st.close();
+  }
+  // Everything reached the file: a fresh open reads it without any overlay.
+  const again = new LmdbStorage(dir);
+  try {
+    assert.deepEqual(scan(again), ['2.0=a', '3.0=b', '4.0=c', '5.0=d']);
+  } finally {
+    await again.close();
+    await removeTempDir(dir);
+  }
+});

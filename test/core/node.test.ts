@@ -129,7 +129,7 @@ test('a lone member holds no applied entry in memory; big values snapshot the WA
   }
 });
 
-test('storage commits that fall behind hold new proposals (storageBacklog), not the apply of committed entries', async () => {
+async function backlogCase(limit: { batches: number; bytes: number }, payloads: string[]): Promise<void> {
   const dir = await makeTempDir('node-backlog-');
   try {
     // A state machine whose storage commits land only when the test releases them.
@@ -142,20 +142,25 @@ test('storage commits that fall behind hold new proposals (storageBacklog), not 
     const node = new RaftNode({
       id: 7n, initialVoters: [7n], walDir: join(dir, 'wal'), clock: systemClock, tickMs: 10, electionTicks: 10, heartbeatTicks: 1,
       snapshotCount: 1000, apply, flushState: async () => undefined, appliedIndex: 0, onError: (e) => { throw e; },
+      backlog: limit,
     });
     node.start();
     await node.whenLeader();
-    for (const r of held.splice(0)) r();
-    await new Promise((r) => setImmediate(r));
+    // The leader's empty entry may be applied a moment after whenLeader: release its commit too.
+    for (let i = 0; i < 3; i++) {
+      for (const r of held.splice(0)) r();
+      await new Promise((r) => setTimeout(r, 20));
+    }
     assert.equal(node.storageBacklog(), undefined, 'no backlog at start');
     // One proposal per batch: each applied batch leaves one commit outstanding.
-    for (let i = 0; i < 6; i++) {
-      assert.ok(node.propose(Buffer.from(`b${i}`)));
-      await until(`b${i} applied`, () => sm.applied.length === i + 1);
+    for (const [i, p] of payloads.entries()) {
+      assert.equal(node.storageBacklog(), undefined, `no backlog before ${i} batches`);
+      assert.ok(node.propose(Buffer.from(p)));
+      await until(`${p} applied`, () => sm.applied.length === i + 1);
     }
-    assert.deepEqual(sm.applied, ['b0', 'b1', 'b2', 'b3', 'b4', 'b5'], 'applied while their commits are outstanding');
+    assert.deepEqual(sm.applied, payloads, 'applied while their commits are outstanding');
     const backlog = node.storageBacklog();
-    assert.ok(backlog !== undefined, 'a backlog with 6 commits outstanding');
+    assert.ok(backlog !== undefined, `a backlog with ${payloads.length} commits outstanding`);
     let drained = false;
     void backlog.then(() => (drained = true));
     await new Promise((r) => setTimeout(r, 50));
@@ -167,4 +172,12 @@ test('storage commits that fall behind hold new proposals (storageBacklog), not 
   } finally {
     await removeTempDir(dir);
   }
+}
+
+test('storage commits that fall behind hold new proposals (storageBacklog), not the apply of committed entries', async () => {
+  await backlogCase({ batches: 6, bytes: 1 << 20 }, ['b0', 'b1', 'b2', 'b3', 'b4', 'b5']);
+});
+
+test('the storage backlog is bounded in bytes too: a few big batches hold new proposals', async () => {
+  await backlogCase({ batches: 1000, bytes: 3000 }, ['x'.repeat(1000), 'y'.repeat(1000), 'z'.repeat(1000)]);
 });

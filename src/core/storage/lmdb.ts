@@ -153,7 +153,38 @@ export class LmdbStorage implements MvccStorage {
     return writeRecord(r.kv, r.tombstone, this.scratch);
   }
 
+  /**
+   * Commits everything staged so far. At most one LMDB transaction runs at a time: a commit asked
+   * for while one runs is folded into the next, which starts when the running one has landed and
+   * takes everything staged by then. Each LMDB commit costs a background sync of the data file,
+   * and one per applied batch (~700/s under a put load) kept the disk busy enough to double the
+   * WAL's fdatasync time; folded, the commits follow the disk's pace, as etcd's backend batches.
+   */
   commit(): Promise<void> {
+    if (this.nextCommit !== undefined) return this.nextCommit;
+    if (this.runningCommit === undefined) return this.startCommit();
+    const next = this.runningCommit.then(() => undefined, () => undefined).then(() => {
+      this.nextCommit = undefined;
+      return this.startCommit();
+    });
+    this.nextCommit = next;
+    return next;
+  }
+
+  private runningCommit: Promise<void> | undefined;
+  private nextCommit: Promise<void> | undefined;
+
+  private startCommit(): Promise<void> {
+    const p = this.commitStaged();
+    this.runningCommit = p;
+    const clear = (): void => {
+      if (this.runningCommit === p) this.runningCommit = undefined;
+    };
+    p.then(clear, clear);
+    return p;
+  }
+
+  private commitStaged(): Promise<void> {
     const ops = this.staged;
     const meta = this.stagedMeta;
     this.staged = [];
