@@ -248,6 +248,11 @@ export class RaftNode {
         this.snapshotIndex = rd.snapshot.meta.index;
         this.appliedIndex = Math.max(this.appliedIndex, rd.snapshot.meta.index);
       }
+      // The new entries go to the WAL and their fdatasync starts before the committed ones are
+      // applied, so the disk works while this thread applies (awaited below, before advance).
+      const mustSync = this.wal.append(rd.hardState, rd.entries);
+      const synced = mustSync ? this.wal.sync() : undefined;
+      synced?.catch(() => undefined); // awaited below; this only keeps a throwing apply from leaving it unhandled
       if (rd.committedEntries.length > 0) {
         const batch = rd.committedEntries;
         // Applied now, in log order; only the storage commits run behind (in order, too).
@@ -265,8 +270,7 @@ export class RaftNode {
         this.appliedIndex = batch[batch.length - 1]!.index;
         this.appliedBytes += bytes;
       }
-      const mustSync = this.wal.append(rd.hardState, rd.entries);
-      if (mustSync) await this.wal.sync();
+      if (synced !== undefined) await synced;
       this.storage.append(rd.entries);
       if (rd.hardState) this.storage.setHardState(rd.hardState);
       this.opts.send?.(messagesOf(rd.messages, true));
