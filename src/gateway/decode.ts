@@ -25,16 +25,36 @@ function typeError(what: string, goType: string): DecodeError {
   return new DecodeError(`json: cannot unmarshal ${what} into Go value of type ${goType}`);
 }
 
+/** The default of a bytes field: one shared empty buffer (zero bytes cannot be changed). */
+const NO_BYTES = Buffer.alloc(0);
+
+/** A message type's defaults, made once: scalars to copy, and the list fields (new per message). */
+interface Defaults {
+  readonly base: Message;
+  readonly lists: readonly string[];
+}
+
 export class MessageDecoder {
+  private readonly defaults = new Map<MessageInfo, Defaults>();
+
   constructor(private readonly schema: ProtoSchema) {}
 
   /** A message with every field at its default (what ts-proto's fromPartial({}) builds). */
   empty(info: MessageInfo): Message {
-    const m: Message = {};
-    for (const mem of info.members) {
-      if (mem.kind === 'oneof') m[mem.oneof.tsName] = undefined;
-      else m[mem.field.tsName] = mem.field.repeated ? [] : defaultOf(mem.field.type);
+    let d = this.defaults.get(info);
+    if (d === undefined) {
+      const base: Message = {};
+      const lists: string[] = [];
+      for (const mem of info.members) {
+        if (mem.kind === 'oneof') base[mem.oneof.tsName] = undefined;
+        else if (mem.field.repeated) lists.push(mem.field.tsName);
+        else base[mem.field.tsName] = defaultOf(mem.field.type);
+      }
+      d = { base, lists };
+      this.defaults.set(info, d);
     }
+    const m: Message = { ...d.base };
+    for (const name of d.lists) m[name] = [];
     return m;
   }
 
@@ -44,14 +64,8 @@ export class MessageDecoder {
     const m = this.empty(info);
     if (v.kind === 'null') return m;
     if (v.kind !== 'object') throw typeError(goKind(v), 'map[string]json.RawMessage');
-    const fields = new Map(v.fields);
-    const consume = (f: FieldInfo): JsonValue | undefined => {
-      const orig = fields.get(f.protoName);
-      const camel = fields.get(f.jsonName);
-      fields.delete(f.protoName);
-      fields.delete(f.jsonName);
-      return camel ?? orig;
-    };
+    const fields = v.fields;
+    const consume = (f: FieldInfo): JsonValue | undefined => fields.get(f.jsonName) ?? fields.get(f.protoName);
     for (const mem of info.members) {
       if (mem.kind !== 'field') continue;
       const raw = consume(mem.field);
@@ -108,7 +122,7 @@ function defaultOf(t: FieldType): unknown {
         case 'int32': case 'uint32': case 'double': case 'float': return 0;
         case 'bool': return false;
         case 'string': return '';
-        case 'bytes': return Buffer.alloc(0);
+        case 'bytes': return NO_BYTES;
       }
   }
 }

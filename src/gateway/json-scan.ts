@@ -169,6 +169,22 @@ class Reader {
   /** The bytes between the quotes, escapes checked but kept. */
   private stringRaw(): Buffer {
     const start = ++this.pos;
+    // Most strings (base64 above all) have no escape: find the closing quote at native speed and
+    // check the bytes before it for control characters; anything else takes the loop below.
+    const buf = this.buf;
+    const close = buf.indexOf(0x22, start);
+    if (close >= 0) {
+      let i = start;
+      while (i < close) {
+        const c = buf[i]!;
+        if (c < 0x20 || c === 0x5c) break;
+        i++;
+      }
+      if (i === close) {
+        this.pos = close + 1;
+        return buf.subarray(start, close);
+      }
+    }
     for (;;) {
       const c = this.peek();
       if (c === 0x22) {
