@@ -31,6 +31,8 @@ export interface RunningServer {
   readonly backend: EmbeddedBackend | UpstreamBackend;
   readonly metrics: ServerMetrics;
   readonly app: FastifyInstance;
+  /** The gRPC server (tests read its directCalls). */
+  readonly grpc: InstrumentedServer;
   /** One per --listen-client-urls entry, with the port actually bound. */
   readonly listeners: readonly ClientListener[];
   /** Graceful stop: see the steps in the body. drainMs 0 cuts in-flight requests at once. */
@@ -219,6 +221,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     backend,
     metrics,
     app,
+    grpc: grpcServer,
     listeners,
     async close(drainMs = 0) {
       // 1. No new connections; 2. watches, keepalives and observers end cleanly (OK status / end

@@ -8,7 +8,9 @@
 // counting. Counting in the handler is also where grpc-go's interceptor sees a unary call: after
 // the request decoded, so a request that fails to decode is counted by neither.
 import * as grpc from '@grpc/grpc-js';
+import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { GrpcType, ServerMetrics } from '../metrics/index.js';
+import { serveDirect, takes, type DirectMethod, type DirectServer } from './direct.js';
 
 function typeOf(d: { requestStream: boolean; responseStream: boolean }): GrpcType {
   if (d.requestStream) return d.responseStream ? 'bidi_stream' : 'client_stream';
@@ -69,8 +71,54 @@ export type CallGate = (grpcPath: string, request: unknown) => Partial<grpc.Serv
  * every method (unary and streaming, of every service) passes the gate first.
  */
 export class InstrumentedServer extends grpc.Server {
+  /** Methods served off the HTTP/2 stream (direct.ts), by gRPC path. */
+  private readonly direct = new Map<string, DirectMethod>();
+  private readonly directServer: DirectServer;
+  /** Calls the direct path took (tests check that it serves them). */
+  directCalls = 0;
+
   constructor(private readonly metrics: ServerMetrics, options?: grpc.ServerOptions, private readonly gate?: CallGate) {
     super({ ...options, interceptors: [...(options?.interceptors ?? []), metricsInterceptor(metrics, gate)] });
+    const max = options?.['grpc.max_receive_message_length'];
+    this.directServer = {
+      // grpc-js's default when the option is absent: 4 MiB.
+      maxReceiveBytes: typeof max === 'number' ? max : 4 * 1024 * 1024,
+      counters: (path) => metrics.grpcMethod(path, 'unary'),
+      refusal: (path, request) => gate?.(path, request),
+    };
+  }
+
+  /** Serves a unary method off its HTTP/2 stream on connections injected from now on (its
+   * grpc-js handler stays, for the streams direct.ts leaves to grpc-js). */
+  addDirect(method: DirectMethod): void {
+    this.direct.set(method.path, method);
+  }
+
+  /**
+   * grpc-js's injector with the direct path in front of its stream handler. grpc-js keeps the
+   * HTTP/2 server it made for the injector in `http2Servers` (not public API): if that is ever
+   * not there, every call simply goes through grpc-js.
+   */
+  override createConnectionInjector(credentials: grpc.ServerCredentials): grpc.ConnectionInjector {
+    const injector = super.createConnectionInjector(credentials);
+    const servers = (this as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+    const h2 = servers instanceof Map ? [...servers.keys()].at(-1) : undefined;
+    const opened = (this as unknown as { onStreamOpened?: (s: ServerHttp2Stream) => void }).onStreamOpened;
+    if (h2 === undefined || h2.listenerCount('stream') !== 1) return injector;
+    const grpcHandler = h2.listeners('stream')[0] as (...args: unknown[]) => void;
+    h2.removeAllListeners('stream');
+    h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+      const m = this.direct.get(headers[':path'] ?? '');
+      const ct = headers['content-type'];
+      if (m === undefined || typeof ct !== 'string' || !ct.startsWith('application/grpc') || !takes(headers)) {
+        grpcHandler.call(h2, stream, headers, ...rest);
+        return;
+      }
+      opened?.call(this, stream); // grpc-js's idle-connection accounting
+      this.directCalls++;
+      serveDirect(stream, headers, m, this.directServer);
+    });
+    return injector;
   }
 
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {

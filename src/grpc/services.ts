@@ -12,6 +12,7 @@ import { HealthCheckResponse_ServingStatus, HealthService, type HealthServer } f
 import { callCommonName, type CallAuthSource } from '../listener/client-cn.js';
 import type { OpenStreams } from '../util/open-streams.js';
 import { encodePutResponse, encodeRangeResponse } from './fast-encode.js';
+import { InstrumentedServer } from './metrics.js';
 import { toServiceError, type Logger } from './status.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
@@ -60,11 +61,29 @@ export function addServices(server: grpc.Server, backend: V3Backend, log: Logger
     compact: unary((r, ctx) => backend.compact(r, ctx), log),
   };
   // Range and Put answers are serialized by the exact-size encoders (fast-encode.ts).
-  server.addService({
+  const kvService = {
     ...KVService,
     range: { ...KVService.range, responseSerialize: encodeRangeResponse },
     put: { ...KVService.put, responseSerialize: encodePutResponse },
-  }, kv);
+  };
+  server.addService(kvService, kv);
+  // The hot KV calls are served off their HTTP/2 stream (direct.ts), with the same handlers,
+  // decoders and encoders; Compact is rare and stays with grpc-js.
+  if (server instanceof InstrumentedServer) {
+    const direct = <Req, Res>(def: { path: string; requestDeserialize(b: Buffer): Req; responseSerialize(r: Res): Buffer }, fn: (r: Req, ctx: CallContext) => Promise<Res>): void => {
+      server.addDirect({
+        path: def.path,
+        decode: (b) => def.requestDeserialize(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+        encode: (r) => def.responseSerialize(r as Res),
+        call: (r, ctx) => fn(r as Req, ctx),
+        status: (e) => toServiceError(e, log),
+      });
+    };
+    direct(kvService.range, (r, ctx) => backend.range(r, ctx));
+    direct(kvService.put, (r, ctx) => backend.put(r, ctx));
+    direct(kvService.deleteRange, (r, ctx) => backend.deleteRange(r, ctx));
+    direct(kvService.txn, (r, ctx) => backend.txn(r, ctx));
+  }
 
   const watch: WatchServer = {
     watch(call) {

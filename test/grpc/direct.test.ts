@@ -1,0 +1,141 @@
+// The unary KV calls served off their HTTP/2 stream (src/grpc/direct.ts): real grpc-js clients
+// get the same answers as before, a compressed request still goes through grpc-js, and every
+// malformed request gets exactly the status and text grpc-js gives the same bytes on a method it
+// serves itself (Compact): sent raw over node:http2 to both paths.
+import * as grpc from '@grpc/grpc-js';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { after, before, test } from 'node:test';
+import { CompactionRequest, DeleteRangeRequest, KVClient, PutRequest, RangeRequest, TxnRequest } from '../../src/gen/etcdserverpb/rpc.js';
+import type { RunningServer } from '../../src/server.js';
+import { startServerWith } from '../gateway/harness.js';
+import { makeTempDir, removeTempDir } from '../helpers/procs.js';
+import { parseProm, sample } from '../helpers/prom.js';
+
+let dir: string;
+let srv: RunningServer & { url: string };
+let kv: KVClient;
+const b = (s: string): Buffer => Buffer.from(s);
+const call = <T>(fn: (cb: (e: grpc.ServiceError | null, r: T) => void) => void): Promise<T> =>
+  new Promise((res, rej) => fn((e, r) => (e ? rej(e) : res(r))));
+
+before(async () => {
+  dir = await makeTempDir('direct-');
+  srv = await startServerWith(['--data-dir', dir, '--max-request-bytes', '10000']);
+  kv = new KVClient(srv.url.replace('http://', ''), grpc.credentials.createInsecure());
+});
+
+after(async () => {
+  kv.close();
+  await srv.close();
+  await removeTempDir(dir);
+});
+
+test('Put, Range, DeleteRange and Txn take the direct path and answer as before', async () => {
+  const before = srv.grpc.directCalls;
+  const put = await call<{ header?: { revision: bigint } }>((cb) => kv.put(PutRequest.fromPartial({ key: b('d1'), value: b('v1') }), cb));
+  const put2 = await call<{ prevKv?: { value: Buffer } }>((cb) => kv.put(PutRequest.fromPartial({ key: b('d1'), value: b('v2'), prevKv: true }), cb));
+  assert.equal(put2.prevKv?.value.toString(), 'v1');
+  const got = await call<{ kvs: { value: Buffer; modRevision: bigint }[]; count: bigint }>((cb) => kv.range(RangeRequest.fromPartial({ key: b('d1') }), cb));
+  assert.equal(got.kvs[0]!.value.toString(), 'v2');
+  assert.equal(got.kvs[0]!.modRevision, put.header!.revision + 1n);
+  const txn = await call<{ succeeded: boolean }>((cb) => kv.txn(TxnRequest.fromPartial({
+    compare: [{ key: b('d1'), target: 3, result: 0, targetUnion: { $case: 'value', value: b('v2') } }],
+    success: [{ request: { $case: 'requestPut', value: PutRequest.fromPartial({ key: b('d2'), value: b('t') }) } }],
+  }), cb));
+  assert.equal(txn.succeeded, true);
+  const del = await call<{ deleted: bigint }>((cb) => kv.deleteRange(DeleteRangeRequest.fromPartial({ key: b('d'), rangeEnd: b('e') }), cb));
+  assert.equal(del.deleted, 2n);
+  assert.equal(srv.grpc.directCalls - before, 5);
+  // Errors keep etcd's codes and texts.
+  await assert.rejects(call((cb) => kv.put(PutRequest.fromPartial({ key: b('x'), value: b('y'), lease: 424242n }), cb)),
+    (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND && e.details === 'etcdserver: requested lease not found');
+  await assert.rejects(call((cb) => kv.range(RangeRequest.fromPartial({ key: b('x'), revision: 1_000_000n }), cb)),
+    (e: grpc.ServiceError) => e.code === grpc.status.OUT_OF_RANGE && e.details === 'etcdserver: mvcc: required revision is a future revision');
+});
+
+test('the direct path counts its calls in grpc_server_started_total and grpc_server_handled_total', async () => {
+  const counts = async (): Promise<{ started: number; ok: number; notFound: number }> => {
+    const m = parseProm(await srv.metrics.scrape());
+    const labels = { grpc_method: 'Put', grpc_service: 'etcdserverpb.KV', grpc_type: 'unary' };
+    return {
+      started: sample(m, 'grpc_server_started_total', labels),
+      ok: sample(m, 'grpc_server_handled_total', { ...labels, grpc_code: 'OK' }),
+      notFound: sample(m, 'grpc_server_handled_total', { ...labels, grpc_code: 'NotFound' }),
+    };
+  };
+  const c0 = await counts();
+  await call((cb) => kv.put(PutRequest.fromPartial({ key: b('m'), value: b('1') }), cb));
+  await call((cb) => kv.put(PutRequest.fromPartial({ key: b('m'), value: b('1'), lease: 99n }), cb)).catch(() => undefined);
+  const c1 = await counts();
+  assert.deepEqual({ started: c1.started - c0.started, ok: c1.ok - c0.ok, notFound: c1.notFound - c0.notFound }, { started: 2, ok: 1, notFound: 1 });
+});
+
+test('a gzip-compressed request is left to grpc-js, and answered', async () => {
+  const gz = new KVClient(srv.url.replace('http://', ''), grpc.credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+  try {
+    const before = srv.grpc.directCalls;
+    await call((cb) => gz.put(PutRequest.fromPartial({ key: b('gz'), value: Buffer.alloc(4096, 0x61) }), cb));
+    const r = await call<{ kvs: { value: Buffer }[] }>((cb) => gz.range(RangeRequest.fromPartial({ key: b('gz') }), cb));
+    assert.equal(r.kvs[0]!.value.length, 4096);
+    assert.equal(srv.grpc.directCalls, before, 'no direct call');
+  } finally {
+    gz.close();
+  }
+});
+
+/** One raw gRPC request: its status and message (trailers, or the headers of a trailers-only answer). */
+async function raw(path: string, body: Buffer[], headers: Record<string, string> = {}, delayMs = 0): Promise<string> {
+  const session = http2.connect(srv.url);
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+      let head: http2.IncomingHttpHeaders = {};
+      req.on('response', (h) => { head = h; });
+      req.on('trailers', (t) => { head = { ...head, ...t }; });
+      req.on('data', () => undefined);
+      req.on('end', () => resolve(`${String(head['grpc-status'])} ${decodeURI(String(head['grpc-message']))}`));
+      req.on('error', reject);
+      const send = (): void => {
+        for (const part of body) req.write(part);
+        req.end();
+      };
+      if (delayMs > 0) setTimeout(send, delayMs);
+      else send();
+    });
+  } finally {
+    session.close();
+  }
+}
+
+const frame = (msg: Uint8Array, flag = 0): Buffer => {
+  const f = Buffer.alloc(5 + msg.length);
+  f[0] = flag;
+  f.writeUInt32BE(msg.length, 1);
+  f.set(msg, 5);
+  return f;
+};
+
+test('malformed requests get the status and text grpc-js gives them', async () => {
+  const put = frame(PutRequest.encode(PutRequest.fromPartial({ key: b('raw'), value: b('v') })).finish());
+  const compact = frame(CompactionRequest.encode(CompactionRequest.fromPartial({ revision: 1n })).finish());
+  const cases: { name: string; body: (ok: Buffer) => Buffer[]; headers?: Record<string, string>; delayMs?: number }[] = [
+    { name: 'no message', body: () => [] },
+    { name: 'a truncated message', body: (ok) => [ok.subarray(0, ok.length - 1)] },
+    { name: 'two messages', body: (ok) => [ok, ok] },
+    { name: 'over the receive limit', body: () => [frame(Buffer.alloc(600_000, 0x61))] },
+    { name: 'not protobuf', body: () => [frame(Buffer.from([0xff, 0xff, 0xff]))] },
+    { name: 'a bad grpc-timeout', body: (ok) => [ok], headers: { 'grpc-timeout': 'soon' } },
+    { name: 'a deadline that passes before the message', body: (ok) => [ok], headers: { 'grpc-timeout': '20m' }, delayMs: 200 },
+  ];
+  const before = srv.grpc.directCalls;
+  for (const c of cases) {
+    const direct = await raw('/etcdserverpb.KV/Put', c.body(put), c.headers, c.delayMs);
+    const viaGrpcJs = await raw('/etcdserverpb.KV/Compact', c.body(compact), c.headers, c.delayMs);
+    assert.equal(direct.replace('KV/Put', 'KV/X'), viaGrpcJs.replace('KV/Compact', 'KV/X'), c.name);
+    assert.notEqual(direct.split(' ')[0], '0', `${c.name} is refused`);
+  }
+  assert.equal(srv.grpc.directCalls - before, cases.length);
+  // A well-formed raw Put is answered OK with grpc-js's trailers.
+  assert.equal(await raw('/etcdserverpb.KV/Put', [put]), '0 OK');
+});
