@@ -10,6 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { learnerGate } from './grpc/learner.js';
 import { addRecipeServices } from './grpc/recipes.js';
+import { routedUrl } from './http/go-mux.js';
 import { InstrumentedServer } from './grpc/metrics.js';
 import { addHealthService, addServices } from './grpc/services.js';
 import { docsRoutes, gatewayOpenApiDocument } from './http/docs.js';
@@ -195,6 +196,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     http: { maxHeaderSize: MAX_HEADER_BYTES },
     frameworkErrors,
     clientErrorHandler,
+    // Go's mux routes on the decoded path: an escaped slash separates segments (go-mux.ts).
+    rewriteUrl: (req) => routedUrl(req.url ?? '/'),
   });
   const httpDrain = trackInflight(app);
   opsRoutes(app, backend, metrics);

@@ -7,12 +7,13 @@ import { INTERNAL_CALL, withCallContext, type V3Backend } from '../../backend/in
 import type { V2Metrics } from '../../metrics/index.js';
 import type { OpenStreams } from '../../util/open-streams.js';
 import {
-  cleanPath, DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2AuthGate, V2Error, V2Store, type V2Access, type V2Header, type V2Watch,
+  DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2AuthGate, V2Error, V2Store, type V2Access, type V2Header, type V2Watch,
 } from '../../v2/index.js';
 import { v2AuthRoutes } from './auth.js';
 import { v2ClusterRoutes } from './cluster.js';
 import { errorBody, httpStatusOf, internalError } from './errors.js';
 import { parseForm } from './form.js';
+import { muxClean, redirect } from '../go-mux.js';
 import { parseKeysRequest, type KeysMethod, type KeysOperation } from './params.js';
 import { eventJson } from './render.js';
 
@@ -89,18 +90,6 @@ function splitUrl(url: string): { path: string; query: string } {
   return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
 }
 
-/** Go's ServeMux cleaning: a clean path keeps its trailing slash; anything else is redirected. */
-function muxClean(p: string): string {
-  const c = cleanPath(p);
-  return p.endsWith('/') && c !== '/' ? c + '/' : c;
-}
-
-async function redirect(reply: FastifyReply, method: string, target: string): Promise<void> {
-  void reply.code(301).header('location', target);
-  if (method === 'GET' || method === 'HEAD') {
-    await reply.header('content-type', 'text/html; charset=utf-8').send(`<a href="${target}">Moved Permanently</a>.\n\n`);
-  } else await reply.send(); // no body and, as Go's http.Redirect for other methods, no Content-Type
-}
 
 /**
  * A long poll (one event, then the response ends) or a stream (one JSON line per event): headers

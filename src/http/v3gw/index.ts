@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { V3Backend } from '../../backend/index.js';
 import { GatewayCodec, gatewayRoutes, type MethodInfo } from '../../gateway/index.js';
 import { verifiedCommonName } from '../../listener/index.js';
+import { redirect, uncleanTarget } from '../go-mux.js';
 import { OpenStreams } from '../../util/open-streams.js';
 import { BodyPool } from './body.js';
 import { unaryCalls } from './calls.js';
@@ -100,6 +101,10 @@ async function v3GatewayPlugin(app: FastifyInstance, opts: V3GatewayOptions): Pr
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
   app.setNotFoundHandler(async (req, reply) => {
+    // Go's mux cleans before it routes: an unclean path no route took is redirected (a bad
+    // escape was answered 400 before routing).
+    const target = uncleanTarget(req.url);
+    if (target !== undefined && target !== 'bad') return redirect(reply, req.method, target);
     const path = req.url;
     if (PREFIXES.some((p) => path.startsWith(p))) return sendText(reply, 404, 'Not Found');
     return sendText(reply, 404, '404 page not found');
