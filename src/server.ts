@@ -199,6 +199,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     // Go's mux routes on the decoded path: an escaped slash separates segments (go-mux.ts).
     rewriteUrl: (req) => routedUrl(req.url ?? '/'),
   });
+  // With the listener's half-open sockets (src/http/half-close.ts): a client's FIN ends the
+  // connection after its last answer, not before it.
+  (app.server as typeof app.server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   const httpDrain = trackInflight(app);
   opsRoutes(app, backend, metrics);
   docsRoutes(app, gatewayOpenApiDocument());

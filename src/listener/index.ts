@@ -10,6 +10,7 @@ import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { certCommonName, clientCnField } from './client-cn.js';
 import { handOverGrpc } from './rewrite-stream.js';
+import { allowHalfClose } from '../http/half-close.js';
 import { identityRefusal } from '../tls/identity.js';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { TlsFiles } from '../tls/files.js';
@@ -88,6 +89,7 @@ export function listenClient(
         const cn = verifiedCommonName(socket);
         handOverGrpc(socket, (c) => injector.injectConnection(c), { extra: cn === undefined ? [] : [clientCnField(cn)] });
       } else {
+        allowHalfClose(socket);
         http.emit('connection', socket);
         socket.resume();
       }

@@ -1,6 +1,6 @@
 // Routing on the client port as etcd 3.4's Go ServeMux does it (src/http/go-mux.ts): an escaped
 // slash in the path separates segments, and an unclean path is redirected (301) before any
-// route is looked at. The same raw requests (paths sent as they are) go to etcd 3.4 with
+// route is looked at. And a client's half-close as Go's server takes it (src/http/half-close.ts). The same raw requests (paths sent as they are) go to etcd 3.4 with
 // --enable-v2 and to ours; status, Location, Content-Type and the body's shape must agree.
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -15,12 +15,17 @@ interface Answer {
 }
 
 /** One HTTP/1.1 request with the path exactly as given (no client-side cleaning). */
-function rawRequest(endpoint: string, method: string, path: string, body = ''): Promise<Answer> {
+function rawRequest(endpoint: string, method: string, path: string, body = '', halfClose = false): Promise<Answer> {
   const [host, port] = endpoint.split(':');
   const head = [`${method} ${path} HTTP/1.1`, `Host: ${endpoint}`, 'Connection: close'];
   if (body !== '') head.push('Content-Type: application/x-www-form-urlencoded', `Content-Length: ${Buffer.byteLength(body)}`);
   return new Promise((resolve, reject) => {
-    const sock = connect(Number(port), host!, () => sock.write(`${head.join("\r\n")}\r\n\r\n${body}`));
+    // halfClose: the client shuts down its write side right after the request (as `nc -N`).
+    const sock = connect(Number(port), host!, () => {
+      const text = `${head.join('\r\n')}\r\n\r\n${body}`;
+      if (halfClose) sock.end(text);
+      else sock.write(text);
+    });
     let out = '';
     sock.setEncoding('utf8');
     sock.on('data', (c: string) => (out += c));
@@ -69,6 +74,24 @@ describe('Go mux routing vs etcd 3.4', { skip: !hasEtcd() && 'needs /usr/bin/etc
   });
   after(async () => {
     await Promise.all([etcd?.stop(), ours?.stop()]);
+  });
+
+  test('a client that half-closes after its request gets its answer; a long poll ends with an empty body', async () => {
+    const steps: { method: string; path: string; body?: string }[] = [
+      { method: 'PUT', path: '/v2/keys/hc', body: 'value=1' },
+      { method: 'GET', path: '/v2/keys/hc' },
+      { method: 'GET', path: '/v2/keys/hc?wait=true' },
+      { method: 'GET', path: '/v2/keys/nowhere?wait=true&recursive=true' },
+      { method: 'DELETE', path: '/v2/keys/hc' },
+    ];
+    for (const s of steps) {
+      const [want, got] = [await rawRequest(etcd.endpoint, s.method, s.path, s.body, true), await rawRequest(ours.endpoint, s.method, s.path, s.body, true)];
+      assert.deepEqual(
+        { status: got.status, contentType: got.contentType, body: shape(got.body) },
+        { status: want.status, contentType: want.contentType, body: shape(want.body) },
+        `${s.method} ${s.path}, half-closed`,
+      );
+    }
   });
 
   test('escaped slashes and unclean paths are routed and redirected as etcd does', async () => {

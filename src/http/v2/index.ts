@@ -14,6 +14,7 @@ import { v2ClusterRoutes } from './cluster.js';
 import { errorBody, httpStatusOf, internalError } from './errors.js';
 import { parseForm } from './form.js';
 import { muxClean, redirect } from '../go-mux.js';
+import { endsAtClientFin } from '../half-close.js';
 import { parseKeysRequest, type KeysMethod, type KeysOperation } from './params.js';
 import { eventJson } from './render.js';
 
@@ -119,6 +120,7 @@ async function serveWatchOf(ctx: Ctx, reply: FastifyReply, op: Extract<KeysOpera
   const res = reply.raw;
   const onClose = (): void => ac.abort();
   res.on('close', onClose);
+  endsAtClientFin(res, onClose); // the watch ends, and with it the response (empty), as etcd's
   const release = ctx.streams?.add(() => ac.abort());
   const pollEnded = ctx.metrics?.longPollOpened();
   let w: V2Watch;

@@ -12,6 +12,7 @@ import { readBody } from './body.js';
 import { authOf, type GatewayContext } from './context.js';
 import { GrpcCode, learnerStatus, statusOf, tooLarge, type GatewayStatus } from './errors.js';
 import { ResultStream, sendGatewayError, sendGrpcError } from './replies.js';
+import { endsAtClientFin } from '../half-close.js';
 
 type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
@@ -78,6 +79,7 @@ export function watchHandler(ctx: GatewayContext, method: MethodInfo): Handler {
       release();
       session.close();
     });
+    endsAtClientFin(reply.raw);
     readClientStream(ctx, req, method.requestType, {
       message: (m) => session.request(asWatch(m)),
       refused: (s) => {
@@ -98,6 +100,7 @@ export function keepAliveHandler(ctx: GatewayContext, method: MethodInfo): Handl
     let chain = Promise.resolve();
     let failed = false;
     reply.raw.on('close', ctx.streams.add(() => out.end()));
+    endsAtClientFin(reply.raw);
     readClientStream(ctx, req, method.requestType, {
       message: (m) => {
         chain = chain.then(async () => {
@@ -136,6 +139,7 @@ function serverStream(
     if (refusedOnLearner(ctx, method, msg, out)) return;
     const ac = new AbortController();
     reply.raw.on('close', () => ac.abort());
+    endsAtClientFin(reply.raw);
     // Observe ends at shutdown; a Snapshot is left to finish (a cut one would look whole).
     if (flavor === 'recipe') {
       reply.raw.on('close', ctx.streams.add(() => {

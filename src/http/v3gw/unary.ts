@@ -6,6 +6,7 @@ import { authOf, type GatewayContext } from './context.js';
 import { GrpcCode, learnerStatus, statusOf, tooLarge, unimplemented } from './errors.js';
 import { readBody } from './body.js';
 import { sendGatewayError, sendGrpcError, sendOk } from './replies.js';
+import { endsAtClientFin } from '../half-close.js';
 
 /**
  * An AbortSignal that fires if the client goes away before the answer is written. Made on first
@@ -21,6 +22,7 @@ function clientGone(reply: FastifyReply): () => AbortSignal {
     const res = reply.raw;
     if (res.destroyed && !res.writableFinished) ac.abort();
     else res.on('close', () => { if (!res.writableFinished) ac.abort(); });
+    endsAtClientFin(res); // a blocking call ends at the client's FIN, as etcd's
     return signal;
   };
 }
