@@ -5,39 +5,39 @@
 import type { FastifyReply } from 'fastify';
 import { cleanPath } from '../v2/path.js';
 
-function split(url: string): { path: string; query: string } {
+/** A request URL's path (still escaped) and query (without the '?'). */
+export function splitUrl(url: string): { path: string; query: string } {
   const q = url.indexOf('?');
   return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
 }
 
-/** The URL to route: escaped slashes in the path made slashes (Fastify's rewriteUrl). */
+/** The URL to route: escaped slashes in the path made slashes (Fastify's rewriteUrl, every request). */
 export function routedUrl(url: string): string {
-  const q = url.indexOf('?');
-  const path = q < 0 ? url : url.slice(0, q);
-  if (!path.includes('%2F') && !path.includes('%2f')) return url;
-  return path.replace(/%2f/gi, '/') + (q < 0 ? '' : url.slice(q));
-}
-
-/** Go's ServeMux cleaning of a decoded path: a clean path keeps its trailing slash. */
-export function muxClean(p: string): string {
-  const c = cleanPath(p);
-  return p.endsWith('/') && c !== '/' ? c + '/' : c;
+  if (!url.includes('%2F') && !url.includes('%2f')) return url; // nearly every request: no copy
+  const { path, query } = splitUrl(url);
+  return path.replace(/%2f/gi, '/') + (url.length > path.length ? `?${query}` : '');
 }
 
 /**
- * Where Go's mux redirects this request URL: the cleaned path (and the query as it came), or
- * undefined when the path is clean; 'bad' when it is not valid percent-encoding.
+ * Where Go's mux redirects a request whose decoded path is not clean (path.Clean, a trailing
+ * slash kept): the cleaned path, escaped, with the query as it came; undefined when it is clean.
  */
-export function uncleanTarget(url: string): string | 'bad' | undefined {
-  const { path, query } = split(url);
+export function cleanTarget(decoded: string, query: string): string | undefined {
+  const c = cleanPath(decoded);
+  const clean = decoded.endsWith('/') && c !== '/' ? c + '/' : c;
+  return clean === decoded ? undefined : encodeURI(clean) + (query === '' ? '' : `?${query}`);
+}
+
+/** cleanTarget of a whole request URL; undefined also when it is not valid percent-encoding. */
+export function uncleanTarget(url: string): string | undefined {
+  const { path, query } = splitUrl(url);
   let decoded: string;
   try {
     decoded = decodeURIComponent(path);
   } catch {
-    return 'bad';
+    return undefined; // answered 400 before routing
   }
-  const clean = muxClean(decoded);
-  return clean === decoded ? undefined : encodeURI(clean) + (query === '' ? '' : `?${query}`);
+  return cleanTarget(decoded, query);
 }
 
 /** Go's http.Redirect with 301: the HTML body only for GET and HEAD. */

@@ -13,7 +13,7 @@ import { v2AuthRoutes } from './auth.js';
 import { v2ClusterRoutes } from './cluster.js';
 import { errorBody, httpStatusOf, internalError } from './errors.js';
 import { parseForm } from './form.js';
-import { muxClean, redirect } from '../go-mux.js';
+import { cleanTarget, redirect, splitUrl } from '../go-mux.js';
 import { endsAtClientFin } from '../half-close.js';
 import { parseKeysRequest, type KeysMethod, type KeysOperation } from './params.js';
 import { eventJson } from './render.js';
@@ -85,12 +85,6 @@ function successHeaders(h: V2Header, clusterId: bigint): Record<string, string> 
     'x-raft-term': String(h.raftTerm),
   };
 }
-
-function splitUrl(url: string): { path: string; query: string } {
-  const q = url.indexOf('?');
-  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
-}
-
 
 /**
  * A long poll (one event, then the response ends) or a stream (one JSON line per event): headers
@@ -183,8 +177,8 @@ async function handleOp(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pars
     await reply.code(400).header('content-type', 'text/plain; charset=utf-8').send('400 Bad Request');
     return;
   }
-  const clean = muxClean(decoded);
-  if (clean !== decoded) return redirect(reply, method, encodeURI(clean) + (query === '' ? '' : `?${query}`));
+  const target = cleanTarget(decoded, query);
+  if (target !== undefined) return redirect(reply, method, target);
   const keyPath = normalizeKey(decoded.slice(KEYS_PATH.length));
 
   const form = new Map<string, string>();

@@ -104,7 +104,7 @@ async function v3GatewayPlugin(app: FastifyInstance, opts: V3GatewayOptions): Pr
     // Go's mux cleans before it routes: an unclean path no route took is redirected (a bad
     // escape was answered 400 before routing).
     const target = uncleanTarget(req.url);
-    if (target !== undefined && target !== 'bad') return redirect(reply, req.method, target);
+    if (target !== undefined) return redirect(reply, req.method, target);
     const path = req.url;
     if (PREFIXES.some((p) => path.startsWith(p))) return sendText(reply, 404, 'Not Found');
     return sendText(reply, 404, '404 page not found');
