@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import type { CallContext } from '../backend/index.js';
-import { callCommonName } from '../listener/client-cn.js';
+import { callContext } from '../listener/client-cn.js';
 import type { GrpcMethodMetrics } from '../metrics/index.js';
 
 /** One unary method: how its request is read, how it runs, how its answer is written. */
@@ -55,16 +55,19 @@ function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Whether this path serves the stream: an uncompressed request (grpc-js handles the others). */
+/**
+ * Whether this path serves the stream: a gRPC request (grpc-js answers any other content type)
+ * that is not compressed (grpc-js decompresses).
+ */
 export function takes(headers: IncomingHttpHeaders): boolean {
+  const ct = headers['content-type'];
   const enc = headers['grpc-encoding'];
-  return enc === undefined || enc === 'identity';
+  return typeof ct === 'string' && ct.startsWith('application/grpc') && (enc === undefined || enc === 'identity');
 }
 
-/** The caller, as services.ts's callContext reads it from grpc-js's metadata and auth context. */
+/** The caller: callContext over the request headers as metadata and grpc-js's auth context. */
 function contextOf(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): CallContext {
-  const token = first(headers.token) ?? first(headers.authorization);
-  const commonName = callCommonName({
+  return callContext({
     metadata: { get: (key: string) => { const v = headers[key]; return v === undefined ? [] : Array.isArray(v) ? v : [v]; } },
     getAuthContext: () => {
       const socket = stream.session?.socket;
@@ -73,7 +76,6 @@ function contextOf(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Cal
       return { sslPeerCertificate: cert.raw ? cert : undefined };
     },
   });
-  return { token, commonName };
 }
 
 export function serveDirect(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, m: DirectMethod, srv: DirectServer): void {

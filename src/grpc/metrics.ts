@@ -109,8 +109,7 @@ export class InstrumentedServer extends grpc.Server {
     h2.removeAllListeners('stream');
     h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
       const m = this.direct.get(headers[':path'] ?? '');
-      const ct = headers['content-type'];
-      if (m === undefined || typeof ct !== 'string' || !ct.startsWith('application/grpc') || !takes(headers)) {
+      if (m === undefined || !takes(headers)) {
         grpcHandler.call(h2, stream, headers, ...rest);
         return;
       }

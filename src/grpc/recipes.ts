@@ -7,7 +7,7 @@ import { LockService, type LockServer } from '../gen/v3lockpb/v3lock.js';
 import { campaign, leader, observe, proclaim, resign } from '../recipes/election.js';
 import { asCaller, type RecipeBackend } from '../recipes/backend.js';
 import { lock, unlock } from '../recipes/lock.js';
-import { callContext } from './services.js';
+import { callContext } from '../listener/client-cn.js';
 import { toUnknownError, type Logger } from './status.js';
 import type { OpenStreams } from '../util/open-streams.js';
 

@@ -9,25 +9,13 @@ import {
   type AuthServer, type ClusterServer, type KVServer, type LeaseServer, type MaintenanceServer, type WatchResponse, type WatchServer,
 } from '../gen/etcdserverpb/rpc.js';
 import { HealthCheckResponse_ServingStatus, HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
-import { callCommonName, type CallAuthSource } from '../listener/client-cn.js';
+import { callContext } from '../listener/client-cn.js';
 import type { OpenStreams } from '../util/open-streams.js';
 import { encodePutResponse, encodeRangeResponse } from './fast-encode.js';
 import { InstrumentedServer } from './metrics.js';
 import { toServiceError, type Logger } from './status.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
-
-/**
- * Who a call comes from: the auth token in metadata `token`, else `authorization` (as etcd reads
- * them), and the Common Name of a verified client certificate (client-cn.ts). Both are read here,
- * at once (under a microsecond): the context must not keep a reference to the call (a lazy getter
- * closing over it measurably slowed range1, presumably by keeping call objects alive for longer).
- */
-export function callContext(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'> & CallAuthSource): CallContext {
-  const md = call.metadata;
-  const v = md.get('token')[0] ?? md.get('authorization')[0];
-  return { token: v === undefined ? undefined : String(v), commonName: callCommonName(call) };
-}
 
 function unary<Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>, log: Logger): Unary<Req, Res> {
   return (call, callback) => {

@@ -9,6 +9,7 @@
 // knows, and a value without it counts for nothing: a client cannot name itself.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
+import type { CallContext } from '../backend/index.js';
 import type { HeaderField } from './hpack.js';
 
 export const CLIENT_CN_HEADER = 'x-etcd-client-cert-cn';
@@ -54,4 +55,16 @@ export interface CallAuthSource {
  */
 export function callCommonName(call: CallAuthSource): string | undefined {
   return certCommonName(call.getAuthContext().sslPeerCertificate) ?? commonNameFromHeader(call.metadata.get(CLIENT_CN_HEADER)[0]);
+}
+
+/**
+ * Who a call comes from: the auth token in metadata `token`, else `authorization` (as etcd reads
+ * them), and the Common Name of a verified client certificate. Both are read here, at once (under
+ * a microsecond): the context must not keep a reference to the call (a lazy getter closing over
+ * it measurably slowed range1, presumably by keeping call objects alive for longer).
+ */
+export function callContext(call: CallAuthSource): CallContext {
+  const md = call.metadata;
+  const v = md.get('token')[0] ?? md.get('authorization')[0];
+  return { token: v === undefined ? undefined : String(v), commonName: callCommonName(call) };
 }
