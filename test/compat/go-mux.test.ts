@@ -3,7 +3,7 @@
 // route is looked at. And a client's half-close as Go's server takes it (src/http/half-close.ts). The same raw requests (paths sent as they are) go to etcd 3.4 with
 // --enable-v2 and to ours; status, Location, Content-Type and the body's shape must agree.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { rawHttp } from '../helpers/raw-http.js';
 import { after, before, describe, test } from 'node:test';
 import { hasEtcd, startOurServer, startRealEtcd, type Server } from '../helpers/procs.js';
 
@@ -15,31 +15,17 @@ interface Answer {
 }
 
 /** One HTTP/1.1 request with the path exactly as given (no client-side cleaning). */
-function rawRequest(endpoint: string, method: string, path: string, body = '', halfClose = false): Promise<Answer> {
-  const [host, port] = endpoint.split(':');
+async function rawRequest(endpoint: string, method: string, path: string, body = '', halfClose = false): Promise<Answer> {
   const head = [`${method} ${path} HTTP/1.1`, `Host: ${endpoint}`, 'Connection: close'];
   if (body !== '') head.push('Content-Type: application/x-www-form-urlencoded', `Content-Length: ${Buffer.byteLength(body)}`);
-  return new Promise((resolve, reject) => {
-    // halfClose: the client shuts down its write side right after the request (as `nc -N`).
-    const sock = connect(Number(port), host!, () => {
-      const text = `${head.join('\r\n')}\r\n\r\n${body}`;
-      if (halfClose) sock.end(text);
-      else sock.write(text);
-    });
-    let out = '';
-    sock.setEncoding('utf8');
-    sock.on('data', (c: string) => (out += c));
-    sock.on('error', reject);
-    sock.on('close', () => {
-      const [headText = '', ...rest] = out.split('\r\n\r\n');
-      const lines = headText.split('\r\n');
-      const header = (name: string): string | undefined =>
-        lines.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
-      let text = rest.join('\r\n\r\n');
-      if (header('transfer-encoding') === 'chunked') text = text.replace(/^[0-9a-f]+\r\n/, '').replace(/\r\n0\r\n$/, '').replace(/\r\n$/, '');
-      resolve({ status: Number(lines[0]!.split(' ')[1]), location: header('location'), contentType: header('content-type'), body: text });
-    });
-  });
+  const out = await rawHttp(endpoint, `${head.join('\r\n')}\r\n\r\n${body}`, halfClose);
+  const [headText = '', ...rest] = out.split('\r\n\r\n');
+  const lines = headText.split('\r\n');
+  const header = (name: string): string | undefined =>
+    lines.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
+  let text = rest.join('\r\n\r\n');
+  if (header('transfer-encoding') === 'chunked') text = text.replace(/^[0-9a-f]+\r\n/, '').replace(/\r\n0\r\n$/, '').replace(/\r\n$/, '');
+  return { status: Number(lines[0]!.split(' ')[1]), location: header('location'), contentType: header('content-type'), body: text };
 }
 
 /** The body with what must differ between two servers (indexes, IDs, revisions) taken out. */

@@ -1,7 +1,7 @@
 // The bugs the fuzz suites found, each pinned through real HTTP: answers that were Fastify's JSON
 // or a JS RangeError are Go's (etcd's) answers now.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { rawHttp } from '../helpers/raw-http.js';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { runSuite, startFuzzServer, type FuzzServer } from './lib.js';
@@ -15,17 +15,7 @@ after(async () => {
 });
 
 /** Sends raw bytes and returns everything the server wrote before closing. */
-function rawHttp(text: string): Promise<string> {
-  const [host, port] = server.endpoint.split(':');
-  return new Promise((resolve, reject) => {
-    const sock = connect(Number(port), host!, () => sock.end(text));
-    let out = '';
-    sock.setEncoding('utf8');
-    sock.on('data', (c: string) => (out += c));
-    sock.on('close', () => resolve(out));
-    sock.on('error', reject);
-  });
-}
+const raw = (text: string): Promise<string> => rawHttp(server.endpoint, text, true);
 
 test('a path that is not valid percent-encoding gets Go\'s 400 text, not Fastify\'s JSON', async () => {
   for (const path of ['/v2/keys/%zz', '/v2/keys/a%', '/v3/kv/range%', '/nothing/%C3']) {
@@ -37,7 +27,7 @@ test('a path that is not valid percent-encoding gets Go\'s 400 text, not Fastify
 });
 
 test('a request Node\'s parser refuses (unknown method) gets Go\'s 400 and the connection closes', async () => {
-  const out = await rawHttp('FOO /v2/keys HTTP/1.1\r\nHost: x\r\n\r\n');
+  const out = await raw('FOO /v2/keys HTTP/1.1\r\nHost: x\r\n\r\n');
   assert.match(out, /^HTTP\/1\.1 400 Bad Request\r\n/);
   assert.match(out, /\r\nConnection: close\r\n/i);
   assert.ok(out.endsWith('\r\n\r\n400 Bad Request'), out);
@@ -54,7 +44,7 @@ test('an unknown path with a bad JSON body answers Go\'s 404, the body is not pa
   // An unclean v2 path is redirected to its clean form before any body is read (Go's mux: 301,
   // no body, no Content-Type for a POST). The fuzz client once resolved "%2e%2e" itself and sent
   // "/v2/": the 404 of that path was pinned here instead.
-  const r = await rawHttp('POST /v2/keys/%2e%2e/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n{bad');
+  const r = await raw('POST /v2/keys/%2e%2e/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n{bad');
   assert.match(r, /^HTTP\/1\.1 301 Moved Permanently\r\n/);
   assert.match(r, /\r\nlocation: \/v2\/\r\n/i);
   assert.doesNotMatch(r, /\r\ncontent-type:/i);

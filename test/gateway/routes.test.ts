@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
 import { startGateway, type GatewayServer } from './harness.js';
+import { rawHttp } from '../helpers/raw-http.js';
 
 let s: GatewayServer;
 before(async () => { s = await startGateway(); });
@@ -80,17 +81,8 @@ test('a blocked Lock whose client hangs up stops waiting and leaves no waiter ke
 });
 
 test('a put whose client half-closes right after the request is answered and applied', async () => {
-  const { connect } = await import('node:net');
   const body = '{"key":"aGFsZg==","value":"eQ=="}';
-  const port = Number(new URL(s.url).port);
-  const answer = await new Promise<string>((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1', () => sock.end(`POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
-    let out = '';
-    sock.setEncoding('utf8');
-    sock.on('data', (c: string) => (out += c));
-    sock.on('close', () => resolve(out));
-    sock.on('error', reject);
-  });
+  const answer = await rawHttp(s.url.slice('http://'.length), `POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`, true);
   assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
   const r = JSON.parse((await post('/v3/kv/range', '{"key":"aGFsZg=="}')).text) as { kvs?: { value: string }[] };
   assert.equal(r.kvs?.[0]?.value, 'eQ==');
