@@ -56,6 +56,9 @@ export class LmdbStorage implements MvccStorage {
   private stagedMeta = new Map<string, Buffer | null>();
   readonly path: string;
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  /** The LMDB transaction running, and the commit that will take what is staged meanwhile (commit()). */
+  private runningCommit: Promise<void> | undefined;
+  private nextCommit: Promise<void> | undefined;
 
   /** onCommitSeconds: called with each commit's latency (enqueue to durable, fsync included). */
   constructor(dir: string, private readonly onCommitSeconds?: (seconds: number) => void) {
@@ -170,9 +173,6 @@ export class LmdbStorage implements MvccStorage {
     this.nextCommit = next;
     return next;
   }
-
-  private runningCommit: Promise<void> | undefined;
-  private nextCommit: Promise<void> | undefined;
 
   private startCommit(): Promise<void> {
     const p = this.commitStaged();
