@@ -93,7 +93,9 @@ test('writes, reads and errors move the mvcc, server, disk and gRPC series', asy
   assert.equal(sample(s1, 'etcd_debugging_mvcc_compact_revision'), -1);
   assert.equal(sample(s1, 'etcd_debugging_mvcc_keys_total'), 4, 'm/a, m/c, m/d, m/e are live');
   assert.ok(delta('etcd_disk_wal_fsync_duration_seconds_count') >= 7, 'each write waited for one commit');
-  assert.ok(delta('etcd_disk_backend_commit_duration_seconds_count') >= 7);
+  // Backend commits fold: a commit asked for while one runs joins the next, so 7 writes take 1 to 7.
+  const commits = delta('etcd_disk_backend_commit_duration_seconds_count');
+  assert.ok(commits >= 1, `backend commits: ${commits}`);
   assert.equal(sample(s1, 'etcd_disk_wal_fsync_duration_seconds_bucket', { le: '8.192' }), sample(s1, 'etcd_disk_wal_fsync_duration_seconds_count'));
   assert.equal(sample(s1, 'grpc_server_started_total', kvPut), 4);
   assert.equal(sample(s1, 'grpc_server_handled_total', { ...kvPut, grpc_code: 'OK' }), 3);
