@@ -180,6 +180,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   }, learnerGate(backend, log));
   const streams = new OpenStreams();
   if (backend instanceof EmbeddedBackend) {
+    backend.onLeaderGone = (leader) => log.warn({ leader }, 'the leader refuses peer connections (its process is gone): not waiting out its lease, electing a new leader');
     backend.onStorageFailure = (err) => log.error({ err }, 'storage failed (WAL or backend write): refusing writes, /health fails; restart once the disk is fixed');
   }
   addServices(grpcServer, backend, log, streams);

@@ -187,6 +187,11 @@ export class RaftNode {
     this.kick();
   }
 
+  /** The transport found `id`'s process gone (connection refused): see Raft.reportPeerGone. */
+  reportPeerGone(id: NodeId): boolean {
+    return !this.stopped && this.raft.reportPeerGone(id);
+  }
+
   /** A snapshot send to `to` ended (the transport knows whether it arrived). */
   reportSnapshot(to: NodeId, ok: boolean): void {
     if (this.stopped) return;

@@ -168,6 +168,8 @@ export class EmbeddedBackend implements V3Backend {
   /** Called once when this member learns it was removed from the cluster (it applied its own
    * removal, or a peer refused it with 410): etcd stops the member then. */
   onRemoved: (() => void) | undefined;
+  /** This follower's leader refuses peer connections (its process is gone): its lease ended early. */
+  onLeaderGone: ((leaderIdHex: string) => void) | undefined;
   private removedSignalled = false;
   private readonly revoking = new Set<bigint>();
   private readonly stopTimers: (() => void)[] = [];
@@ -315,6 +317,9 @@ export class EmbeddedBackend implements V3Backend {
         }
       },
       onRemoved: () => this.removed(),
+      onPeerGone: (id) => {
+        if (this.node.reportPeerGone(id)) this.onLeaderGone?.(id.toString(16));
+      },
       renewLease: (id) => (this.node.isLeader && this.lessor.has(id) ? this.lessor.renew(id) : -1),
       snapDir: join(this.cfg.dataDir, 'member', 'snap', 'incoming'),
       ...(this.cfg.onPeerRoundTrip ? { onRoundTrip: this.cfg.onPeerRoundTrip } : {}),

@@ -2,6 +2,7 @@
 // member, a SIGKILLed leader replaced while writes continue and caught up after its restart, a
 // SIGSTOPped member left behind and caught up after SIGCONT; all members end with one HashKV.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { startOurCluster, type OurCluster } from '../helpers/ourcluster.js';
 import { agreedLeader, endpointStatus, eventually, get, hashKV, memberIndex, put, v3 } from './helpers.js';
@@ -39,6 +40,12 @@ test('SIGKILL of the leader: a new leader, writes continue, the old leader resta
   assert.notEqual(nu, old);
   const electMs = Date.now() - t0;
   assert.ok(electMs < 10_000, `elected in ${electMs} ms`);
+  // The survivors did not wait out the dead leader's lease: redialling its stream found its port closed.
+  const survivors = c.members.filter((m) => m.server !== undefined);
+  await eventually('a survivor that ended the dead leader\'s lease early', async () => {
+    const logs = await Promise.all(survivors.map((m) => readFile(m.server!.logPath, 'utf8')));
+    return logs.some((l) => l.includes('"leader":"' + old.toString(16) + '"') && l.includes('the leader refuses peer connections')) || undefined;
+  }, 5_000);
   let rev = 0;
   for (let k = 0; k < 20; k++) rev = await put(c.running()[k % 2]!, `after-kill-${k}`, String(k));
   await c.restart(i);

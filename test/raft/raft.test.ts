@@ -88,6 +88,41 @@ test('thesis §6.2 check-quorum: a leader cut off from the majority steps down; 
   assert.equal(net.raft(1n).term, leader.term);
 });
 
+test('a follower told its leader\'s process is gone ends the lease now: a new leader within one election timeout', () => {
+  const electedAfter = (reportGone: boolean): number => {
+    const net = new TestNet([1n, 2n, 3n]);
+    net.campaign(1n);
+    net.isolate(1n); // killed: nothing from it any more
+    if (reportGone) for (const id of [2n, 3n]) net.raft(id).reportPeerGone(1n);
+    for (let ticks = 1; ticks <= 40; ticks++) {
+      for (const id of [2n, 3n]) net.tick(id);
+      net.stabilize();
+      if (net.leaders().some((r) => r.id !== 1n)) return ticks;
+    }
+    return Infinity;
+  };
+  const waited = electedAfter(false);
+  const told = electedAfter(true);
+  assert.ok(waited >= 10, `without the report, not before the lease (10 ticks) runs out: ${waited}`);
+  assert.ok(told <= 10, `with it, within the randomized part of the timeout: ${told}`);
+  assert.ok(told < waited);
+});
+
+test('a report about a live leader that others still hear from changes nothing (their lease refuses)', () => {
+  const net = new TestNet([1n, 2n, 3n]);
+  net.campaign(1n);
+  const term = net.raft(1n).term;
+  net.raft(2n).reportPeerGone(1n); // wrong: 1 is alive, and 3 hears from it
+  net.raft(3n).reportPeerGone(2n); // not 3's leader: ignored
+  for (let i = 0; i < 10; i++) { net.tick(2n); net.stabilize(); }
+  assert.equal(net.raft(2n).role, 'preCandidate', '2 campaigned, and its pre-vote was refused');
+  assert.equal(net.raft(1n).role, 'leader');
+  assert.equal(net.raft(1n).term, term, 'the term never moved');
+  net.tickAll(2);
+  assert.equal(net.raft(2n).lead, 1n, '2 follows 1 again at its first heartbeat');
+  assert.equal(net.raft(2n).term, term);
+});
+
 test('thesis §3.10 leader transfer: the transferee catches up, gets timeoutNow and wins at once', () => {
   const net = new TestNet([1n, 2n, 3n]);
   net.campaign(1n);

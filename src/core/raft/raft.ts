@@ -130,6 +130,22 @@ export class Raft {
     this.hup(false);
   }
 
+  /**
+   * The transport found `id`'s process gone (its peer port refuses connections). A follower whose
+   * leader that is stops honouring the leader's lease now instead of an election timeout after
+   * the last heartbeat: it grants (pre-)votes at once and campaigns after its randomized part of
+   * the timeout. Safety does not depend on it (only liveness does: a candidate still needs a
+   * quorum of votes, and members still hearing from a live leader refuse within their lease);
+   * reads are ReadIndex rounds, never lease reads, so no leader answers from a lease. True when
+   * the lease ended here.
+   */
+  reportPeerGone(id: NodeId): boolean {
+    if (this.role !== 'follower' || this.lead !== id || this.electionElapsed >= this.cfg.electionTicks) return false;
+    this.trace(`leader ${id.toString(16)} is gone: its lease ends now`);
+    this.electionElapsed = this.cfg.electionTicks;
+    return true;
+  }
+
   /** Snapshot delivery failed (the transport knows): probe the follower again. */
   reportSnapshot(id: NodeId, ok: boolean): void {
     const pr = this.trk.progress.get(id);

@@ -132,6 +132,8 @@ export interface TransportHost {
   onError?(what: string, err: unknown): void;
   /** A peer answered 410: this member was removed from the cluster (etcd then stops). */
   onRemoved?(): void;
+  /** Dialling the peer's stream found its port closed (ECONNREFUSED): its process is gone. */
+  onPeerGone?(id: NodeId): void;
 }
 
 class Peer {
@@ -165,8 +167,9 @@ class Peer {
       onBytes: (n) => { this.stats.receivedBytes += n; },
       // Counted (as etcd's stream reader counts them), not logged: a peer that is down fails a
       // redial every second. A dial that finds nobody listening received nothing: not counted.
-      onFailure: (what) => {
+      onFailure: (what, err) => {
         if (what !== 'dial') this.stats.receivedFailures++;
+        else if ((err as { code?: unknown } | undefined)?.code === 'ECONNREFUSED') t.host.onPeerGone?.(id);
       },
       onUp: () => { this.activeSince ??= Date.now(); },
       onRemoved: () => t.host.onRemoved?.(),
