@@ -20,6 +20,8 @@ export class TestNet {
   private readonly cut = new Set<string>();
   private readonly ignored = new Set<MessageType>();
   readonly delivered: Message[] = [];
+  /** Messages a cut or an ignored type dropped. */
+  readonly dropped: Message[] = [];
 
   constructor(ids: readonly NodeId[], private readonly opts: Partial<RaftConfig> = {}) {
     for (const id of ids) this.add(id, MemoryStorage.bootstrap(ids));
@@ -81,7 +83,11 @@ export class TestNet {
   stabilize(): void {
     for (let i = 0; i < 100_000 && this.queue.length > 0; i++) {
       const m = this.queue.shift()!;
-      if (this.cut.has(`${m.from}>${m.to}`) || this.ignored.has(m.type) || !this.nodes.has(m.to)) continue;
+      if (this.cut.has(`${m.from}>${m.to}`) || this.ignored.has(m.type)) {
+        this.dropped.push(m);
+        continue;
+      }
+      if (!this.nodes.has(m.to)) continue;
       this.delivered.push(m);
       this.raft(m.to).step(m);
       this.process(m.to);

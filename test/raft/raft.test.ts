@@ -108,6 +108,27 @@ test('a follower told its leader\'s process is gone ends the lease now: a new le
   assert.ok(told < waited);
 });
 
+test('a leader told a follower\'s process is gone probes it instead of streaming appends to it', () => {
+  const net = new TestNet([1n, 2n, 3n]);
+  net.campaign(1n);
+  net.propose(1n, 'a');
+  assert.match(net.raft(1n).status().progress.get(3n)!, /^replicate /);
+  net.isolate(3n);
+  net.raft(1n).reportPeerGone(3n);
+  net.raft(1n).reportPeerGone(2n); // not gone, but the call itself only changes how 2 is sent to
+  assert.match(net.raft(1n).status().progress.get(3n)!, /^probe /);
+  const appendsTo = (id: bigint, list: readonly Message[]): number => list.filter((m) => m.type === 'append' && m.to === id && m.entries.length > 0).length;
+  const before = appendsTo(2n, net.delivered);
+  for (const v of ['b', 'c', 'd']) net.propose(1n, v);
+  assert.equal(appendsTo(2n, net.delivered) - before, 3, 'the live follower gets each entry as it comes');
+  assert.equal(appendsTo(3n, net.dropped), 1, 'the gone one gets one probe, then nothing until it answers');
+  for (const id of [1n, 2n]) assert.deepEqual(net.node(id).applied, ['a', 'b', 'c', 'd'], 'a quorum without 3 commits');
+  net.recover();
+  net.tickAll(3); // a heartbeat answer from 3: it catches up, and is replicated to again
+  assert.deepEqual(net.node(3n).applied, ['a', 'b', 'c', 'd']);
+  assert.match(net.raft(1n).status().progress.get(3n)!, /^replicate /);
+});
+
 test('a report about a live leader that others still hear from changes nothing (their lease refuses)', () => {
   const net = new TestNet([1n, 2n, 3n]);
   net.campaign(1n);

@@ -131,15 +131,27 @@ export class Raft {
   }
 
   /**
-   * The transport found `id`'s process gone (its peer port refuses connections). A follower whose
-   * leader that is stops honouring the leader's lease now instead of an election timeout after
-   * the last heartbeat: it grants (pre-)votes at once and campaigns after its randomized part of
-   * the timeout. Safety does not depend on it (only liveness does: a candidate still needs a
-   * quorum of votes, and members still hearing from a live leader refuse within their lease);
-   * reads are ReadIndex rounds, never lease reads, so no leader answers from a lease. True when
-   * the lease ended here.
+   * The transport found `id`'s process gone (its peer port refuses connections).
+   *
+   * A leader stops streaming appends to it (etcd's ReportUnreachable): a follower it replicated to
+   * optimistically goes back to probing, one append per heartbeat answer, until it answers again.
+   *
+   * A follower whose leader that is stops honouring the leader's lease now instead of an election
+   * timeout after the last heartbeat: it grants (pre-)votes at once and campaigns after its
+   * randomized part of the timeout. Safety does not depend on it (only liveness does: a candidate
+   * still needs a quorum of votes, and members still hearing from a live leader refuse within
+   * their lease); reads are ReadIndex rounds, never lease reads, so no leader answers from a
+   * lease. True when the lease ended here.
    */
   reportPeerGone(id: NodeId): boolean {
+    if (this.role === 'leader') {
+      const pr = this.trk.progress.get(id);
+      if (id !== this.id && pr?.state === 'replicate') {
+        this.trace(`follower ${id.toString(16)} is gone: probing it`);
+        pr.becomeProbe();
+      }
+      return false;
+    }
     if (this.role !== 'follower' || this.lead !== id || this.electionElapsed >= this.cfg.electionTicks) return false;
     this.trace(`leader ${id.toString(16)} is gone: its lease ends now`);
     this.electionElapsed = this.cfg.electionTicks;
