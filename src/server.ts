@@ -210,6 +210,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   await app.register(v2Keys, {
     backend, v2Prefix: cfg.v2Prefix, metrics: metrics.v2, streams,
     guestIsServer: cfg.upstreamUser !== undefined, maxLongPollsPerClient: cfg.maxV2LongPollsPerClient,
+    readMirrorBytes: cfg.v2ReadMirrorBytes,
   });
   await app.ready();
 

@@ -41,6 +41,8 @@ export interface Config {
   readonly maxConcurrentStreams: number;
   /** Open v2 watches per client address (0: no limit). */
   readonly maxV2LongPollsPerClient: number;
+  /** Gateway mode: bytes of v2 keyspace the v2 read mirror holds at most (0: no mirror). */
+  readonly v2ReadMirrorBytes: number;
   /** Watchers per watch stream (0: no limit). */
   readonly maxWatchersPerStream: number;
   /** --quota-backend-bytes as given: 0 = etcd's default (2 GiB), negative = no quota. */
@@ -229,6 +231,7 @@ export function loadConfig(
       autoCompaction: parseAutoCompaction(v),
       maxConcurrentStreams: parseIntFlag('max-concurrent-streams', v['max-concurrent-streams'], 1),
       maxV2LongPollsPerClient: parseIntFlag('max-v2-long-polls-per-client', v['max-v2-long-polls-per-client']),
+      v2ReadMirrorBytes: endpoints.length === 0 ? 0 : parseIntFlag('v2-read-mirror-bytes', v['v2-read-mirror-bytes']),
       maxWatchersPerStream: parseIntFlag('max-watchers-per-stream', v['max-watchers-per-stream']),
       quotaBackendBytes: parseIntFlag('quota-backend-bytes', v['quota-backend-bytes'], Number.MIN_SAFE_INTEGER),
       watchProgressNotifyIntervalMs: progress,

@@ -6,8 +6,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { INTERNAL_CALL, withCallContext, type V3Backend } from '../../backend/index.js';
 import type { V2Metrics } from '../../metrics/index.js';
 import type { OpenStreams } from '../../util/open-streams.js';
+import { RangeMirror } from '../../upstream/mirror.js';
 import {
-  DEFAULT_V2_PREFIX, isV2Error, normalizeKey, V2AuthGate, V2Error, V2Store, type V2Access, type V2Header, type V2Watch,
+  DEFAULT_V2_PREFIX, isV2Error, KeySchema, normalizeKey, V2AuthGate, V2Error, V2Store, type V2Access, type V2Header, type V2Watch,
 } from '../../v2/index.js';
 import { v2AuthRoutes } from './auth.js';
 import { v2ClusterRoutes } from './cluster.js';
@@ -36,6 +37,11 @@ export interface V2KeysOptions {
    * guest role: gateway mode with --user, whose token-less clients are all served as that user.
    */
   readonly guestIsServer?: boolean;
+  /**
+   * Gateway mode: serializable reads come from an in-memory copy of the v2 keyspace of at most
+   * this many bytes (src/upstream/mirror.ts); 0 or absent: every read goes to the backend.
+   */
+  readonly readMirrorBytes?: number;
 }
 
 /** etcd's form size limit (Go's 10 MiB for POST forms). */
@@ -222,7 +228,15 @@ async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<
   const prefix = opts.v2Prefix ?? DEFAULT_V2_PREFIX;
   // The store runs as the server (its physical keys are not the caller's to name): the caller's
   // v2 permissions are checked on its logical keys first (src/v2/auth.ts).
-  const store = new V2Store(withCallContext(opts.backend, INTERNAL_CALL), prefix, observer);
+  const internal = withCallContext(opts.backend, INTERNAL_CALL);
+  const mirror = (opts.readMirrorBytes ?? 0) > 0
+    ? new RangeMirror(internal, {
+      ...new KeySchema(prefix).allRange(),
+      maxBytes: opts.readMirrorBytes!,
+      onState: (state, detail) => (state === 'loaded' ? app.log.info(`v2 read mirror loaded: ${detail}`) : app.log.warn(`v2 read mirror dropped, GETs read the upstream: ${detail}`)),
+    })
+    : undefined;
+  const store = new V2Store(mirror?.view() ?? internal, prefix, observer);
   const ctx: Ctx = {
     store,
     auth: new V2AuthGate(opts.backend, prefix, opts.guestIsServer ?? false),
@@ -232,7 +246,11 @@ async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<
     longPolls: new Map(),
   };
   await ctx.store.start();
-  app.addHook('onClose', async () => ctx.store.close());
+  mirror?.start();
+  app.addHook('onClose', async () => {
+    mirror?.close();
+    await ctx.store.close();
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BYTES_MAX }, (_req, body, done) => done(null, body));
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
