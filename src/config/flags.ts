@@ -36,7 +36,7 @@ export const flagSpecs = {
   'cacert': { kind: 'string', default: '', help: 'Gateway mode: CA bundle that verifies the upstream members\' TLS certificates (enables TLS).' },
   'cert': { kind: 'string', default: '', help: 'Gateway mode: client certificate presented to the upstream members.' },
   'key': { kind: 'string', default: '', help: 'Gateway mode: private key of --cert.' },
-  'v2-read-mirror-bytes': { kind: 'int', default: '268435456', help: 'Gateway mode: v2 GETs without quorum=true are answered from an in-memory copy of the v2 keyspace that one upstream watch keeps current, while the keyspace holds at most this many bytes (0: off, every GET reads the upstream; not an etcd flag).' },
+  'v2-read-mirror-bytes': { kind: 'int', default: '268435456', help: 'Gateway mode: v2 GETs without quorum=true are answered from an in-memory copy of the v2 keyspace that one upstream watch keeps current, while it costs at most this many bytes (keys, values and 512 per key; 0: off, every GET reads the upstream; not an etcd flag).' },
   'user': { kind: 'string', default: '', help: 'Gateway mode: username[:password] the gateway authenticates as for requests that carry no token of their own.' },
   'cert-file': { kind: 'string', default: '', help: 'Path to the client server TLS cert file (needed by https:// client URLs).' },
   'key-file': { kind: 'string', default: '', help: 'Path to the client server TLS key file.' },
