@@ -37,8 +37,8 @@ export async function readPath(backend: V3Backend, keys: KeySchema, path: string
   return pathStateOf(path, resp.header, resp.responses);
 }
 
-/** The range ops readPath runs: also the failure branch of a write that guessed the state (write.ts). */
-export function pathOps(keys: KeySchema, path: string, revision = 0, serializable = false): RequestOp[] {
+/** The range ops readPath runs. */
+function pathOps(keys: KeySchema, path: string, revision = 0, serializable = false): RequestOp[] {
   const at = { revision, serializable };
   const ops = ancestors(path).flatMap((a) => [getOp(keys.fileKey(a), undefined, at), getOp(keys.dirKey(a), undefined, at)]);
   if (!isRoot(path)) {
@@ -50,7 +50,7 @@ export function pathOps(keys: KeySchema, path: string, revision = 0, serializabl
 }
 
 /** The PathState in the answers to pathOps (r), read at the revision of `header`. */
-export function pathStateOf(path: string, header: ResponseHeader | undefined, r: readonly ResponseOp[]): PathState {
+function pathStateOf(path: string, header: ResponseHeader | undefined, r: readonly ResponseOp[]): PathState {
   const anc = ancestors(path);
   const ancestorsState = anc.map((a, i) => stored(a, first(r[2 * i]), first(r[2 * i + 1])));
   const base = 2 * anc.length;

@@ -5,7 +5,7 @@ import { V2Error } from './errors.js';
 import { KeySchema } from './keys.js';
 import { expirationOf, headerOf, nodeOf, type V2Event, type V2Header, type V2Result } from './node.js';
 import { isRoot } from './path.js';
-import { listDir, pathOps, pathStateOf, readPath, subtreeDepth, walkError, type PathState } from './read.js';
+import { listDir, readPath, subtreeDepth, walkError } from './read.js';
 import { expirationFor, leaseTtlFor, MIN_LEASE_TTL_S, nowNs, timerExpires } from './ttl.js';
 import { StoreStats } from './stats.js';
 import { checkWindow, compactedError, openWatch, type V2Watch, type WatchRequest } from './watch.js';
@@ -161,22 +161,19 @@ export class V2Store {
     let ttl: NewTtl | undefined;
     let committed = false;
     // The common set goes out as one txn with no read before it; when its guess about the path is
-    // wrong, its failure branch is the read the plan below needs.
-    let known: PathState | undefined;
+    // wrong, the plan below reads the path and writes what the path needs.
     const guess = guessSet(this.keys, req);
     if (guess) {
-      const resp = await this.backend.txn({ compare: [...guess.compares], success: [...guess.ops], failure: pathOps(this.keys, req.path) });
+      const resp = await this.backend.txn({ compare: [...guess.compares], success: [...guess.ops], failure: [] });
       const header = headerOf(resp.header);
       if (resp.succeeded) {
         const { status, event } = guess.result(resp.responses);
         return { event: event(header.index), status, header };
       }
-      known = pathStateOf(req.path, resp.header, resp.responses);
     }
     try {
       for (let attempt = 0; attempt < WRITE_ATTEMPTS_MAX; attempt++) {
-        const s = known ?? await readPath(this.backend, this.keys, req.path);
-        known = undefined;
+        const s = await readPath(this.backend, this.keys, req.path);
         if (ttlS !== undefined && ttl === undefined) {
           const dir = ('dir' in req && req.dir) || (req.kind === 'update' && s.target.dir !== undefined);
           ttl = await this.grant(ttlS, expiration, dir);

@@ -74,10 +74,11 @@ test('a plain set is one txn with no read first; a wrong guess about the path fa
     return { status: r.status, json: r.json as unknown as Answer, txns: [...txns] };
   };
   try {
-    // The parent does not exist yet: the guess fails, its failure branch is the read, the plan commits.
+    // The parent does not exist yet: the guess fails (its txn carries no read: its failure branch
+    // would be in every guessed write's raft entry), then the path is read and the plan commits.
     const first = await put('/v2/keys/g/a', 'value=1');
     assert.equal(first.status, 201);
-    assert.deepEqual(first.txns, [false, true]);
+    assert.deepEqual(first.txns, [false, true, true]);
     const replaced = await put('/v2/keys/g/a', 'value=2');
     assert.equal(replaced.status, 200);
     assert.deepEqual(replaced.txns, [true], 'one txn, nothing read before it');
@@ -98,7 +99,7 @@ test('a plain set is one txn with no read first; a wrong guess about the path fa
     await put('/v2/keys/g/t', 'value=1&ttl=100');
     const dropsTtl = await put('/v2/keys/g/t', 'value=2');
     assert.equal(dropsTtl.status, 200);
-    assert.deepEqual(dropsTtl.txns, [false, true], 'a node with a TTL is not the guessed state');
+    assert.deepEqual(dropsTtl.txns, [false, true, true], 'a node with a TTL is not the guessed state');
     assert.equal(dropsTtl.json.prevNode?.ttl !== undefined, true);
     assert.equal(((await req('GET', '/v2/keys/g/t')).json as unknown as Answer).node.ttl, undefined);
   } finally {
