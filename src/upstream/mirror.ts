@@ -10,9 +10,11 @@
 //    serializable Ranges, inside the mirrored range, at revision 0 or exactly `rev`, with no sort
 //    or revision filters (anything else goes upstream as before);
 //  - the copy holds every write made through this view: each write's revision (a put, a delete
-//    that deleted, a txn branch that wrote) raises a floor, and reads go upstream while `rev` is
-//    below it. So a v2 client reads its own writes, as from one etcd member; writes made by others
-//    show up when the watch brings them, as a v2 GET on an etcd follower shows them when it applies.
+//    that deleted, a txn branch that wrote) raises a floor, and a read waits (CATCH_UP_MS at
+//    most) until the watch has brought the copy to it. So a v2 client reads its own writes, as
+//    from one etcd member, and reads never go back in time (all come from the one copy, whose
+//    revision only grows); writes made by others show up when the watch brings them, as a v2 GET
+//    on an etcd follower shows them when it applies. A read whose wait times out goes upstream.
 // The answer's header carries `rev` as its revision (X-Etcd-Index): the copy's revision, which is
 // at or below the upstream's; a v2 watch from index+1 misses nothing of the v2 keyspace.
 //
@@ -28,6 +30,8 @@ import {
 import { Event_EventType, type KeyValue } from '../gen/mvccpb/kv.js';
 
 const PAGE = 1000;
+/** How long a read waits for the watch to bring the copy up to this view's last write. */
+const CATCH_UP_MS = 100;
 const RETRY_MS = 1000;
 const TOO_LARGE_RETRY_MS = 60_000;
 const EMPTY = Buffer.alloc(0);
@@ -76,12 +80,16 @@ export class RangeMirror {
   private rev = 0n;
   /** The highest revision of a write made through view(). */
   private floor = 0n;
+  /** Reads waiting for the copy to reach the floor. */
+  private readonly waiters = new Set<() => void>();
   /** The latest upstream header (cluster, member, term for answers). */
   private header: ResponseHeader | undefined;
   private session: WatchSession | undefined;
   private generation = 0;
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The last drop reported (a cluster that stays down is reported once, not every retry). */
+  private reported = '';
   /** Reads answered from the copy, and sent upstream (tests and metrics). */
   readonly counts = { served: 0, upstream: 0, loads: 0 };
 
@@ -108,15 +116,17 @@ export class RangeMirror {
 
   /** The backend as the v2 store uses it: its serializable reads of the range from the copy. */
   view(): V3Backend {
-    const range = (req: RangeRequest, ctx?: CallContext): Promise<RangeResponse> => {
+    const range = async (req: RangeRequest, ctx?: CallContext): Promise<RangeResponse> => {
+      if (this.behind() && req.serializable) await this.catchUp();
       if (this.serves(req)) {
         this.counts.served++;
-        return Promise.resolve(this.range(req));
+        return this.range(req);
       }
       this.counts.upstream++;
       return this.backend.range(req, ctx);
     };
     const txn = async (req: TxnRequest, ctx?: CallContext): Promise<TxnResponse> => {
+      if (this.behind() && onlyReads(req)) await this.catchUp();
       if (req.compare.length === 0 && req.failure.length === 0 && req.success.length > 0
         && req.success.every((op) => op.request?.$case === 'requestRange' && this.serves(op.request.value))) {
         this.counts.served++;
@@ -144,6 +154,29 @@ export class RangeMirror {
     return new Proxy(this.backend, {
       get: (target, prop, receiver): unknown => (typeof prop === 'string' && prop in own ? own[prop] : Reflect.get(target, prop, receiver)),
     });
+  }
+
+  /** A copy exists and lacks a write made through view(). */
+  private behind(): boolean {
+    return this.rev !== 0n && this.rev < this.floor;
+  }
+
+  /** Resolves when the copy reaches the floor, is dropped, or after CATCH_UP_MS. */
+  private catchUp(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, CATCH_UP_MS);
+      this.waiters.add(done);
+    });
+  }
+
+  private wake(): void {
+    if (this.waiters.size === 0 || this.behind()) return;
+    for (const w of [...this.waiters]) w();
   }
 
   private raiseFloor(h: ResponseHeader | undefined): void {
@@ -213,6 +246,7 @@ export class RangeMirror {
     this.session?.close();
     this.session = undefined;
     this.rev = 0n;
+    this.wake();
     this.kvs.clear();
     this.order = new SortedKeys();
     this.bytes = 0;
@@ -220,7 +254,8 @@ export class RangeMirror {
 
   private again(ms: number, why: string): void {
     this.drop();
-    this.o.onState?.('dropped', why);
+    if (why !== this.reported) this.o.onState?.('dropped', why);
+    this.reported = why;
     if (this.closed) return;
     clearTimeout(this.retry);
     this.retry = setTimeout(() => void this.load(), ms);
@@ -262,6 +297,7 @@ export class RangeMirror {
       requestUnion: { $case: 'createRequest', value: { key: this.o.key, rangeEnd: this.o.rangeEnd, startRevision: at + 1n } },
     }));
     this.rev = at;
+    this.reported = '';
     this.o.onState?.('loaded', `${this.kvs.size} keys at revision ${at}`);
   }
 
@@ -282,6 +318,7 @@ export class RangeMirror {
       if (kv.modRevision > rev) rev = kv.modRevision;
     }
     this.rev = rev;
+    this.wake();
     if (this.bytes > this.o.maxBytes) this.again(TOO_LARGE_RETRY_MS, `the v2 keyspace holds more than ${this.o.maxBytes} bytes`);
   }
 }

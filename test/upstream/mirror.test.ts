@@ -73,7 +73,7 @@ class LaggingBackend {
   }
 }
 
-test('a write through the view keeps reads upstream until the watch brings it; declined requests go upstream', async () => {
+test('a read after a write through the view waits for the watch to bring it (upstream if it does not come); declined requests go upstream', async () => {
   const fake = new LaggingBackend();
   await fake.put({ key: b('/p/a'), value: b('1') });
   fake.deliver();
@@ -87,7 +87,9 @@ test('a write through the view keeps reads upstream until the watch brings it; d
   assert.equal(fake.reads, reads0, 'served by the copy');
 
   await view.put({ key: b('/p/a'), value: b('2'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
-  assert.equal((await get('/p/a')).kvs[0]?.value.toString(), '2', 'read your write: from upstream');
+  const t0 = Date.now();
+  assert.equal((await get('/p/a')).kvs[0]?.value.toString(), '2', 'read your write: from upstream, the watch being late');
+  assert.ok(Date.now() - t0 >= 90, 'after waiting for the watch');
   assert.equal(fake.reads, reads0 + 1);
   fake.deliver();
   const fresh = await get('/p/a');
@@ -95,6 +97,11 @@ test('a write through the view keeps reads upstream until the watch brings it; d
   assert.equal(fresh.header?.revision, fake.rev, 'the copy caught up: its revision');
   assert.equal(fresh.header?.clusterId, 7n);
   assert.equal(fake.reads, reads0 + 1, 'and served by it again');
+  await view.put({ key: b('/p/a'), value: b('3'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
+  const waiting = get('/p/a');
+  setTimeout(() => fake.deliver(), 20);
+  assert.equal((await waiting).kvs[0]?.value.toString(), '3', 'read your write: from the copy, once the watch brought it');
+  assert.equal(fake.reads, reads0 + 1, 'no upstream read');
 
   const declined: Partial<RangeRequest>[] = [
     { serializable: false },
