@@ -4,6 +4,7 @@
 // with quorum=true still read etcd, and a keyspace over --v2-read-mirror-bytes is read from etcd.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { startEtcdCluster } from '../helpers/cluster.js';
 import { etcdctl, hasEtcd, startOurServer, startRealEtcd, type Server } from '../helpers/procs.js';
 
 const skip = !hasEtcd() && 'needs /usr/bin/etcd';
@@ -107,4 +108,54 @@ test('a keyspace larger than --v2-read-mirror-bytes is read from etcd, with the 
   const r = await v2(small, 'GET', '/big?recursive=true');
   assert.equal(r.body.node?.nodes?.length, 20);
   assert.ok((await etcdReads()) > before, 'the GET read etcd');
+});
+
+test('across the SIGKILL of an upstream member: reads of own writes stay right, and the copy serves again', { skip, timeout: 120_000 }, async () => {
+  const cluster = await startEtcdCluster(3);
+  const g = await startOurServer({ extraArgs: ['--endpoints', cluster.endpoints] });
+  const reads = async (): Promise<number> => {
+    let n = 0;
+    for (const m of cluster.members) {
+      if (m.server === undefined) continue;
+      const text = await (await fetch(`http://${m.endpoint}/metrics`)).text();
+      for (const line of text.split('\n')) {
+        if (line.startsWith('grpc_server_handled_total{') && /grpc_method="(Range|Txn)"/.test(line) && /grpc_service="etcdserverpb.KV"/.test(line)) n += Number(line.split(' ')[1]);
+      }
+    }
+    return n;
+  };
+  try {
+    assert.equal((await v2(g, 'PUT', '/f/k', 'value=start')).status, 201);
+    let last = 'start';
+    let written = 0;
+    /** Writes refused since the last acknowledged one (an ambiguous failure may still have applied). */
+    let maybe: string[] = [];
+    // Every member in turn: the gateway's calls and its watch stick to one healthy member, whichever.
+    for (let victim = 0; victim < 3; victim++) {
+      await cluster.kill9(victim);
+      for (let i = 0; i < 30; i++) {
+        const w = await v2(g, 'PUT', '/f/k', `value=${victim}-${i}`);
+        if (w.status !== 200) { // refused while the gateway moves to another member
+          maybe.push(`${victim}-${i}`);
+          continue;
+        }
+        maybe = [];
+        last = `${victim}-${i}`;
+        written++;
+        assert.equal((await v2(g, 'GET', '/f/k')).body.node?.value, `${victim}-${i}`, `read after write ${victim}-${i}`);
+      }
+      await cluster.restart(victim);
+    }
+    await eventually('GETs served by the copy again', async () => {
+      const before = await reads();
+      for (let i = 0; i < 5; i++) await v2(g, 'GET', '/f/k');
+      return (await reads()) === before;
+    });
+    assert.ok(written >= 60, `${written} of 90 writes acknowledged`);
+    const final = (await v2(g, 'GET', '/f/k')).body.node?.value ?? '';
+    assert.ok([last, ...maybe].includes(final), `${final}: the last acknowledged write ${last} (or a refused one after it: ${maybe.join(' ')})`);
+  } finally {
+    await g.stop();
+    await cluster.stop();
+  }
 });
