@@ -103,11 +103,26 @@ export interface GrpcMethodMetrics {
  *   as waiters join and leave that watch and `closed()` once when it is torn down. The gauges
  *   `etcd_gateway_v2_shared_watches` and `etcd_gateway_v2_shared_watch_subscribers` then give the
  *   fan-out (subscribers / watches) without one series per watch.
+ * - `readMirror(stats)` once, in gateway mode with the v2 read mirror: its numbers are read at
+ *   scrape time (`etcd_gateway_v2_mirror_*`).
  */
 export interface V2Metrics {
   request(action: string, code: number): void;
   longPollOpened(): () => void;
   sharedWatchOpened(): { subscribed(): void; unsubscribed(): void; closed(): void };
+  readMirror(stats: () => ReadMirrorStats): void;
+}
+
+/** What the v2 read mirror (src/upstream/mirror.ts) reports. */
+export interface ReadMirrorStats {
+  /** Reads answered from the copy, and sent to the cluster. */
+  readonly served: number;
+  readonly upstream: number;
+  /** Loads started (the first, and one per drop). */
+  readonly loads: number;
+  /** What the copy costs (keys, values, 512 per key) and its revision (0: no copy). */
+  readonly bytes: number;
+  readonly revision: bigint;
 }
 
 export interface ServerMetrics {
@@ -303,6 +318,40 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
   const v2SharedWatches = new Gauge({ name: 'etcd_gateway_v2_shared_watches', help: 'Shared watches currently serving v2 waiters.', registers });
   const v2SharedSubscribers = new Gauge({ name: 'etcd_gateway_v2_shared_watch_subscribers', help: 'v2 waiters subscribed to the shared watches (fan-out = this / etcd_gateway_v2_shared_watches).', registers });
   const v2Children = new Map<string, { inc(): void }>();
+  let mirrorStats: (() => ReadMirrorStats) | undefined;
+  new Counter({
+    name: 'etcd_gateway_v2_mirror_reads_total', help: 'Gateway mode: v2 reads answered from the in-memory copy of the v2 keyspace (source="copy") or sent to the cluster (source="cluster").',
+    labelNames: ['source'], registers,
+    collect() {
+      this.reset();
+      const s = mirrorStats?.();
+      if (s === undefined) return;
+      this.labels('copy').inc(s.served);
+      this.labels('cluster').inc(s.upstream);
+    },
+  });
+  new Counter({
+    name: 'etcd_gateway_v2_mirror_loads_total', help: 'Gateway mode: loads of the v2 read mirror (the first, and one after each drop).', registers,
+    collect() {
+      this.reset();
+      const s = mirrorStats?.();
+      if (s !== undefined) this.inc(s.loads);
+    },
+  });
+  new Gauge({
+    name: 'etcd_gateway_v2_mirror_bytes', help: 'Gateway mode: what the v2 read mirror holds (keys, values and 512 per key; bounded by --v2-read-mirror-bytes).', registers,
+    collect() {
+      const s = mirrorStats?.();
+      this.set(s === undefined ? 0 : s.bytes);
+    },
+  });
+  new Gauge({
+    name: 'etcd_gateway_v2_mirror_revision', help: 'Gateway mode: the revision of the v2 read mirror (0: no copy, v2 reads go to the cluster).', registers,
+    collect() {
+      const s = mirrorStats?.();
+      this.set(s === undefined ? 0 : Number(s.revision));
+    },
+  });
 
   const v2: V2Metrics = {
     request(action, code) {
@@ -319,6 +368,9 @@ export function createMetrics(opts: MetricsOptions = {}): ServerMetrics {
         open = false;
         v2LongPolls.dec();
       };
+    },
+    readMirror(stats) {
+      mirrorStats = stats;
     },
     sharedWatchOpened() {
       v2SharedWatches.inc();

@@ -114,6 +114,11 @@ export class RangeMirror {
     return this.rev;
   }
 
+  /** For metrics: reads by where they were answered, loads, the copy's cost and revision. */
+  stats(): { served: number; upstream: number; loads: number; bytes: number; revision: bigint } {
+    return { ...this.counts, bytes: this.bytes, revision: this.rev };
+  }
+
   /** The backend as the v2 store uses it: its serializable reads of the range from the copy. */
   view(): V3Backend {
     const range = async (req: RangeRequest, ctx?: CallContext): Promise<RangeResponse> => {

@@ -36,6 +36,14 @@ async function etcdReads(): Promise<number> {
   return n;
 }
 
+/** One sample of our /metrics. */
+async function ours(srv: Server, sample: string): Promise<number> {
+  const text = await (await fetch(`${srv.clientUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  assert.ok(line !== undefined, `${sample} in /metrics`);
+  return Number(line.split(' ')[1]);
+}
+
 async function v2(srv: Server, method: string, path: string, form?: string): Promise<{ status: number; index: number; body: { node?: { value?: string; nodes?: { key: string }[] }; errorCode?: number } }> {
   const res = await fetch(`${srv.clientUrl}/v2/keys${path}`, {
     method,
@@ -70,6 +78,9 @@ test('v2 GETs come from the mirror: no read reaches etcd; quorum=true GETs still
     assert.equal((await v2(gw, 'GET', '/nope')).body.errorCode, 100);
   }
   assert.equal(await etcdReads(), before, '150 GETs, no read at etcd');
+  assert.ok(await ours(gw, 'etcd_gateway_v2_mirror_reads_total{source="copy"}') >= 150);
+  assert.ok(await ours(gw, 'etcd_gateway_v2_mirror_revision') > 0);
+  assert.ok(await ours(gw, 'etcd_gateway_v2_mirror_bytes') > 0);
   for (let i = 0; i < 5; i++) assert.equal((await v2(gw, 'GET', '/dir/a?quorum=true')).body.node?.value, '1');
   assert.ok((await etcdReads()) >= before + 5, 'quorum=true reads etcd');
 });
@@ -108,6 +119,9 @@ test('a keyspace larger than --v2-read-mirror-bytes is read from etcd, with the 
   const r = await v2(small, 'GET', '/big?recursive=true');
   assert.equal(r.body.node?.nodes?.length, 20);
   assert.ok((await etcdReads()) > before, 'the GET read etcd');
+  assert.equal(await ours(small, 'etcd_gateway_v2_mirror_revision'), 0, 'no copy');
+  assert.equal(await ours(small, 'etcd_gateway_v2_mirror_bytes'), 0);
+  assert.ok(await ours(small, 'etcd_gateway_v2_mirror_reads_total{source="cluster"}') >= 1);
 });
 
 test('across the SIGKILL of an upstream member: reads of own writes stay right, and the copy serves again', { skip, timeout: 120_000 }, async () => {

@@ -236,6 +236,7 @@ async function v2KeysPlugin(app: FastifyInstance, opts: V2KeysOptions): Promise<
       onState: (state, detail) => (state === 'loaded' ? app.log.info(`v2 read mirror loaded: ${detail}`) : app.log.warn(`v2 read mirror dropped, GETs read the upstream: ${detail}`)),
     })
     : undefined;
+  if (mirror !== undefined) metrics?.readMirror(() => mirror.stats());
   const store = new V2Store(mirror?.view() ?? internal, prefix, observer);
   const ctx: Ctx = {
     store,
