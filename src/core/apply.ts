@@ -200,9 +200,12 @@ export class Applier {
   /** Keeps each lease's key set in step with the keys the txn wrote or deleted. */
   private syncLeases(changes: readonly Change[]): void {
     for (const c of changes) {
+      const from = c.prev !== undefined ? c.prev.lease : 0n;
+      const to = c.type === 'put' ? c.kv.lease : 0n;
+      if (from === 0n && to === 0n) continue; // most keys: no lease, no key string to make
       const k = toBin(c.kv.key);
-      if (c.prev !== undefined && c.prev.lease !== 0n) this.lessor.detach(c.prev.lease, k);
-      if (c.type === 'put' && c.kv.lease !== 0n) this.lessor.attach(c.kv.lease, k);
+      if (from !== 0n) this.lessor.detach(from, k);
+      if (to !== 0n) this.lessor.attach(to, k);
     }
   }
 }
