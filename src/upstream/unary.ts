@@ -73,6 +73,10 @@ class Connection {
     this.session = http2.connect(`${tls === undefined ? 'http' : 'https'}://${authority}`, opts);
     const s = this.session;
     s.on('connect', () => {
+      // 'connect' can still come after close() destroyed the session (a TLS 1.3 handshake the
+      // member then refuses, a test tearing down): setLocalWindowSize would throw out of this
+      // listener (ERR_HTTP2_INVALID_SESSION), an uncaught exception.
+      if (s.destroyed || s.closed) return;
       this.connected = true;
       s.setLocalWindowSize(WINDOW_BYTES);
       // A member that vanished without closing the connection (power loss, partition) is noticed.
