@@ -25,16 +25,17 @@ import type { CallContext, V3Backend, WatchOutput, WatchSession } from '../backe
 import { SortedKeys } from '../core/mvcc/sorted-keys.js';
 import {
   RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget, WatchRequest,
-  type RangeResponse, type ResponseHeader, type ResponseOp, type TxnRequest, type TxnResponse, type WatchResponse,
+  type RangeResponse, type RequestOp, type ResponseHeader, type ResponseOp, type TxnRequest, type TxnResponse, type WatchResponse,
 } from '../gen/etcdserverpb/rpc.js';
 import { Event_EventType, type KeyValue } from '../gen/mvccpb/kv.js';
+import type { ReadMirrorStats } from '../metrics/index.js';
+import { EMPTY, keyRange, toBin, type KeyRange } from '../util/bytes.js';
 
 const PAGE = 1000;
 /** How long a read waits for the watch to bring the copy up to this view's last write. */
 const CATCH_UP_MS = 100;
 const RETRY_MS = 1000;
 const TOO_LARGE_RETRY_MS = 60_000;
-const EMPTY = Buffer.alloc(0);
 
 export interface MirrorOptions {
   /** The mirrored range [key, rangeEnd). */
@@ -44,10 +45,6 @@ export interface MirrorOptions {
   readonly maxBytes: number;
   /** The copy was dropped or loaded (logs). */
   onState?(state: 'loaded' | 'dropped', detail: string): void;
-}
-
-function str(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
 }
 
 /**
@@ -94,8 +91,8 @@ export class RangeMirror {
   readonly counts = { served: 0, upstream: 0, loads: 0 };
 
   constructor(private readonly backend: V3Backend, private readonly o: MirrorOptions) {
-    this.lo = str(o.key);
-    this.hi = str(o.rangeEnd);
+    this.lo = toBin(o.key);
+    this.hi = toBin(o.rangeEnd);
   }
 
   /** Loads the copy (in the background; reads go upstream until it is there). */
@@ -115,7 +112,7 @@ export class RangeMirror {
   }
 
   /** For metrics: reads by where they were answered, loads, the copy's cost and revision. */
-  stats(): { served: number; upstream: number; loads: number; bytes: number; revision: bigint } {
+  stats(): ReadMirrorStats {
     return { ...this.counts, bytes: this.bytes, revision: this.rev };
   }
 
@@ -123,21 +120,20 @@ export class RangeMirror {
   view(): V3Backend {
     const range = async (req: RangeRequest, ctx?: CallContext): Promise<RangeResponse> => {
       if (this.behind() && req.serializable) await this.catchUp();
-      if (this.serves(req)) {
+      const kr = this.servable(req);
+      if (kr !== undefined) {
         this.counts.served++;
-        return this.range(req);
+        return this.range(req, kr);
       }
       this.counts.upstream++;
       return this.backend.range(req, ctx);
     };
     const txn = async (req: TxnRequest, ctx?: CallContext): Promise<TxnResponse> => {
       if (this.behind() && onlyReads(req)) await this.catchUp();
-      if (req.compare.length === 0 && req.failure.length === 0 && req.success.length > 0
-        && req.success.every((op) => op.request?.$case === 'requestRange' && this.serves(op.request.value))) {
+      const reads = req.compare.length === 0 && req.failure.length === 0 ? this.servableAll(req.success) : undefined;
+      if (reads !== undefined) {
         this.counts.served++;
-        const responses: ResponseOp[] = req.success.map((op) => ({
-          response: { $case: 'responseRange', value: this.range((op.request as { value: RangeRequest }).value) },
-        }));
+        const responses: ResponseOp[] = reads.map(([r, kr]) => ({ response: { $case: 'responseRange', value: this.range(r, kr) } }));
         return { header: this.answerHeader(), succeeded: true, responses };
       }
       if (onlyReads(req)) this.counts.upstream++;
@@ -188,17 +184,30 @@ export class RangeMirror {
     if (h !== undefined && h.revision > this.floor) this.floor = h.revision;
   }
 
-  /** Whether the copy answers this Range exactly as the upstream would. */
-  private serves(r: RangeRequest): boolean {
-    if (this.rev === 0n || this.rev < this.floor || !r.serializable) return false;
-    if (r.revision !== 0n && r.revision !== this.rev) return false;
-    if (r.sortOrder !== RangeRequest_SortOrder.NONE || r.sortTarget !== RangeRequest_SortTarget.KEY) return false;
-    if (r.minModRevision !== 0n || r.maxModRevision !== 0n || r.minCreateRevision !== 0n || r.maxCreateRevision !== 0n) return false;
-    const from = str(r.key);
-    if (from < this.lo || r.key.length === 0) return false;
-    if (r.rangeEnd.length === 0) return from < this.hi;
-    const end = str(r.rangeEnd);
-    return end !== '\0' && end <= this.hi;
+  /** The keys of this Range when the copy answers it exactly as the upstream would, else undefined. */
+  private servable(r: RangeRequest): KeyRange | undefined {
+    if (this.rev === 0n || this.behind() || !r.serializable) return undefined;
+    if (r.revision !== 0n && r.revision !== this.rev) return undefined;
+    if (r.sortOrder !== RangeRequest_SortOrder.NONE || r.sortTarget !== RangeRequest_SortTarget.KEY) return undefined;
+    if (r.minModRevision !== 0n || r.maxModRevision !== 0n || r.minCreateRevision !== 0n || r.maxCreateRevision !== 0n) return undefined;
+    if (r.key.length === 0) return undefined;
+    const kr = keyRange(r.key, r.rangeEnd);
+    if (kr.key < this.lo) return undefined;
+    const inside = kr.end === undefined ? kr.key < this.hi : kr.end !== null && kr.end <= this.hi;
+    return inside ? kr : undefined;
+  }
+
+  /** Every op a Range the copy answers (with its keys), else undefined. */
+  private servableAll(ops: readonly RequestOp[]): [RangeRequest, KeyRange][] | undefined {
+    if (ops.length === 0) return undefined;
+    const out: [RangeRequest, KeyRange][] = [];
+    for (const op of ops) {
+      if (op.request?.$case !== 'requestRange') return undefined;
+      const kr = this.servable(op.request.value);
+      if (kr === undefined) return undefined;
+      out.push([op.request.value, kr]);
+    }
+    return out;
   }
 
   private answerHeader(): ResponseHeader {
@@ -207,7 +216,7 @@ export class RangeMirror {
   }
 
   /** etcd's Range over the copy: key order, limit (more), count, keys_only, count_only. */
-  private range(r: RangeRequest): RangeResponse {
+  private range(r: RangeRequest, kr: KeyRange): RangeResponse {
     const kvs: KeyValue[] = [];
     let count = 0;
     const limit = Number(r.limit);
@@ -216,11 +225,11 @@ export class RangeMirror {
       if (r.countOnly || (limit > 0 && kvs.length >= limit)) return;
       kvs.push(r.keysOnly ? { ...kv, value: EMPTY } : kv);
     };
-    if (r.rangeEnd.length === 0) {
-      const kv = this.kvs.get(str(r.key));
+    if (kr.end === undefined) {
+      const kv = this.kvs.get(kr.key);
       if (kv !== undefined) take(kv);
     } else {
-      for (const k of this.order.range(str(r.key), str(r.rangeEnd))) take(this.kvs.get(k)!);
+      for (const k of this.order.range(kr.key, kr.end)) take(this.kvs.get(k)!);
     }
     return { header: this.answerHeader(), kvs, more: !r.countOnly && limit > 0 && count > limit, count: BigInt(count) };
   }
@@ -229,7 +238,7 @@ export class RangeMirror {
     // Copies: a decoded key or value is a view of the whole message it arrived in, which a kept
     // view would hold in memory (a page of a thousand keys for one key).
     const kv = { ...decoded, key: Buffer.from(decoded.key), value: Buffer.from(decoded.value) };
-    const k = str(kv.key);
+    const k = toBin(kv.key);
     const old = this.kvs.get(k);
     if (old === undefined) this.order.insert(k);
     else this.bytes -= sizeOf(old);
@@ -238,7 +247,7 @@ export class RangeMirror {
   }
 
   private remove(key: Uint8Array): void {
-    const k = str(key);
+    const k = toBin(key);
     const old = this.kvs.get(k);
     if (old === undefined) return;
     this.kvs.delete(k);
