@@ -10,6 +10,7 @@
 // replaced value). That also makes a re-run after a partial failure idempotent.
 import { Agent, Pool, request, type Dispatcher } from 'undici';
 import { FlagError } from '../config/index.js';
+import { errCode } from '../util/err-code.js';
 import {
   emptyTally, flattenV2, keysUrlPath, outcomeFor, parseMigrateArgs, planMigration, predictOutcomes, progressText,
   remainingTtlS, summaryLine, tallyDone, writeForm, type MigrateOptions, type Outcome, type Plan, type SourceNode,
@@ -36,12 +37,6 @@ const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN',
   'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
 ]);
-
-function errCode(e: unknown): string | undefined {
-  if (e instanceof AggregateError) return errCode(e.errors[0]);
-  const c = (e as { code?: unknown } | null)?.code;
-  return typeof c === 'string' ? c : undefined;
-}
 
 function describe(e: unknown): string {
   const code = errCode(e);

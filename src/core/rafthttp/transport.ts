@@ -33,6 +33,7 @@ import { identityRefusal, type AllowedIdentity } from '../../tls/identity.js';
 import type { Message, NodeId } from '../raft/index.js';
 import { CodecError, decodeBatch, encodeBatch, encodeFrame } from './codec.js';
 import { RAFT_TO_HEADER, STREAM_PATH, StreamReader, StreamWriter } from './stream.js';
+import { errCode } from '../../util/err-code.js';
 
 export const CLUSTER_ID_HEADER = 'x-etcd-cluster-id';
 const FROM_HEADER = 'x-server-from';
@@ -169,7 +170,7 @@ class Peer {
       // redial every second. A dial that finds nobody listening received nothing: not counted.
       onFailure: (what, err) => {
         if (what !== 'dial') this.stats.receivedFailures++;
-        else if ((err as { code?: unknown } | undefined)?.code === 'ECONNREFUSED') t.host.onPeerGone?.(id);
+        else if (errCode(err) === 'ECONNREFUSED') t.host.onPeerGone?.(id);
       },
       onUp: () => { this.activeSince ??= Date.now(); },
       onRemoved: () => t.host.onRemoved?.(),
