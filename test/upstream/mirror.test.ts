@@ -9,19 +9,12 @@ import { RangeRequest, type RangeResponse, type TxnRequest, type WatchResponse }
 import { Event_EventType, type KeyValue } from '../../src/gen/mvccpb/kv.js';
 import { UpstreamBackend } from '../../src/upstream/backend.js';
 import { RangeMirror } from '../../src/upstream/mirror.js';
+import { eventually } from '../cluster/helpers.js';
 import { hasEtcd, startRealEtcd, type Server } from '../helpers/procs.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
 const LO = b('/p/');
 const HI = b('/p0');
-
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** A backend whose watch delivers only when told: the mirror lags it exactly as long as the test wants. */
 class LaggingBackend {
@@ -79,7 +72,7 @@ test('a read after a write through the view waits for the watch to bring it (ups
   fake.deliver();
   const m = new RangeMirror(fake as unknown as V3Backend, { key: LO, rangeEnd: HI, maxBytes: 1 << 20 });
   m.start();
-  await until('the copy', () => m.revision > 0n);
+  await eventually('the copy', async () => m.revision > 0n || undefined, 10_000);
   const view = m.view();
   const get = (key: string, more: Partial<RangeRequest> = {}): Promise<RangeResponse> => view.range(RangeRequest.fromPartial({ key: b(key), serializable: true, ...more }));
   const reads0 = fake.reads;
@@ -123,13 +116,13 @@ test('a canceled watch drops the copy (reads go upstream) and it is loaded again
   const states: string[] = [];
   const m2 = new RangeMirror(fake as unknown as V3Backend, { key: LO, rangeEnd: HI, maxBytes: 1 << 20, onState: (s) => states.push(s) });
   m2.start();
-  await until('the copy', () => m2.revision > 0n);
+  await eventually('the copy', async () => m2.revision > 0n || undefined, 10_000);
   fake.cancelWatches();
   assert.equal(m2.revision, 0n, 'dropped');
   const reads = fake.reads;
   await m2.view().range(RangeRequest.fromPartial({ key: b('/p/a'), serializable: true }));
   assert.equal(fake.reads, reads + 1, 'read upstream while dropped');
-  await until('loaded again', () => m2.revision > 0n);
+  await eventually('loaded again', async () => m2.revision > 0n || undefined, 10_000);
   assert.deepEqual(states, ['loaded', 'dropped', 'loaded']);
   m2.close();
 });
@@ -152,7 +145,7 @@ test('its Range answers equal real etcd\'s: single keys, ranges, limit/more, cou
   await backend.put({ key: b('/outside'), value: b('x'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
   const m = new RangeMirror(backend, { key: LO, rangeEnd: HI, maxBytes: 1 << 20 });
   m.start();
-  await until('the copy', () => m.revision > 0n);
+  await eventually('the copy', async () => m.revision > 0n || undefined, 10_000);
   const view = m.view();
   const cases: Partial<RangeRequest>[] = [
     { key: b('/p/k05') },

@@ -4,6 +4,7 @@
 // with quorum=true still read etcd, and a keyspace over --v2-read-mirror-bytes is read from etcd.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { eventually } from '../cluster/helpers.js';
 import { startEtcdCluster } from '../helpers/cluster.js';
 import { etcdctl, hasEtcd, startOurServer, startRealEtcd, type Server } from '../helpers/procs.js';
 
@@ -52,14 +53,6 @@ async function v2(srv: Server, method: string, path: string, form?: string): Pro
   return { status: res.status, index: Number(res.headers.get('x-etcd-index')), body: await res.json() as never };
 }
 
-async function eventually(what: string, cond: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test('v2 GETs come from the mirror: no read reaches etcd; quorum=true GETs still do', { skip }, async () => {
   assert.equal((await v2(gw, 'PUT', '/dir/a', 'value=1')).status, 201);
   assert.equal((await v2(gw, 'PUT', '/dir/b', 'value=2')).status, 201);
@@ -67,8 +60,8 @@ test('v2 GETs come from the mirror: no read reaches etcd; quorum=true GETs still
   await eventually('GETs served by the mirror', async () => {
     const before = await etcdReads();
     await v2(gw, 'GET', '/dir/a');
-    return (await etcdReads()) === before;
-  });
+    return (await etcdReads()) === before || undefined;
+  }, 10_000);
   const before = await etcdReads();
   for (let i = 0; i < 50; i++) {
     const r = await v2(gw, 'GET', '/dir/a');
@@ -106,10 +99,10 @@ test('writes made elsewhere (straight to etcd, through the v3 keyspace) show up 
   // The v2 node's v3 key (src/v2/keys.ts): prefix, depth 001, path. Written by etcdctl, not by us.
   const put = await etcdctl(etcd.endpoint, ['put', '/m1/001/elsewhere', 'new']);
   assert.equal(put.code, 0, put.stderr);
-  await eventually('the direct write in a GET', async () => (await v2(gw, 'GET', '/elsewhere')).body.node?.value === 'new');
+  await eventually('the direct write in a GET', async () => (await v2(gw, 'GET', '/elsewhere')).body.node?.value === 'new' || undefined, 10_000);
   const del = await etcdctl(etcd.endpoint, ['del', '/m1/001/elsewhere']);
   assert.equal(del.code, 0, del.stderr);
-  await eventually('the direct delete in a GET', async () => (await v2(gw, 'GET', '/elsewhere')).body.errorCode === 100);
+  await eventually('the direct delete in a GET', async () => (await v2(gw, 'GET', '/elsewhere')).body.errorCode === 100 || undefined, 10_000);
 });
 
 test('a keyspace larger than --v2-read-mirror-bytes is read from etcd, with the same answers', { skip }, async () => {
@@ -163,8 +156,8 @@ test('across the SIGKILL of an upstream member: reads of own writes stay right, 
     await eventually('GETs served by the copy again', async () => {
       const before = await reads();
       for (let i = 0; i < 5; i++) await v2(g, 'GET', '/f/k');
-      return (await reads()) === before;
-    });
+      return (await reads()) === before || undefined;
+    }, 10_000);
     assert.ok(written >= 60, `${written} of 90 writes acknowledged`);
     const final = (await v2(g, 'GET', '/f/k')).body.node?.value ?? '';
     assert.ok([last, ...maybe].includes(final), `${final}: the last acknowledged write ${last} (or a refused one after it: ${maybe.join(' ')})`);
