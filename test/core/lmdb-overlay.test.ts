@@ -83,7 +83,7 @@ test('commits asked for while one runs fold into one next commit, which lands ev
     assert.equal(transactions, 2, 'two LMDB transactions for three commits');
     assert.deepEqual(scan(st), ['2.0=a', '3.0=b', '4.0=c'], 'once each after both landed');
     assert.equal(st.getMeta('fold-test')?.toString(), 'x');
-    // Nothing in flight: the next commit starts at once, on its own.
+    // Nothing in flight: the next commit starts on its own (once the interval since the last start is over).
     st.stage({ t: 'rec', main: 5, sub: 0, record: rec('d') });
     await st.commit();
     assert.equal(transactions, 3);
@@ -94,6 +94,44 @@ test('commits asked for while one runs fold into one next commit, which lands ev
   const again = new LmdbStorage(dir);
   try {
     assert.deepEqual(scan(again), ['2.0=a', '3.0=b', '4.0=c', '5.0=d']);
+  } finally {
+    await again.close();
+    await removeTempDir(dir);
+  }
+});
+
+test('under load a commit starts at most once per interval; COMMIT_NOW_OPS staged writes, or close(), start it sooner', async () => {
+  const dir = await makeTempDir('lmdb-interval-');
+  let transactions = 0;
+  const st = new LmdbStorage(dir, () => transactions++, 60_000);
+  const many = 10_000;
+  try {
+    st.stage({ t: 'rec', main: 2, sub: 0, record: rec('a') });
+    await st.commit();
+    assert.equal(transactions, 1, 'an idle store commits at once');
+    st.stage({ t: 'rec', main: 3, sub: 0, record: rec('b') });
+    const waiting = st.commit();
+    let landed = false;
+    void waiting.then(() => (landed = true));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(landed, false, 'the next commit waits out the interval');
+    assert.equal(transactions, 1);
+    assert.deepEqual(scan(st), ['2.0=a', '3.0=b'], 'a waiting commit\'s records are read from the overlay');
+    for (let i = 0; i < many; i++) st.stage({ t: 'rec', main: 100 + i, sub: 0, record: rec(`v${i}`, 100 + i) });
+    assert.equal(st.commit(), waiting, 'still the one waiting commit');
+    await waiting;
+    assert.equal(transactions, 2, `${many} staged writes started it before the interval was over`);
+    st.stage({ t: 'rec', main: 20_000, sub: 0, record: rec('c', 20_000) });
+    void st.commit();
+  } finally {
+    await st.close();
+  }
+  assert.equal(transactions, 3, 'close() started the waiting commit');
+  const again = new LmdbStorage(dir);
+  try {
+    const all = scan(again);
+    assert.equal(all.length, 2 + many + 1);
+    assert.deepEqual([all[0], all[1], all[all.length - 1]], ['2.0=a', '3.0=b', '20000.0=c']);
   } finally {
     await again.close();
     await removeTempDir(dir);
