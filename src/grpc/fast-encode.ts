@@ -9,41 +9,26 @@
 // encoders do.
 import type { PutResponse, RangeResponse, ResponseHeader } from '../gen/etcdserverpb/rpc.js';
 import type { KeyValue } from '../gen/mvccpb/kv.js';
+import { isU64, numVarintSize, varint64Size, writeNumVarint, writeVarint64 } from '../util/varint64.js';
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const I64_MIN = -(1n << 63n);
+const I64_MAX = (1n << 63n) - 1n;
 
 /** A uint64 field's value, as the unsigned 64-bit integer it is written as. */
 function u64(v: bigint, field: string): bigint {
-  if (v >= 0n && v <= SAFE) return v; // the usual case, without BigInt.asUintN's allocation
-  if (BigInt.asUintN(64, v) !== v) throw new Error(`value provided for field message.${field} of type uint64 too large`);
+  if (!isU64(v)) throw new Error(`value provided for field message.${field} of type uint64 too large`);
   return v;
 }
 
 /** An int64 field's value, as the unsigned 64-bit integer it is written as (negatives take 10 bytes). */
 function i64(v: bigint, field: string): bigint {
-  if (v >= 0n && v <= SAFE) return v;
-  if (BigInt.asIntN(64, v) !== v) throw new Error(`value provided for field message.${field} of type int64 too large`);
+  if (v >= 0n && v <= SAFE) return v; // the usual case
+  if (v < I64_MIN || v > I64_MAX) throw new Error(`value provided for field message.${field} of type int64 too large`);
   return v < 0n ? BigInt.asUintN(64, v) : v;
 }
 
-function numVarintSize(n: number): number {
-  let len = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function varintSize(u: bigint): number {
-  if (u <= SAFE) return numVarintSize(Number(u));
-  let len = 1;
-  while (u >= 0x80n) {
-    u >>= 7n;
-    len++;
-  }
-  return len;
-}
+const varintSize = varint64Size;
 
 /** A length-delimited field of `len` payload bytes (one-byte tag). */
 function lenField(len: number): number {
@@ -55,23 +40,11 @@ class Out {
   constructor(readonly buf: Buffer) {}
 
   num(n: number): void {
-    while (n >= 128) {
-      this.buf[this.pos++] = (n % 128) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    this.buf[this.pos++] = n;
+    this.pos = writeNumVarint(this.buf, this.pos, n);
   }
 
   big(u: bigint): void {
-    if (u <= SAFE) {
-      this.num(Number(u));
-      return;
-    }
-    while (u >= 0x80n) {
-      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
-    }
-    this.buf[this.pos++] = Number(u);
+    this.pos = writeVarint64(this.buf, this.pos, u);
   }
 
   bytes(tag: number, b: Uint8Array): void {

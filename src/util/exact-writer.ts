@@ -14,19 +14,15 @@
 // (test/core/exact-writer.test.ts checks byte equality with BinaryWriter on every request type).
 import type { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { ROOM_MIN_VALUE_BYTES, takeRoom } from './headroom.js';
+import { isU64, varint64Size, writeVarint64 } from './varint64.js';
 
 function varint32Size(v: number): number {
   return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
 }
 
-function varint64Size(v: bigint): number {
-  let n = 1;
-  for (let x = BigInt.asUintN(64, v); x >= 0x80n; x >>= 7n) n++;
-  return n;
-}
-
 /** The 64-bit two's complement of an int64/uint64 field value (string, number or bigint). */
 function asU64(v: string | number | bigint): bigint {
+  if (typeof v === 'bigint' && isU64(v)) return v; // without asUintN's allocation
   return BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(v));
 }
 
@@ -140,14 +136,7 @@ class Filler implements Encoder {
   }
 
   private varint64(v: bigint): void {
-    const b = this.buf;
-    // Below 2^32 (lengths, revisions, most IDs) the number path avoids BigInt shifts.
-    if (v <= 0xffffffffn) return this.varint32(Number(v));
-    while (v > 0x7fn) {
-      b[this.pos++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
-    }
-    b[this.pos++] = Number(v);
+    this.pos = writeVarint64(this.buf, this.pos, v);
   }
 
   uint32(v: number): this {
