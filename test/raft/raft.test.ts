@@ -129,6 +129,24 @@ test('a leader told a follower\'s process is gone probes it instead of streaming
   assert.match(net.raft(1n).status().progress.get(3n)!, /^replicate /);
 });
 
+test('proposals made before the leader\'s next Ready reach each follower in one append (up to maxEntriesPerAppend), in order', () => {
+  const net = new TestNet([1n, 2n, 3n], { maxEntriesPerAppend: 4 });
+  net.campaign(1n);
+  net.propose(1n, 'a');
+  const leader = net.raft(1n);
+  const values = ['b', 'c', 'd', 'e', 'f', 'g'];
+  for (const v of values) leader.propose(new TextEncoder().encode(v));
+  assert.match(leader.status().progress.get(2n)!, / inflight=2$/, 'six proposals: two appends in flight (4 + 2 entries), not six');
+  const sent = net.delivered.length;
+  net.process(1n);
+  net.stabilize();
+  const appends = net.delivered.slice(sent).filter((m): m is Extract<Message, { type: 'append' }> => m.type === 'append' && m.to === 2n && m.entries.length > 0);
+  assert.deepEqual(appends.map((m) => m.entries.length), [4, 2]);
+  assert.deepEqual(appends.flatMap((m) => m.entries.map((e) => new TextDecoder().decode(e.data))), values);
+  assert.equal(appends[1]!.prevIndex, appends[0]!.prevIndex + 4, 'the second starts where the first ends');
+  for (const id of [1n, 2n, 3n]) assert.deepEqual(net.node(id).applied, ['a', ...values]);
+});
+
 test('a report about a live leader that others still hear from changes nothing (their lease refuses)', () => {
   const net = new TestNet([1n, 2n, 3n]);
   net.campaign(1n);

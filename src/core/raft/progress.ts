@@ -25,6 +25,18 @@ export class Inflights {
     this.lastIndexes.splice(0, n);
   }
 
+  /** The newest in-flight append's last index, if any. */
+  last(): number | undefined {
+    return this.lastIndexes[this.lastIndexes.length - 1];
+  }
+
+  /** The newest in-flight append (not sent yet) grew to end at lastIndex: it is still one append. */
+  extendLast(lastIndex: number): void {
+    const n = this.lastIndexes.length;
+    invariant(n > 0 && this.lastIndexes[n - 1]! <= lastIndex, 'inflights: extend a missing or later append');
+    this.lastIndexes[n - 1] = lastIndex;
+  }
+
   freeFirstOne(): void {
     this.lastIndexes.shift();
   }

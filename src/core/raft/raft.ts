@@ -9,6 +9,7 @@ import { RaftLog } from './log.js';
 import { ReadOnly } from './read-only.js';
 import type { Rng } from './rng.js';
 import type { Storage } from './storage.js';
+import type { Progress } from './progress.js';
 import { ProgressTracker } from './tracker.js';
 import {
   NONE, type AppendResponse, type ConfState, type Entry, type HardState, type Message, type NodeId,
@@ -63,6 +64,11 @@ export class Raft {
   private readonly readOnly: ReadOnly;
   private readonly cfg: Required<Omit<RaftConfig, 'logger'>> & Pick<RaftConfig, 'logger'>;
   private msgs: Message[] = [];
+  /**
+   * Per peer, where in msgs its last message sits when that is an append (not handed out by
+   * ready() yet): more entries for that peer grow it instead of queueing another append.
+   */
+  private readonly openAppend = new Map<NodeId, number>();
   private msgsAfterPersist: Message[] = [];
   private readStates: ReadState[] = [];
   /** ReadIndex requests held until the leader has committed an entry of its term. */
@@ -216,6 +222,7 @@ export class Raft {
       readStates: this.readStates,
     };
     this.msgs = [];
+    this.openAppend.clear();
     this.msgsAfterPersist = [];
     this.readStates = [];
     if (rd.softState) this.prevSoftState = rd.softState;
@@ -790,7 +797,10 @@ export class Raft {
   /** Sends the next append (or a snapshot when the entries are compacted); false when nothing went. */
   private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.trk.progress.get(to);
-    if (pr === undefined || pr.isPaused()) return false;
+    if (pr === undefined) return false;
+    const grown = this.growOpenAppend(to, pr);
+    if (grown >= 0) return grown > 0 || sendIfEmpty;
+    if (pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
     const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.cfg.maxEntriesPerAppend);
@@ -806,8 +816,37 @@ export class Raft {
     }
     const last = entries[entries.length - 1];
     this.send({ type: 'append', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
+    if (pr.state === 'replicate' && entries.length > 0) this.openAppend.set(to, this.msgs.length - 1);
     pr.sentEntries(entries.length, last?.index ?? prevIndex);
     return true;
+  }
+
+  /**
+   * Puts the entries a replicating follower is due into the append to it that is still waiting in
+   * msgs (one append per Ready instead of one per proposal: fewer messages, fewer acks, fewer
+   * in-flight slots), with the current commit index. Returns the entries added, or -1 when there
+   * is no such append or it is full and more entries are due (a new append must go).
+   */
+  private growOpenAppend(to: NodeId, pr: Progress): number {
+    const at = this.openAppend.get(to);
+    if (at === undefined) return -1;
+    const open = this.msgs[at];
+    if (open?.type !== 'append' || open.term !== this.term || pr.state !== 'replicate') return -1;
+    const end = open.prevIndex + open.entries.length;
+    if (pr.next !== end + 1 || pr.inflights.last() !== end) return -1;
+    const lastIndex = this.log.lastIndex();
+    const room = this.cfg.maxEntriesPerAppend - open.entries.length;
+    if (room <= 0 && lastIndex > end) return -1;
+    const more = lastIndex > end ? this.log.slice(end + 1, lastIndex + 1, room) : [];
+    if (more === 'compacted') return -1;
+    const entries = more.length === 0 ? open.entries : [...open.entries, ...more];
+    this.msgs[at] = { ...open, entries, commit: this.log.committed };
+    if (more.length > 0) {
+      const newEnd = end + more.length;
+      pr.next = newEnd + 1;
+      pr.inflights.extendLast(newEnd);
+    }
+    return more.length;
   }
 
   // ---- configuration ----------------------------------------------------------------------------
@@ -838,7 +877,13 @@ export class Raft {
     // Votes and acks promise something about durable state (a vote, a term, the log): they leave
     // only after this Ready is persisted. So do vote requests: the candidate voted for itself.
     const durable = m.type === 'vote' || m.type === 'voteResponse' || m.type === 'appendResponse';
-    (durable ? this.msgsAfterPersist : this.msgs).push(m);
+    if (durable) {
+      this.msgsAfterPersist.push(m);
+      return;
+    }
+    // Anything after an append to this peer: that append can no longer grow (order is kept).
+    this.openAppend.delete(m.to);
+    this.msgs.push(m);
   }
 
   private hardState(): HardState {
