@@ -69,6 +69,8 @@ export class Raft {
    * ready() yet): more entries for that peer grow it instead of queueing another append.
    */
   private readonly openAppend = new Map<NodeId, number>();
+  /** Entry arrays growOpenAppend made (no one else holds them until ready() hands them out). */
+  private grownEntries = new WeakSet<readonly Entry[]>();
   private msgsAfterPersist: Message[] = [];
   private readStates: ReadState[] = [];
   /** ReadIndex requests held until the leader has committed an entry of its term. */
@@ -223,6 +225,7 @@ export class Raft {
     };
     this.msgs = [];
     this.openAppend.clear();
+    this.grownEntries = new WeakSet();
     this.msgsAfterPersist = [];
     this.readStates = [];
     if (rd.softState) this.prevSoftState = rd.softState;
@@ -839,7 +842,12 @@ export class Raft {
     if (room <= 0 && lastIndex > end) return -1;
     const more = lastIndex > end ? this.log.slice(end + 1, lastIndex + 1, room) : [];
     if (more === 'compacted') return -1;
-    const entries = more.length === 0 ? open.entries : [...open.entries, ...more];
+    let entries = open.entries;
+    if (more.length > 0) {
+      // The array is this Ready's own after the first growth: later ones push onto it.
+      if (this.grownEntries.has(entries)) (entries as Entry[]).push(...more);
+      else this.grownEntries.add((entries = [...entries, ...more]));
+    }
     this.msgs[at] = { ...open, entries, commit: this.log.committed };
     if (more.length > 0) {
       const newEnd = end + more.length;
