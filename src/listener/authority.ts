@@ -17,7 +17,7 @@
 // for life: the server's HPACK decoder never saw the client's dynamic-table entries, so no later
 // block may pass unchanged.
 import { CLIENT_CN_HEADER } from './client-cn.js';
-import { encodeLiterals, HpackDecoder, type HeaderField } from './hpack.js';
+import { encodeLiterals, HpackDecoder, type HeaderField } from '../util/hpack.js';
 
 // The header's home is client-cn.ts; re-exported for the callers that knew it from here.
 export { CLIENT_CN_HEADER };

@@ -10,7 +10,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { CallContext } from '../backend/index.js';
-import type { HeaderField } from './hpack.js';
+import type { HeaderField } from '../util/hpack.js';
 
 export const CLIENT_CN_HEADER = 'x-etcd-client-cert-cn';
 

@@ -14,7 +14,7 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AuthorityRewriter } from './authority.js';
-import type { HeaderField } from './hpack.js';
+import type { HeaderField } from '../util/hpack.js';
 
 /** A SETTINGS frame with no parameters on stream 0: the server connection preface. */
 const SERVER_PREFACE = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);

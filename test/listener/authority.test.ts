@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AuthorityRewriter, fixAuthority } from '../../src/listener/authority.js';
-import { HpackDecoder, huffmanEncode } from '../../src/listener/hpack.js';
+import { HpackDecoder, huffmanEncode } from '../../src/util/hpack.js';
 import { frame, PREFACE } from '../helpers/h2.js';
 
 interface Frame { type: number; flags: number; stream: number; payload: Buffer }

@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { listenClient, type ClientListener } from '../../src/listener/index.js';
 import { callCommonName, CLIENT_CN_HEADER } from '../../src/listener/client-cn.js';
 import { handOverGrpc, type HandOver } from '../../src/listener/rewrite-stream.js';
-import { encodeLiterals, HpackDecoder } from '../../src/listener/hpack.js';
+import { encodeLiterals, HpackDecoder } from '../../src/util/hpack.js';
 import { frame, PREFACE } from '../helpers/h2.js';
 import { makeTempDir, removeTempDir } from '../helpers/procs.js';
 import { hasOpenssl, makeCa, type IssuedCert, type TestCa } from '../helpers/tls.js';

@@ -3,7 +3,7 @@
 // rewriter uses: literals that round-trip and leave a decoder's dynamic table alone.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeLiterals, HpackDecoder, HpackError, huffmanDecode, huffmanEncode } from '../../src/listener/hpack.js';
+import { encodeLiterals, HpackDecoder, HpackError, huffmanDecode, huffmanEncode } from '../../src/util/hpack.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const pairs = (d: HpackDecoder, block: string): [string, string][] => d.decode(hex(block)).map((f) => [f.name, f.value]);

@@ -1,6 +1,7 @@
-// HPACK (RFC 7541), only as much as the client-port authority fix needs: a complete decoder
-// (static + dynamic table, table-size updates, Huffman) and an encoder that writes literals
-// without indexing, so re-encoded blocks never change the receiving decoder's dynamic table.
+// HPACK (RFC 7541), as much as the client port's authority fix (src/listener) and the upstream
+// HTTP/2 client (src/upstream/h2.ts) need: a complete decoder (static + dynamic table, table-size
+// updates, Huffman) and an encoder that writes literals without indexing, so re-encoded blocks
+// never change the receiving decoder's dynamic table.
 
 export class HpackError extends Error {}
 
