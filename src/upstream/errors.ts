@@ -31,12 +31,14 @@ export function isEndpointFailure(e: unknown): boolean {
 /**
  * The request was certainly not executed, so even a write may be sent again:
  * - grpc-js failed to connect before sending anything ("No connection established ...");
+ * - the server refused the stream ("Stream refused by server": its REFUSED_STREAM, or a stream
+ *   above its GOAWAY's last stream ID, which RFC 9113 8.7 guarantees it did not process);
  * - etcd's require-leader interceptor refused it before executing ("etcdserver: no leader" while
  *   we send the `hasleader` metadata: the interceptor answers before the handler runs).
  * A dropped connection, a timeout or "request timed out" are ambiguous: the write may be applied.
  */
 export function neverExecuted(e: unknown): boolean {
   if (!isServiceError(e)) return false;
-  if (e.code === status.UNAVAILABLE && e.details.startsWith('No connection established')) return true;
+  if (e.code === status.UNAVAILABLE && (e.details.startsWith('No connection established') || e.details === 'Stream refused by server')) return true;
   return e.details === 'etcdserver: no leader';
 }

@@ -12,7 +12,7 @@
 // the server ends the connection and fails its streams. Server push is refused in SETTINGS.
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { HpackDecoder, encodeLiterals, type HeaderField } from '../util/hpack.js';
+import { HpackDecoder, type HeaderField } from '../util/hpack.js';
 import type { UpstreamTls } from './pool.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -33,6 +33,7 @@ const PRIORITY = 0x20;
 /** RST_STREAM / GOAWAY error codes this side uses or reads. */
 export const NO_ERROR = 0;
 export const PROTOCOL_ERROR = 1;
+const FLOW_CONTROL_ERROR = 3;
 export const REFUSED_STREAM = 7;
 export const CANCEL = 8;
 const DEFAULT_WINDOW = 65_535;
@@ -41,6 +42,10 @@ const MAX_FRAME_IN = 16_384;
 const MAX_STREAM_ID = 2 ** 31 - 1;
 /** Receive windows (connection and each stream): a big answer must not wait for round trips. */
 export const WINDOW_BYTES = 64 * 1024 * 1024;
+/** A header block (HEADERS + CONTINUATION) larger than this ends the connection. */
+const MAX_HEADER_BLOCK = 1 << 20;
+/** An answer larger than this fails its call (RESOURCE_EXHAUSTED), as grpc's receive limit. */
+export const MAX_RESPONSE_BYTES = 2 ** 31 - 1;
 const KEEPALIVE_INTERVAL_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5_000;
 
@@ -53,8 +58,14 @@ export interface H2Result {
   readonly body: Buffer;
   /** END_STREAM from the server: the answer is complete. */
   readonly ended: boolean;
-  /** The stream's reset code (theirs, ours, or REFUSED_STREAM for one a GOAWAY left out), if reset. */
+  /**
+   * The stream's reset code, if reset: theirs; CANCEL for an answer over MAX_RESPONSE_BYTES; or
+   * REFUSED_STREAM for a stream the server certainly did not process (RFC 9113 8.7: its own
+   * REFUSED_STREAM, one above a GOAWAY's last stream ID, or one never sent).
+   */
   readonly rstCode: number | undefined;
+  /** The answer went over MAX_RESPONSE_BYTES (the stream was canceled). */
+  readonly tooLarge?: boolean;
 }
 
 interface Stream {
@@ -70,6 +81,16 @@ interface Stream {
   chunks: Buffer[];
   size: number;
   headersSeen: boolean;
+}
+
+/** A frame's 9-byte header (the payload is written after it as its own buffer). */
+function frameHeader(len: number, type: number, flags: number, streamId: number): Buffer {
+  const f = Buffer.allocUnsafe(9);
+  f.writeUIntBE(len, 0, 3);
+  f[3] = type;
+  f[4] = flags;
+  f.writeUInt32BE(streamId, 5);
+  return f;
 }
 
 function frame(type: number, flags: number, streamId: number, payload: Buffer | undefined): Buffer {
@@ -103,6 +124,7 @@ export class H2Connection {
   /** No new requests: GOAWAY came, stream IDs ran out, or the connection ended. */
   closing = false;
   private ended = false;
+  private goneSaid = false;
   private readonly socket: Socket;
   private readonly streams = new Map<number, Stream>();
   /** Streams waiting for the server's stream limit. */
@@ -115,7 +137,7 @@ export class H2Connection {
   private flushing = false;
   private pending: Buffer | undefined;
   /** A header block being assembled from HEADERS + CONTINUATION frames. */
-  private block: { streamId: number; endStream: boolean; parts: Buffer[] } | undefined;
+  private block: { streamId: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
   private sendWindow = DEFAULT_WINDOW;
   private peerInitialWindow = DEFAULT_WINDOW;
   private peerMaxFrame = 16_384;
@@ -158,20 +180,21 @@ export class H2Connection {
   }
 
   /**
-   * Starts a request: `fields` (pseudo-headers first) as one header block, then `body`, ending the
-   * stream. Returns the stream ID (to cancel), or undefined when this connection takes no more.
+   * Starts a request: `block` (HPACK, see encodeLiterals; pseudo-headers first) as its header
+   * block, then `body`, ending the stream. Returns the stream ID (to cancel), or undefined when
+   * this connection takes no more.
    */
-  request(fields: readonly HeaderField[], body: Buffer, done: (r: H2Result) => void): number | undefined {
+  request(block: Buffer, body: Buffer, done: (r: H2Result) => void): number | undefined {
     if (this.closing) return undefined;
     const id = this.nextId;
     this.nextId += 2;
-    if (this.nextId > MAX_STREAM_ID) this.retire();
     const s: Stream = {
-      id, done, body, sent: 0, sendWindow: this.peerInitialWindow, recvUnacked: 0, status: 0, fields: [], chunks: [], size: 0, headersSeen: false,
+      id, done, body, sent: 0, sendWindow: 0, recvUnacked: 0, status: 0, fields: [], chunks: [], size: 0, headersSeen: false,
     };
-    const block = encodeLiterals(fields);
     if (this.streams.size >= this.peerMaxStreams) this.queued.push({ s, block });
     else this.open(s, block);
+    // Stream IDs run out: this one still goes, the next request opens another connection.
+    if (this.nextId > MAX_STREAM_ID) this.retire();
     return id;
   }
 
@@ -188,20 +211,34 @@ export class H2Connection {
     this.write(u32Frame(RST_STREAM, id, CANCEL));
   }
 
-  /** Ends the connection now; open streams fail (their results carry no END_STREAM). */
-  destroy(reason: string): void {
+  /**
+   * Ends the connection now; open streams fail (their results carry no END_STREAM), queued ones
+   * (never sent) as refused. `flushFirst`: what is written so far (a GOAWAY) leaves first.
+   */
+  destroy(reason: string, flushFirst = false): void {
     if (this.ended) return;
     this.ended = true;
     this.closing = true;
     this.lastError ||= reason;
     clearInterval(this.pingTimer);
     clearTimeout(this.pingTimeout);
-    this.socket.destroy();
-    const open = [...this.streams.values(), ...this.queued.map((e) => e.s)];
+    if (flushFirst && this.connected && this.out.length > 0) {
+      this.socket.end(Buffer.concat(this.out));
+      this.out = [];
+    } else this.socket.destroy();
+    const open = [...this.streams.values()];
+    const queued = this.queued.map((e) => e.s);
     this.streams.clear();
     this.queued.length = 0;
     this.blocked.clear();
+    this.sayGone();
     for (const s of open) this.finish(s, false, undefined);
+    for (const s of queued) this.finish(s, false, REFUSED_STREAM);
+  }
+
+  private sayGone(): void {
+    if (this.goneSaid) return;
+    this.goneSaid = true;
     this.onGone(this);
   }
 
@@ -212,20 +249,29 @@ export class H2Connection {
     this.flush();
   }
 
-  /** No new streams; the connection ends once the open ones have. */
+  /** No new streams (from here on, also from callbacks it runs); the connection ends once the open ones have. */
   private retire(): void {
-    if (this.closing) return;
     this.closing = true;
-    this.onGone(this);
-    if (this.streams.size === 0 && this.queued.length === 0) this.destroy('connection retired');
+    this.sayGone();
+    this.endIfIdle();
+  }
+
+  private endIfIdle(): void {
+    if (this.closing && this.streams.size === 0 && this.queued.length === 0 && !this.ended) {
+      this.flush();
+      this.socket.end();
+    }
   }
 
   private open(s: Stream, block: Buffer): void {
     this.streams.set(s.id, s);
+    s.sendWindow = this.peerInitialWindow;
     const max = this.peerMaxFrame;
     const noBody = s.body.length === 0 ? END_STREAM : 0;
-    if (block.length <= max) this.write(frame(HEADERS, END_HEADERS | noBody, s.id, block));
-    else {
+    if (block.length <= max) {
+      this.write(frameHeader(block.length, HEADERS, END_HEADERS | noBody, s.id));
+      this.write(block);
+    } else {
       this.write(frame(HEADERS, noBody, s.id, block.subarray(0, max)));
       for (let at = max; at < block.length; at += max) {
         this.write(frame(CONTINUATION, at + max >= block.length ? END_HEADERS : 0, s.id, block.subarray(at, at + max)));
@@ -243,7 +289,8 @@ export class H2Connection {
         return;
       }
       const last = s.sent + n === s.body.length;
-      this.write(frame(DATA, last ? END_STREAM : 0, s.id, s.body.subarray(s.sent, s.sent + n)));
+      this.write(frameHeader(n, DATA, last ? END_STREAM : 0, s.id));
+      this.write(s.body.subarray(s.sent, s.sent + n));
       s.sent += n;
       s.sendWindow -= n;
       this.sendWindow -= n;
@@ -264,20 +311,27 @@ export class H2Connection {
     if (this.ended || this.out.length === 0) return;
     const out = this.out;
     this.out = [];
+    // One write: the buffers are small frames and request bodies (a big body is split by windows).
     this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
   }
 
+  /**
+   * A keepalive ping, only while calls wait for answers: etcd's server (PermitWithoutStream false)
+   * counts pings on an idle connection as abuse and ends the connection after a few.
+   */
   private ping(): void {
-    if (this.pingTimeout !== undefined || this.ended) return;
+    if (this.pingTimeout !== undefined || this.ended || this.streams.size === 0) return;
     this.pingTimeout = setTimeout(() => this.destroy('keepalive ping timed out'), KEEPALIVE_TIMEOUT_MS).unref();
     this.write(frame(PING, 0, 0, Buffer.alloc(8)));
   }
 
-  private fail(reason: string): void {
+  private fail(reason: string, code = PROTOCOL_ERROR): void {
+    if (this.ended) return;
     this.lastError = reason;
-    this.write(frame(GOAWAY, 0, 0, Buffer.from([0, 0, 0, 0, 0, 0, 0, PROTOCOL_ERROR])));
-    this.flush();
-    this.destroy(reason);
+    const p = Buffer.alloc(8);
+    p.writeUInt32BE(code, 4);
+    this.out.push(frame(GOAWAY, 0, 0, p));
+    this.destroy(reason, true);
   }
 
   private onData(chunk: Buffer): void {
@@ -294,7 +348,8 @@ export class H2Connection {
       buf = buf.subarray(9 + len);
       this.onFrame(type, flags, streamId, payload);
     }
-    if (buf.length > 0 && !this.ended) this.pending = Buffer.from(buf);
+    // net and tls hand out a fresh buffer per read: keeping a view of the partial frame is safe.
+    if (buf.length > 0 && !this.ended) this.pending = buf;
   }
 
   private onFrame(type: number, flags: number, streamId: number, p: Buffer): void {
@@ -311,13 +366,14 @@ export class H2Connection {
           if (body.length < 5) return this.fail('short HEADERS priority');
           body = body.subarray(5);
         }
-        this.block = { streamId, endStream: (flags & END_STREAM) !== 0, parts: [body] };
+        this.block = { streamId, endStream: (flags & END_STREAM) !== 0, parts: [body], size: body.length };
         if (flags & END_HEADERS) this.onHeaderBlock();
         return;
       }
       case CONTINUATION:
         if (this.block === undefined) return this.fail('CONTINUATION without HEADERS');
         this.block.parts.push(p);
+        if ((this.block.size += p.length) > MAX_HEADER_BLOCK) return this.fail('header block too large', 11 /* ENHANCE_YOUR_CALM */);
         if (flags & END_HEADERS) this.onHeaderBlock();
         return;
       case RST_STREAM: {
@@ -332,7 +388,7 @@ export class H2Connection {
       case SETTINGS:
         if (streamId !== 0 || p.length % 6 !== 0) return this.fail('bad SETTINGS');
         if (flags & ACK) return;
-        for (let at = 0; at < p.length; at += 6) this.setting(p.readUInt16BE(at), p.readUInt32BE(at + 2));
+        for (let at = 0; at < p.length && !this.ended; at += 6) this.setting(p.readUInt16BE(at), p.readUInt32BE(at + 2));
         if (this.ended) return;
         this.write(frame(SETTINGS, ACK, 0, undefined));
         this.startQueued();
@@ -352,13 +408,17 @@ export class H2Connection {
         const code = p.readUInt32BE(4);
         const debug = p.subarray(8).toString('latin1');
         this.lastError ||= `GOAWAY received (code ${code}${debug ? `: ${debug}` : ''})`;
-        for (const s of [...this.streams.values()]) {
-          if (s.id <= last) continue;
-          this.forget(s);
-          this.finish(s, false, REFUSED_STREAM);
+        // Closing first: callbacks below may start calls, which must go to a new connection.
+        this.closing = true;
+        this.sayGone();
+        const refused = [...this.streams.values()].filter((s) => s.id > last);
+        const queued = this.queued.splice(0).map((e) => e.s);
+        for (const s of refused) {
+          this.streams.delete(s.id);
+          this.blocked.delete(s);
         }
-        for (const { s } of this.queued.splice(0)) this.finish(s, false, REFUSED_STREAM);
-        this.retire();
+        for (const s of [...refused, ...queued]) this.finish(s, false, REFUSED_STREAM);
+        this.endIfIdle();
         return;
       }
       case WINDOW_UPDATE: {
@@ -366,12 +426,12 @@ export class H2Connection {
         const inc = p.readUInt32BE(0) & 0x7fffffff;
         if (inc === 0) return streamId === 0 ? this.fail('WINDOW_UPDATE of 0') : undefined;
         if (streamId === 0) {
-          this.sendWindow += inc;
+          if ((this.sendWindow += inc) > 0x7fffffff) return this.fail('connection window over 2^31-1', FLOW_CONTROL_ERROR);
           for (const s of [...this.blocked]) this.sendBody(s);
         } else {
           const s = this.streams.get(streamId);
           if (s === undefined) return;
-          s.sendWindow += inc;
+          if ((s.sendWindow += inc) > 0x7fffffff) return this.fail('stream window over 2^31-1', FLOW_CONTROL_ERROR);
           if (this.blocked.has(s)) this.sendBody(s);
         }
         return;
@@ -416,8 +476,9 @@ export class H2Connection {
 
   private onDataFrame(flags: number, streamId: number, p: Buffer): void {
     if (streamId === 0) return this.fail('DATA on stream 0');
-    // Padding counts against the windows too.
+    // Padding counts against the windows too; more than the window we gave is a violation.
     this.recvUnacked += p.length;
+    if (this.recvUnacked > WINDOW_BYTES) return this.fail('DATA beyond the connection window', FLOW_CONTROL_ERROR);
     if (this.recvUnacked >= WINDOW_BYTES / 2) {
       this.write(u32Frame(WINDOW_UPDATE, 0, this.recvUnacked));
       this.recvUnacked = 0;
@@ -427,11 +488,17 @@ export class H2Connection {
     const s = this.streams.get(streamId);
     if (s === undefined) return; // canceled by us: its bytes only counted for the connection
     if (!s.headersSeen) return this.fail('DATA before HEADERS');
+    if ((s.recvUnacked += p.length) > WINDOW_BYTES) return this.fail('DATA beyond the stream window', FLOW_CONTROL_ERROR);
     if (body.length > 0) {
+      if (s.size + body.length > MAX_RESPONSE_BYTES) {
+        this.cancel(s.id);
+        s.chunks = [];
+        s.done({ status: s.status, fields: s.fields, body: Buffer.alloc(0), ended: false, rstCode: CANCEL, tooLarge: true });
+        return;
+      }
       s.chunks.push(body);
       s.size += body.length;
     }
-    s.recvUnacked += p.length;
     if (flags & END_STREAM) return this.complete(s);
     if (s.recvUnacked >= WINDOW_BYTES / 2) {
       this.write(u32Frame(WINDOW_UPDATE, s.id, s.recvUnacked));
@@ -471,10 +538,7 @@ export class H2Connection {
     this.streams.delete(s.id);
     this.blocked.delete(s);
     this.startQueued();
-    if (this.closing && this.streams.size === 0 && this.queued.length === 0 && !this.ended) {
-      this.flush();
-      this.socket.end();
-    }
+    this.endIfIdle();
   }
 
   private startQueued(): void {

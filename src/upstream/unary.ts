@@ -10,8 +10,8 @@
 // "No connection established ...", grpc-js's wording, which errors.ts treats as "never executed"
 // (safe to resend even a write).
 import { status } from '@grpc/grpc-js';
-import type { HeaderField } from '../util/hpack.js';
-import { H2Connection, REFUSED_STREAM, type H2Result } from './h2.js';
+import { encodeLiterals, type HeaderField } from '../util/hpack.js';
+import { H2Connection, MAX_RESPONSE_BYTES, REFUSED_STREAM, type H2Result } from './h2.js';
 import type { UpstreamTls } from './pool.js';
 
 /** What one unary method needs: its path and codecs (the generated `*Service` entries have them). */
@@ -46,15 +46,26 @@ function field(name: string, value: string): HeaderField {
   return { name, value, neverIndex: false };
 }
 
+/** The regular headers every call sends (after the pseudo-headers). */
+const FIXED = encodeLiterals([field('content-type', 'application/grpc'), field('te', 'trailers'), field('hasleader', 'true')]);
+
 export class UnaryChannel {
   private conn: H2Connection | undefined;
   private closed = false;
-  private readonly scheme: HeaderField;
-  private readonly authority: HeaderField;
+  /** The request header block's fixed parts, encoded once: pseudo-headers, then :path by method, then the rest. */
+  private readonly pseudo: Buffer;
+  private readonly paths = new Map<string, Buffer>();
 
   constructor(readonly address: string, private readonly tls: UpstreamTls | undefined, private readonly maxSendBytes: number) {
-    this.scheme = field(':scheme', tls === undefined ? 'http' : 'https');
-    this.authority = field(':authority', address);
+    this.pseudo = encodeLiterals([field(':method', 'POST'), field(':scheme', tls === undefined ? 'http' : 'https'), field(':authority', address)]);
+  }
+
+  private headerBlock(path: string, timeoutMs: number, token: string | undefined): Buffer {
+    let p = this.paths.get(path);
+    if (p === undefined) this.paths.set(path, (p = encodeLiterals([field(':path', path)])));
+    const perCall = [field('grpc-timeout', grpcTimeout(timeoutMs))];
+    if (token !== undefined) perCall.push(field('token', token));
+    return Buffer.concat([this.pseudo, p, FIXED, encodeLiterals(perCall)]);
   }
 
   private connection(): H2Connection {
@@ -77,11 +88,7 @@ export class UnaryChannel {
     const left = deadline - Date.now();
     if (left <= 0) return cb(new UnaryError(status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
     const conn = this.connection();
-    const fields: HeaderField[] = [
-      METHOD_POST, this.scheme, field(':path', m.path), this.authority, CONTENT_TYPE, TE_TRAILERS,
-      field('grpc-timeout', grpcTimeout(left)), HAS_LEADER,
-    ];
-    if (token !== undefined) fields.push(field('token', token));
+    const block = this.headerBlock(m.path, left, token);
     const frame = Buffer.allocUnsafe(5 + msg.length);
     frame[0] = 0;
     frame.writeUInt32BE(msg.length, 1);
@@ -95,7 +102,7 @@ export class UnaryChannel {
       clearTimeout(timer);
       cb(err, resp);
     };
-    const id = conn.request(fields, frame, (r) => finish(...this.outcome(m, r, conn, wasConnected)));
+    const id = conn.request(block, frame, (r) => finish(...this.outcome(m, r, conn, wasConnected)));
     if (id === undefined) {
       // The connection stopped taking streams between the check above and now: nothing was sent.
       return cb(new UnaryError(status.UNAVAILABLE, `No connection established. Last error: ${conn.lastError || 'connection closing'}`));
@@ -114,6 +121,7 @@ export class UnaryChannel {
       if (f.name === 'grpc-status') grpcStatus = Number(f.value);
       else if (f.name === 'grpc-message') grpcMessage = decodeMessage(f.value);
     }
+    if (r.tooLarge === true) return [new UnaryError(status.RESOURCE_EXHAUSTED, `Received message larger than max (over ${MAX_RESPONSE_BYTES})`)];
     if (grpcStatus === undefined || !r.ended) {
       if (!wasConnected && !conn.connected) {
         return [new UnaryError(status.UNAVAILABLE, `No connection established. Last error: ${conn.lastError || 'connection failed'}`)];
@@ -141,8 +149,3 @@ export class UnaryChannel {
     this.conn = undefined;
   }
 }
-
-const METHOD_POST = field(':method', 'POST');
-const CONTENT_TYPE = field('content-type', 'application/grpc');
-const TE_TRAILERS = field('te', 'trailers');
-const HAS_LEADER = field('hasleader', 'true');

@@ -5,7 +5,7 @@
 // stream limit. The real-etcd paths are covered by the upstream suites (compat, failover, TLS).
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { KVService, PutRequest, PutResponse, RangeRequest } from '../../src/gen/etcdserverpb/rpc.js';
 import { UnaryChannel, type UnaryError } from '../../src/upstream/unary.js';
@@ -153,5 +153,77 @@ test('unary calls: nothing listening is "No connection established" (safe to res
   } finally {
     ch.close();
     await s.close();
+  }
+});
+
+test('unary calls: a GOAWAY refuses the queued streams at once (safe to resend), and calls made from their callbacks go to a new connection', async () => {
+  const sessions = new Set<http2.Http2Session>();
+  let first: { stream: http2.ServerHttp2Stream; body: Buffer } | undefined;
+  const s = await server((stream, _h, body) => {
+    sessions.add(stream.session!);
+    if (first === undefined) first = { stream, body }; // held: the test answers it
+    else answerPut(stream, body);
+  }, { maxConcurrentStreams: 1 });
+  const ch = new UnaryChannel(s.address, undefined, 1 << 20);
+  try {
+    const settled = put(ch, Buffer.from('first'));
+    while (first === undefined) await new Promise((r) => setTimeout(r, 10)); // also: the limit of 1 has arrived
+    let fromCallback: Promise<{ err: UnaryError | null }> | undefined;
+    const t0 = Date.now();
+    const queued = new Promise<UnaryError | null>((res) => ch.call(KVService.put, PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('q') }), undefined, Date.now() + 5000, (err) => {
+      fromCallback = put(ch, Buffer.from('again'));
+      res(err);
+    }));
+    await new Promise((r) => setTimeout(r, 50));
+    const { stream, body } = first;
+    stream.session!.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id!);
+    setTimeout(() => { if (!stream.destroyed) answerPut(stream, body); }, 100);
+    const err = await queued;
+    assert.equal(err?.details, 'Stream refused by server');
+    assert.ok(Date.now() - t0 < 2000, 'refused at once, not at its deadline');
+    const { neverExecuted } = await import('../../src/upstream/errors.js');
+    assert.ok(neverExecuted(err), 'a refused stream is safe to send again');
+    assert.equal((await settled).err, null, 'the stream at the last ID is still answered');
+    assert.equal((await fromCallback!).err, null, 'the call made from the callback went to a new connection');
+    assert.equal(sessions.size, 2);
+  } finally {
+    ch.close();
+    await s.close();
+  }
+});
+
+test('unary calls: a server breaking the protocol (an endless header block) fails the call and the connection, nothing more', async () => {
+  const sockets = new Set<Socket>();
+  const srv = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('error', () => undefined);
+    let started = false;
+    sock.on('data', () => {
+      if (started) return;
+      started = true;
+      const frame = (type: number, flags: number, id: number, payload: Buffer): Buffer => {
+        const h = Buffer.alloc(9);
+        h.writeUIntBE(payload.length, 0, 3);
+        h[3] = type;
+        h[4] = flags;
+        h.writeUInt32BE(id, 5);
+        return Buffer.concat([h, payload]);
+      };
+      sock.write(frame(4, 0, 0, Buffer.alloc(0))); // SETTINGS
+      sock.write(frame(1, 0, 1, Buffer.from([0x88]))); // HEADERS :status 200, no END_HEADERS
+      const cont = frame(9, 0, 1, Buffer.alloc(16_384, 0x88));
+      for (let i = 0; i < 80; i++) sock.write(cont); // 1.3 MiB of CONTINUATION
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const ch = new UnaryChannel(`127.0.0.1:${(srv.address() as AddressInfo).port}`, undefined, 1 << 20);
+  try {
+    const r = await put(ch, Buffer.from('x'));
+    assert.equal(r.err?.code, 14);
+    assert.match(r.err!.details, /^Connection dropped: header block too large/);
+  } finally {
+    ch.close();
+    for (const sock of sockets) sock.destroy();
+    await new Promise<void>((r) => srv.close(() => r()));
   }
 });
