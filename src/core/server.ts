@@ -771,7 +771,8 @@ export class EmbeddedBackend implements V3Backend {
   }
 
   private measureSpace(): void {
-    this.usedBytes = this.storage.usedBytes();
+    // LMDB's live pages, plus what is applied but still waiting for its commit (up to 100 ms).
+    this.usedBytes = this.storage.usedBytes() + this.storage.pendingBytes();
     this.admittedBytes = 0;
     this.measuredAtMs = this.cfg.clock.nowMs();
   }

@@ -75,6 +75,8 @@ export class LmdbStorage implements MvccStorage {
   private lastStartMs = -Infinity;
   /** What is staged for the next commit: key and value bytes, and writes. */
   private stagedBytes = 0;
+  /** Key and value bytes of the commit running. */
+  private inFlightBytes = 0;
 
   /**
    * onCommitSeconds: called with each commit's latency (enqueue to durable, fsync included);
@@ -227,7 +229,9 @@ export class LmdbStorage implements MvccStorage {
     const meta = this.stagedMeta;
     this.staged = [];
     this.stagedMeta = new Map();
+    const bytes = this.stagedBytes;
     this.stagedBytes = 0;
+    this.inFlightBytes += bytes;
     const t0 = performance.now();
     this.lastStartMs = t0;
     const done = this.root.transaction(() => {
@@ -251,7 +255,7 @@ export class LmdbStorage implements MvccStorage {
         else this.meta.putSync(name, value);
       }
     });
-    const committed = done.catch(async (e: unknown) => { throw await commitFailure(e); });
+    const committed = done.catch(async (e: unknown) => { throw await commitFailure(e); }).finally(() => { this.inFlightBytes -= bytes; });
     return committed.then(() => {
       this.onCommitSeconds?.((performance.now() - t0) / 1000);
       for (const op of ops) {
@@ -275,6 +279,7 @@ export class LmdbStorage implements MvccStorage {
       const kept = keep.map((n) => [n, this.meta.getBinary(n)] as const);
       this.overlay.clear();
       this.staged = [];
+      this.stagedBytes = 0;
       await this.root.transaction(() => {
         for (const [to, f] of [[this.records, from.key], [this.leases, from.lease]] as const) {
           for (const k of to.getKeys()) to.removeSync(k);
@@ -314,6 +319,14 @@ export class LmdbStorage implements MvccStorage {
     let n = 2 + pages(root) + pages(root.free);
     for (const db of [this.records, this.meta, this.leases]) n += pages(db.getStats() as TreeStats);
     return n * (root.pageSize ?? 4096);
+  }
+
+  /**
+   * Key and value bytes applied but not in LMDB yet (staged, or in the commit running): about
+   * what usedBytes() grows by once they land (the quota counts them).
+   */
+  pendingBytes(): number {
+    return this.stagedBytes + this.inFlightBytes;
   }
 
   /** Resolves once every commit so far is durable on disk. */
