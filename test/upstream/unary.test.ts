@@ -9,6 +9,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { KVService, PutRequest, PutResponse, RangeRequest } from '../../src/gen/etcdserverpb/rpc.js';
 import { UnaryChannel, type UnaryError } from '../../src/upstream/unary.js';
+import { frame } from '../helpers/h2.js';
 
 type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void;
 
@@ -201,14 +202,6 @@ test('unary calls: a server breaking the protocol (an endless header block) fail
     sock.on('data', () => {
       if (started) return;
       started = true;
-      const frame = (type: number, flags: number, id: number, payload: Buffer): Buffer => {
-        const h = Buffer.alloc(9);
-        h.writeUIntBE(payload.length, 0, 3);
-        h[3] = type;
-        h[4] = flags;
-        h.writeUInt32BE(id, 5);
-        return Buffer.concat([h, payload]);
-      };
       sock.write(frame(4, 0, 0, Buffer.alloc(0))); // SETTINGS
       sock.write(frame(1, 0, 1, Buffer.from([0x88]))); // HEADERS :status 200, no END_HEADERS
       const cont = frame(9, 0, 1, Buffer.alloc(16_384, 0x88));
