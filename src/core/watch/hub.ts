@@ -113,19 +113,15 @@ export class WatchHub {
   notify(rev: number, changes: readonly Change[]): void {
     this.rev = rev;
     if (changes.length === 0 || (this.byKey.size === 0 && this.ranges.size === 0)) return;
-    const batches = new Map<Watcher, Change[]>();
-    const offer = (w: Watcher, c: Change): void => {
-      if (w.nextRev > rev || !wants(w, c)) return;
-      let b = batches.get(w);
-      if (b === undefined) batches.set(w, (b = []));
-      b.push(c);
-    };
+    // Made only when a watcher wants a change: most writes match none of the watchers there are.
+    let batches: Map<Watcher, Change[]> | undefined;
     for (const c of changes) {
       const k = toBin(c.kv.key);
       const set = this.byKey.get(k);
-      if (set !== undefined) for (const w of set) offer(w, c);
-      for (const w of this.ranges) if (inRange(w.opts.range, k)) offer(w, c);
+      if (set !== undefined) for (const w of set) batches = offer(batches, w, c, rev);
+      for (const w of this.ranges) if (inRange(w.opts.range, k)) batches = offer(batches, w, c, rev);
     }
+    if (batches === undefined) return;
     for (const [w, events] of batches) {
       w.nextRev = rev + 1;
       w.sentSinceProgress = true;
@@ -204,4 +200,14 @@ export class WatchHub {
 
 function wants(w: Watcher, c: Change): boolean {
   return c.type === 'put' ? !w.opts.noPut : !w.opts.noDelete;
+}
+
+/** Adds change c to watcher w's batch when w wants it; returns the batches (made on first use). */
+function offer(batches: Map<Watcher, Change[]> | undefined, w: Watcher, c: Change, rev: number): Map<Watcher, Change[]> | undefined {
+  if (w.nextRev > rev || !wants(w, c)) return batches;
+  const out = batches ?? new Map<Watcher, Change[]>();
+  const b = out.get(w);
+  if (b === undefined) out.set(w, [c]);
+  else b.push(c);
+  return out;
 }
