@@ -302,8 +302,9 @@ export class H2Connection {
     this.out.push(f);
     if (this.flushing || !this.connected) return;
     this.flushing = true;
-    // Everything written in this tick (many requests under load) leaves in one socket write.
-    process.nextTick(() => this.flush());
+    // Everything written in this turn of the event loop (the requests of every socket read in it,
+    // many under load) leaves in one socket write: fewer writes, fewer wake-ups of etcd.
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
