@@ -28,8 +28,6 @@ function i64(v: bigint, field: string): bigint {
   return v < 0n ? BigInt.asUintN(64, v) : v;
 }
 
-const varintSize = varint64Size;
-
 /** A length-delimited field of `len` payload bytes (one-byte tag). */
 function lenField(len: number): number {
   return 1 + numVarintSize(len) + len;
@@ -57,10 +55,10 @@ class Out {
 
 function headerSize(h: ResponseHeader): number {
   let n = 0;
-  if (h.clusterId !== 0n) n += 1 + varintSize(u64(h.clusterId, 'clusterId'));
-  if (h.memberId !== 0n) n += 1 + varintSize(u64(h.memberId, 'memberId'));
-  if (h.revision !== 0n) n += 1 + varintSize(i64(h.revision, 'revision'));
-  if (h.raftTerm !== 0n) n += 1 + varintSize(u64(h.raftTerm, 'raftTerm'));
+  if (h.clusterId !== 0n) n += 1 + varint64Size(u64(h.clusterId, 'clusterId'));
+  if (h.memberId !== 0n) n += 1 + varint64Size(u64(h.memberId, 'memberId'));
+  if (h.revision !== 0n) n += 1 + varint64Size(i64(h.revision, 'revision'));
+  if (h.raftTerm !== 0n) n += 1 + varint64Size(u64(h.raftTerm, 'raftTerm'));
   return n;
 }
 
@@ -76,11 +74,11 @@ function writeHeader(o: Out, h: ResponseHeader, size: number): void {
 function kvSize(kv: KeyValue): number {
   let n = 0;
   if (kv.key.length !== 0) n += lenField(kv.key.length);
-  if (kv.createRevision !== 0n) n += 1 + varintSize(i64(kv.createRevision, 'createRevision'));
-  if (kv.modRevision !== 0n) n += 1 + varintSize(i64(kv.modRevision, 'modRevision'));
-  if (kv.version !== 0n) n += 1 + varintSize(i64(kv.version, 'version'));
+  if (kv.createRevision !== 0n) n += 1 + varint64Size(i64(kv.createRevision, 'createRevision'));
+  if (kv.modRevision !== 0n) n += 1 + varint64Size(i64(kv.modRevision, 'modRevision'));
+  if (kv.version !== 0n) n += 1 + varint64Size(i64(kv.version, 'version'));
   if (kv.value.length !== 0) n += lenField(kv.value.length);
-  if (kv.lease !== 0n) n += 1 + varintSize(i64(kv.lease, 'lease'));
+  if (kv.lease !== 0n) n += 1 + varint64Size(i64(kv.lease, 'lease'));
   return n;
 }
 
@@ -101,7 +99,7 @@ export function encodeRangeResponse(m: RangeResponse): Buffer {
   const kvSizes = new Array<number>(m.kvs.length);
   for (let i = 0; i < m.kvs.length; i++) size += lenField((kvSizes[i] = kvSize(m.kvs[i]!)));
   if (m.more) size += 2;
-  if (m.count !== 0n) size += 1 + varintSize(i64(m.count, 'count'));
+  if (m.count !== 0n) size += 1 + varint64Size(i64(m.count, 'count'));
   const o = new Out(Buffer.allocUnsafe(size));
   if (m.header !== undefined) writeHeader(o, m.header, hSize);
   for (let i = 0; i < m.kvs.length; i++) writeKv(o, 18, m.kvs[i]!, kvSizes[i]!);

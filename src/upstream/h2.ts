@@ -93,15 +93,10 @@ function frameHeader(len: number, type: number, flags: number, streamId: number)
   return f;
 }
 
+/** A whole frame in one buffer (control frames, header-block pieces). */
 function frame(type: number, flags: number, streamId: number, payload: Buffer | undefined): Buffer {
-  const len = payload?.length ?? 0;
-  const f = Buffer.allocUnsafe(9 + len);
-  f.writeUIntBE(len, 0, 3);
-  f[3] = type;
-  f[4] = flags;
-  f.writeUInt32BE(streamId, 5);
-  if (payload !== undefined) payload.copy(f, 9);
-  return f;
+  const header = frameHeader(payload?.length ?? 0, type, flags, streamId);
+  return payload === undefined ? header : Buffer.concat([header, payload]);
 }
 
 function u32Frame(type: number, streamId: number, value: number): Buffer {
@@ -172,11 +167,6 @@ export class H2Connection {
     settings.writeUInt16BE(0x4, 6); // INITIAL_WINDOW_SIZE
     settings.writeUInt32BE(WINDOW_BYTES, 8);
     this.out.push(PREFACE, frame(SETTINGS, 0, 0, settings), u32Frame(WINDOW_UPDATE, 0, WINDOW_BYTES - DEFAULT_WINDOW));
-  }
-
-  /** Open streams (tests). */
-  get openStreams(): number {
-    return this.streams.size + this.queued.length;
   }
 
   /**
@@ -414,10 +404,7 @@ export class H2Connection {
         this.sayGone();
         const refused = [...this.streams.values()].filter((s) => s.id > last);
         const queued = this.queued.splice(0).map((e) => e.s);
-        for (const s of refused) {
-          this.streams.delete(s.id);
-          this.blocked.delete(s);
-        }
+        for (const s of refused) this.forget(s);
         for (const s of [...refused, ...queued]) this.finish(s, false, REFUSED_STREAM);
         this.endIfIdle();
         return;

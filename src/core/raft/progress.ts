@@ -135,6 +135,16 @@ export class Progress {
     }
   }
 
+  /**
+   * The newest append to this replicating follower, not sent yet, took more entries up to
+   * lastIndex: what is next moves past them; it still takes one in-flight slot.
+   */
+  grewLastAppend(lastIndex: number): void {
+    invariant(this.state === 'replicate', 'grew an append outside replicate');
+    this.next = lastIndex + 1;
+    this.inflights.extendLast(lastIndex);
+  }
+
   isPaused(): boolean {
     switch (this.state) {
       case 'probe':

@@ -849,11 +849,7 @@ export class Raft {
       else this.grownEntries.add((entries = [...entries, ...more]));
     }
     this.msgs[at] = { ...open, entries, commit: this.log.committed };
-    if (more.length > 0) {
-      const newEnd = end + more.length;
-      pr.next = newEnd + 1;
-      pr.inflights.extendLast(newEnd);
-    }
+    if (more.length > 0) pr.grewLastAppend(end + more.length);
     return more.length;
   }
 
