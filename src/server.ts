@@ -9,6 +9,7 @@ import { fetchMembers, type PeerTls } from './core/rafthttp/transport.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { learnerGate } from './grpc/learner.js';
+import { LazyChildLogger } from './log.js';
 import { addRecipeServices } from './grpc/recipes.js';
 import { routedUrl } from './http/go-mux.js';
 import { InstrumentedServer } from './grpc/metrics.js';
@@ -193,6 +194,10 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   // peer is one of --trusted-proxies, the socket's address otherwise.
   const app = Fastify({
     loggerInstance: httpLog as FastifyBaseLogger,
+    // A request's child logger is made when the request logs (src/log.ts), not for every request.
+    childLoggerFactory: (logger, bindings, opts) => (opts.level !== undefined || opts.serializers !== undefined
+      ? logger.child(bindings, opts)
+      : new LazyChildLogger(logger as Logger, bindings)),
     trustProxy: cfg.trustedProxies.length > 0 ? [...cfg.trustedProxies] : false,
     http: { maxHeaderSize: MAX_HEADER_BYTES },
     frameworkErrors,

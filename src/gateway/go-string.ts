@@ -11,8 +11,14 @@ function hex(n: number, width: number): string {
   return n.toString(16).padStart(width, '0');
 }
 
+/** What encoding/json escapes or replaces: quote, backslash, controls, HTML's <>&, U+2028/9, surrogates. */
+const JSON_SPECIAL = /["\\\u0000-\u001f<>&\u2028\u2029\ud800-\udfff]/;
+
 /** encoding/json's encoding of a string value, quotes included. */
 export function goJsonString(s: string): string {
+  // Most strings (keys, values, field names) have nothing to escape: one concatenation, where the
+  // loop below makes a string per character.
+  if (!JSON_SPECIAL.test(s)) return `"${s}"`;
   let out = '"';
   for (const ch of s) {
     const short = JSON_SHORT[ch];

@@ -58,10 +58,20 @@ export interface ParsedKey {
   readonly kind: KeyKind;
 }
 
+/** The four keys of one v2 node. */
+export interface NodeKeys {
+  readonly file: Buffer;
+  readonly dir: Buffer;
+  readonly birth: Buffer;
+  readonly ttl: Buffer;
+}
+
 export class KeySchema {
   private readonly base: string;
+  private readonly event: Buffer;
   constructor(readonly prefix: string = DEFAULT_V2_PREFIX) {
     this.base = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+    this.event = Buffer.from(this.base + '/event');
   }
 
   private depthPart(depth: number): string {
@@ -84,14 +94,28 @@ export class KeySchema {
     return Buffer.from(this.depthPart(depthOf(p)) + p + '\x02');
   }
 
+  /** fileKey, dirKey, birthKey and ttlKey of p, from one encoding of the path. */
+  nodeKeys(p: string): NodeKeys {
+    const file = this.fileKey(p);
+    const n = file.length;
+    const suffixed = (last: number): Buffer => {
+      const k = Buffer.allocUnsafe(n + 1);
+      file.copy(k, 0, 0, n);
+      k[n] = last;
+      return k;
+    };
+    return { file, dir: suffixed(0x2f), birth: suffixed(0x01), ttl: suffixed(0x02) };
+  }
+
   /** The whole v2 keyspace [key, rangeEnd) (what a v2 watcher watches). */
   allRange(): { key: Buffer; rangeEnd: Buffer } {
     const key = Buffer.from(this.base + '/');
     return { key, rangeEnd: prefixEnd(key) };
   }
 
+  /** P/event (one buffer for every caller: no one writes into a key). */
   eventKey(): Buffer {
-    return Buffer.from(this.base + '/event');
+    return this.event;
   }
 
   /** The range [key, rangeEnd) of the nodes `levelsBelow` levels below directory dir. */

@@ -1,8 +1,12 @@
 // v2 key paths: etcd's key normalisation (path.Clean of "/" + key) and the component helpers
 // everything else uses. A path is a cleaned string: "/" for the root, else "/a/b" (no trailing /).
 
+/** What path.Clean changes in a rooted path: an empty, "." or ".." component, or a trailing "/". */
+const UNCLEAN = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
+
 /** POSIX path.Clean, as Go's path package does it. */
 export function cleanPath(p: string): string {
+  if (p.startsWith('/') && !UNCLEAN.test(p)) return p; // already clean: most request paths
   if (p === '') return '.';
   const rooted = p.startsWith('/');
   const out: string[] = [];
@@ -49,6 +53,12 @@ export function ancestors(p: string): string[] {
   const out: string[] = [];
   for (let i = 1; i < parts.length; i++) out.push('/' + parts.slice(0, i).join('/'));
   return out;
+}
+
+/** The parent directory: "/a/b" -> "/a", "/a" -> "/" (the root is its own parent). */
+export function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
 }
 
 export function joinPath(dir: string, name: string): string {

@@ -7,7 +7,7 @@ import { V2Error } from './errors.js';
 import type { KeySchema } from './keys.js';
 import { kindOf, nodeOf, ttlFields, type StoredNode, type V2Action, type V2Event, type V2Node } from './node.js';
 import { fileAncestor, first, walkError, type PathState } from './read.js';
-import { ancestors, isRoot, joinPath } from './path.js';
+import { isRoot, joinPath, parentOf } from './path.js';
 import { deleteOp, exists, getOp, modIs, nestedTxnOp, putOp, unchangedSince } from './txn-ops.js';
 
 /**
@@ -256,15 +256,21 @@ export interface GuessedWrite {
 export function guessSet(keys: KeySchema, req: WriteRequest): GuessedWrite | undefined {
   if (req.kind !== 'set' || req.dir || req.ttl !== undefined || req.refresh === true || isRoot(req.path)) return undefined;
   const path = req.path;
+  const k = keys.nodeKeys(path);
   const compares: Compare[] = [];
-  for (const a of ancestors(path)) compares.push(modIs(keys.fileKey(a), 0n), exists(keys.dirKey(a)));
-  compares.push(modIs(keys.dirKey(path), 0n), modIs(keys.ttlKey(path), 0n));
+  // The parent's marker vouches for every ancestor: v2 writes keep a directory marker only below
+  // directories (a directory is made with its missing ancestors, never where a file is, and goes
+  // with its whole subtree; an expiring file takes only its own keys), so this one compare says
+  // what one per ancestor file and marker would. The root is always a directory.
+  const parent = parentOf(path);
+  if (!isRoot(parent)) compares.push(exists(keys.dirKey(parent)));
+  compares.push(modIs(k.dir, 0n), modIs(k.ttl, 0n));
   const ops: RequestOp[] = [
-    getOp(keys.fileKey(path)),
-    getOp(keys.birthKey(path)),
+    getOp(k.file),
+    getOp(k.birth),
     // planWrite's order: the file, its birth marker when it replaces a file, the event.
-    filePut(keys, path, req.value, undefined),
-    nestedTxnOp([exists(keys.fileKey(path))], [putOp(keys.birthKey(path), '')]),
+    putOp(k.file, req.value),
+    nestedTxnOp([exists(k.file)], [putOp(k.birth, '')]),
     eventPut(keys, 'set', path, false),
   ];
   return {

@@ -54,6 +54,10 @@ async function loggedAddress(path: string, from: string, headers: Record<string,
   assert.equal(await get(path, from, headers), 200);
   const line = lines.find((l) => l.msg === 'incoming request' && (l.req as { url?: string } | undefined)?.url === path);
   assert.ok(line !== undefined, `a request log line for ${path}`);
+  // The request's (lazily made) child logger carries the request ID and the http component.
+  assert.equal(line.component, 'http');
+  assert.ok(typeof line.reqId === 'string' && line.reqId !== '', 'a request ID');
+  assert.ok(lines.some((l) => l.msg === 'request completed' && l.reqId === line.reqId), 'the completion line has the same request ID');
   return (line.req as { remoteAddress?: unknown }).remoteAddress;
 }
 

@@ -6,7 +6,7 @@ import { parseForm } from '../../src/http/v2/form.js';
 import { parseKeysRequest } from '../../src/http/v2/params.js';
 import { eventJson } from '../../src/http/v2/render.js';
 import { cleanPath, inOrderName, KeySchema, normalizeKey, V2Error } from '../../src/v2/index.js';
-import { components, depthOf } from '../../src/v2/path.js';
+import { components, depthOf, parentOf } from '../../src/v2/path.js';
 
 test('cleanPath and normalizeKey follow Go path.Clean', () => {
   assert.equal(cleanPath('/a//b/./c/../d/'), '/a/b/d');
@@ -14,6 +14,13 @@ test('cleanPath and normalizeKey follow Go path.Clean', () => {
   assert.equal(normalizeKey('/'), '/');
   assert.equal(normalizeKey('a/b/'), '/a/b');
   assert.equal(cleanPath('/../x'), '/x');
+  // Clean paths come back as they are; every other shape goes through the components.
+  for (const clean of ['/', '/a', '/a/b', '/a/..b', '/a/.b', '/a/b..', '/.a/b.', '/_x/y']) assert.equal(cleanPath(clean), clean);
+  const cases: [string, string][] = [
+    ['/a/', '/a'], ['//', '/'], ['/.', '/'], ['/..', '/'], ['/a/.', '/a'], ['/a/..', '/'], ['/a/./b', '/a/b'],
+    ['/a/../b', '/b'], ['/a//b', '/a/b'], ['/a/b/../../..', '/'], ['a/b', 'a/b'], ['../a', '../a'], ['', '.'],
+  ];
+  for (const [input, want] of cases) assert.equal(cleanPath(input), want, input);
 });
 
 test('key schema: depth-encoded keys, one range per directory level', () => {
@@ -21,6 +28,13 @@ test('key schema: depth-encoded keys, one range per directory level', () => {
   assert.equal(k.fileKey('/a/b').toString(), '/v2/002/a/b');
   assert.equal(k.dirKey('/a').toString(), '/v2/001/a/');
   assert.equal(k.birthKey('/a').toString(), '/v2/001/a\x01');
+  for (const p of ['/a', '/a/b/c', '/ünï/ç😀']) {
+    const n = k.nodeKeys(p);
+    assert.deepEqual([n.file, n.dir, n.birth, n.ttl], [k.fileKey(p), k.dirKey(p), k.birthKey(p), k.ttlKey(p)], p);
+  }
+  assert.equal(parentOf('/a/b/c'), '/a/b');
+  assert.equal(parentOf('/a'), '/');
+  assert.equal(parentOf('/'), '/');
   assert.equal(k.levelRange('/', 1).key.toString(), '/v2/001/');
   assert.equal(k.levelRange('/a', 2).key.toString(), '/v2/003/a/');
   assert.deepEqual(k.parse(Buffer.from('/v2/002/a/b/')), { path: '/a/b', kind: 'dir' });
