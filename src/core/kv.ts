@@ -88,7 +88,7 @@ function putOp(store: MvccStore, txn: WriteTxn, p: PutRequest): PutResponse {
   if ((p.ignoreValue || p.ignoreLease) && cur === undefined) throw new EtcdError('keyNotFound');
   const value = p.ignoreValue ? cur!.value : p.value;
   const lease = p.ignoreLease ? cur!.lease : p.lease;
-  txn.put(p.key, value, lease);
+  txn.put(k, value, lease);
   return {
     header: revHeader(txn.readRev),
     prevKv: p.prevKv && cur !== undefined ? toKeyValue(cur) : undefined,
@@ -112,13 +112,13 @@ function compareOne(c: Compare, kv: KV | undefined): boolean {
       result = Buffer.compare(kv?.value ?? EMPTY, u?.$case === 'value' ? u.value : EMPTY);
       break;
     case CmpTarget.CREATE:
-      result = cmpBig(BigInt(kv?.createRev ?? 0), u?.$case === 'createRevision' ? u.value : 0n);
+      result = cmpBig(kv?.createRev ?? 0, u?.$case === 'createRevision' ? u.value : 0n);
       break;
     case CmpTarget.MOD:
-      result = cmpBig(BigInt(kv?.modRev ?? 0), u?.$case === 'modRevision' ? u.value : 0n);
+      result = cmpBig(kv?.modRev ?? 0, u?.$case === 'modRevision' ? u.value : 0n);
       break;
     case CmpTarget.VERSION:
-      result = cmpBig(BigInt(kv?.version ?? 0), u?.$case === 'version' ? u.value : 0n);
+      result = cmpBig(kv?.version ?? 0, u?.$case === 'version' ? u.value : 0n);
       break;
     case CmpTarget.LEASE:
       result = cmpBig(kv?.lease ?? 0n, u?.$case === 'lease' ? u.value : 0n);
@@ -133,12 +133,20 @@ function compareOne(c: Compare, kv: KV | undefined): boolean {
   }
 }
 
-function cmpBig(a: bigint, b: bigint): number {
+/** Exact for any mix: JS orders a number against a bigint by value (no BigInt made per compare). */
+function cmpBig(a: number | bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** etcd's applyCompare: every existing key in the range must satisfy it; VALUE on none fails. */
 function compare(store: MvccStore, c: Compare): boolean {
+  if (c.rangeEnd.length === 0) {
+    // One key (most compares): its current value, without a range result (counted as a range,
+    // as etcd's etcd_mvcc_range_total counts a compare's).
+    store.counts.ranges++;
+    const kv = store.get(toBin(c.key), store.currentRev);
+    return kv === undefined && c.target === CmpTarget.VALUE ? false : compareOne(c, kv);
+  }
   const { kvs } = store.range(keyRange(c.key, c.rangeEnd), store.currentRev, 0, false);
   if (kvs.length === 0) return c.target === CmpTarget.VALUE ? false : compareOne(c, undefined);
   return kvs.every((kv) => compareOne(c, kv));

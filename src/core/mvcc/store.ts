@@ -231,8 +231,8 @@ export class WriteTxn {
     return this.changes.length > 0 ? this.rev : this.rev - 1;
   }
 
-  put(key: Buffer, value: Buffer, lease: bigint): KV | undefined {
-    const k = toBin(key);
+  /** Puts the key `k` (a binary string, see util/bytes.ts). */
+  put(k: string, value: Buffer, lease: bigint): KV | undefined {
     const e = this.store.writeKey(k);
     const prev = e.cur;
     this.store.counts.puts++;
