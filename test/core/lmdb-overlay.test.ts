@@ -30,14 +30,19 @@ test('scans and gets see staged records before, during and after their commit, o
     assert.deepEqual(scan(st), ['2.0=a', '2.1=b', '3.0=c', '4.0=d'], 'one commit in flight, one record staged');
     assert.deepEqual(scan(st, 3, 4), ['3.0=c'], 'range bounds apply to staged records');
     assert.equal(decodeRecord(st.getRecord(4, 0)!).kv.value.toString(), 'd');
+    // Staged after a read made the overlay: the next read sees it too.
+    st.stage({ t: 'rec', main: 5, sub: 0, record: rec('e') });
+    assert.equal(decodeRecord(st.getRecord(5, 0)!).kv.value.toString(), 'e');
+    assert.deepEqual(scan(st, 4, 6), ['4.0=d', '5.0=e']);
     await inFlight;
-    assert.deepEqual(scan(st), ['2.0=a', '2.1=b', '3.0=c', '4.0=d'], 'nothing twice after the commit landed');
+    assert.deepEqual(scan(st), ['2.0=a', '2.1=b', '3.0=c', '4.0=d', '5.0=e'], 'nothing twice after the commit landed');
+    await st.commit();
     // Compaction removes an old record: hidden at once, gone from LMDB after the commit.
     st.stage({ t: 'rec', main: 2, sub: 0, record: null });
     assert.equal(st.getRecord(2, 0), undefined);
-    assert.deepEqual(scan(st), ['2.1=b', '3.0=c', '4.0=d']);
+    assert.deepEqual(scan(st), ['2.1=b', '3.0=c', '4.0=d', '5.0=e']);
     await st.commit();
-    assert.deepEqual(scan(st), ['2.1=b', '3.0=c', '4.0=d']);
+    assert.deepEqual(scan(st), ['2.1=b', '3.0=c', '4.0=d', '5.0=e']);
   } finally {
     await st.close();
     await removeTempDir(dir);

@@ -54,10 +54,17 @@ export class LmdbStorage implements MvccStorage {
   private readonly records: Database<Buffer, Buffer>;
   private readonly meta: Database<Buffer, string>;
   private readonly leases: Database<Buffer, Buffer>;
-  /** Staged and not yet committed records, by latin1 revision key; a null record = deleted. */
-  private readonly overlay = new Map<string, StagedRecord>();
   /** Record and lease writes in stage order; each record carries its key, encoded once. */
-  private staged: (StagedRecord | Extract<StorageOp, { t: 'lease' }>)[] = [];
+  private staged: StagedOp[] = [];
+  /** The staged writes of commits started and not landed yet (oldest first). */
+  private landing: StagedOp[][] = [];
+  /**
+   * The overlay: records of `landing` and of `staged` up to `indexedStaged`, by latin1 revision
+   * key (a null record = deleted). Made on the first read that needs it and dropped when a commit
+   * starts or lands: writes only append to `staged`, reads of uncommitted history are rare.
+   */
+  private overlayIndex: Map<string, StagedRecord> | undefined;
+  private indexedStaged = 0;
   /**
    * Metadata staged since the last commit, by name: only the newest value of a name reaches LMDB
    * (the current revision and the consistent index change on every apply, and a batch of N puts
@@ -105,12 +112,26 @@ export class LmdbStorage implements MvccStorage {
     this.leases = this.root.openDB<Buffer, Buffer>({ name: 'lease', keyEncoding: 'binary', encoding: 'binary' });
   }
 
+  /** The overlay (see overlayIndex), brought up to date; undefined when nothing is uncommitted. */
+  private overlay(): Map<string, StagedRecord> | undefined {
+    if (this.staged.length === 0 && this.landing.length === 0) return undefined;
+    let index = this.overlayIndex;
+    if (index === undefined) {
+      index = this.overlayIndex = new Map();
+      this.indexedStaged = 0;
+      for (const ops of this.landing) for (const op of ops) if (op.t === 'staged') index.set(op.key.toString('latin1'), op);
+    }
+    for (; this.indexedStaged < this.staged.length; this.indexedStaged++) {
+      const op = this.staged[this.indexedStaged]!;
+      if (op.t === 'staged') index.set(op.key.toString('latin1'), op);
+    }
+    return index;
+  }
+
   getRecord(main: number, sub: number): Buffer | undefined {
     const k = revKey(main, sub);
-    if (this.overlay.size > 0) {
-      const staged = this.overlay.get(k.toString('latin1'));
-      if (staged !== undefined) return staged.record === null ? undefined : encodeRecord(staged.record.kv, staged.record.tombstone);
-    }
+    const staged = this.overlay()?.get(k.toString('latin1'));
+    if (staged !== undefined) return staged.record === null ? undefined : encodeRecord(staged.record.kv, staged.record.tombstone);
     return this.records.getBinary(k) ?? undefined;
   }
 
@@ -124,13 +145,14 @@ export class LmdbStorage implements MvccStorage {
   *scanRecords(fromMain: number, toMain: number): Iterable<{ main: number; sub: number; value: Buffer }> {
     let last: Buffer | undefined;
     for (const { key, value } of this.records.getRange({ start: revKey(fromMain, 0), end: revKey(toMain, 0) })) {
-      if (this.overlay.size > 0 && this.overlay.get(key.toString('latin1'))?.record === null) continue;
+      if (this.overlay()?.get(key.toString('latin1'))?.record === null) continue;
       const { main, sub } = parseRevKey(key);
       last = key;
       yield { main, sub, value: Buffer.from(value) };
     }
-    if (this.overlay.size === 0) return;
-    for (const rec of this.overlay.values()) {
+    const overlay = this.overlay();
+    if (overlay === undefined) return;
+    for (const rec of overlay.values()) {
       if (rec.record === null || rec.main < fromMain || rec.main >= toMain) continue;
       if (last !== undefined && Buffer.compare(rec.key, last) <= 0) continue;
       yield { main: rec.main, sub: rec.sub, value: encodeRecord(rec.record.kv, rec.record.tombstone) };
@@ -151,9 +173,7 @@ export class LmdbStorage implements MvccStorage {
     switch (op.t) {
       case 'rec': {
         const key = revKey(op.main, op.sub);
-        const rec: StagedRecord = { t: 'staged', key, id: key.toString('latin1'), main: op.main, sub: op.sub, record: op.record };
-        this.staged.push(rec);
-        this.overlay.set(rec.id, rec);
+        this.staged.push({ t: 'staged', key, main: op.main, sub: op.sub, record: op.record });
         if (op.record !== null) this.stagedBytes += op.record.kv.key.length + op.record.kv.value.length;
         break;
       }
@@ -228,6 +248,8 @@ export class LmdbStorage implements MvccStorage {
     const ops = this.staged;
     const meta = this.stagedMeta;
     this.staged = [];
+    this.landing.push(ops);
+    this.overlayIndex = undefined;
     this.stagedMeta = new Map();
     const bytes = this.stagedBytes;
     this.stagedBytes = 0;
@@ -258,9 +280,9 @@ export class LmdbStorage implements MvccStorage {
     const committed = done.catch(async (e: unknown) => { throw await commitFailure(e); }).finally(() => { this.inFlightBytes -= bytes; });
     return committed.then(() => {
       this.onCommitSeconds?.((performance.now() - t0) / 1000);
-      for (const op of ops) {
-        if (op.t === 'staged' && this.overlay.get(op.id) === op) this.overlay.delete(op.id);
-      }
+      const i = this.landing.indexOf(ops);
+      if (i >= 0) this.landing.splice(i, 1);
+      this.overlayIndex = undefined;
     });
   }
 
@@ -277,7 +299,8 @@ export class LmdbStorage implements MvccStorage {
         lease: src.openDB<Buffer, Buffer>({ name: 'lease', keyEncoding: 'binary', encoding: 'binary' }),
       };
       const kept = keep.map((n) => [n, this.meta.getBinary(n)] as const);
-      this.overlay.clear();
+      this.overlayIndex = undefined;
+      this.landing = [];
       this.staged = [];
       this.stagedBytes = 0;
       await this.root.transaction(() => {
@@ -345,12 +368,13 @@ export class LmdbStorage implements MvccStorage {
   }
 }
 
-/** A staged record write: its LMDB key and the overlay's string form of it, computed once. */
+/** A staged record write and its LMDB key, encoded once. */
 interface StagedRecord {
   readonly t: 'staged';
   readonly key: Buffer;
-  readonly id: string;
   readonly main: number;
   readonly sub: number;
   readonly record: DecodedRecord | null;
 }
+
+type StagedOp = StagedRecord | Extract<StorageOp, { t: 'lease' }>;
