@@ -37,10 +37,14 @@ export class Endpoint {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
       'grpc.min_reconnect_backoff_ms': 100,
-      // A member that vanished without closing the connection (power loss, partition) is noticed.
+      // A member that vanished without closing the connection (power loss, partition) is noticed
+      // while watch or lease streams are open. Not on an idle connection: etcd's server refuses
+      // pings without streams (PermitWithoutStream false) and answers a third with GOAWAY
+      // too_many_pings; an idle connection has no call to lose, and the next call finds a dead
+      // member by its deadline.
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.keepalive_permit_without_calls': 0,
       'grpc.max_receive_message_length': 2 ** 31 - 1,
       'grpc.max_send_message_length': maxMessageBytes,
     };
