@@ -81,14 +81,21 @@ export function candidatesOf(keys: KeySchema, rev: number, events: readonly Even
 
 /** The v2 candidates of one watch response, revision by revision, in revision order. */
 export function candidatesOfResponse(keys: KeySchema, events: readonly Event[]): { rev: number; cand: Candidate }[] {
-  const byRev = new Map<number, Event[]>();
-  for (const e of events) {
-    const rev = Number(e.kv?.modRevision ?? 0n);
-    let list = byRev.get(rev);
-    if (!list) byRev.set(rev, (list = []));
-    list.push(e);
+  const revOf = (e: Event): number => Number(e.kv?.modRevision ?? 0n);
+  // Watch responses come in revision order; a stable sort would keep each revision's events in
+  // their order otherwise.
+  let ordered = true;
+  for (let i = 1; i < events.length && ordered; i++) ordered = revOf(events[i]!) >= revOf(events[i - 1]!);
+  const evs = ordered ? events : [...events].sort((a, b) => revOf(a) - revOf(b));
+  const out: { rev: number; cand: Candidate }[] = [];
+  for (let start = 0; start < evs.length;) {
+    const rev = revOf(evs[start]!);
+    let end = start + 1;
+    while (end < evs.length && revOf(evs[end]!) === rev) end++;
+    for (const cand of candidatesOf(keys, rev, start === 0 && end === evs.length ? evs : evs.slice(start, end))) out.push({ rev, cand });
+    start = end;
   }
-  return [...byRev].sort((a, b) => a[0] - b[0]).flatMap(([rev, evs]) => candidatesOf(keys, rev, evs).map((cand) => ({ rev, cand })));
+  return out;
 }
 
 /**

@@ -7,6 +7,8 @@ import { parseKeysRequest } from '../../src/http/v2/params.js';
 import { eventJson } from '../../src/http/v2/render.js';
 import { cleanPath, inOrderName, KeySchema, normalizeKey, V2Error } from '../../src/v2/index.js';
 import { components, depthOf, parentOf } from '../../src/v2/path.js';
+import { candidatesOfResponse } from '../../src/v2/watch.js';
+import { Event_EventType, type Event } from '../../src/gen/mvccpb/kv.js';
 
 test('cleanPath and normalizeKey follow Go path.Clean', () => {
   assert.equal(cleanPath('/a//b/./c/../d/'), '/a/b/d');
@@ -96,4 +98,23 @@ test('depthOf counts the components without splitting, for any string', () => {
   for (const p of ['/', '/a', '/a/b', '/a/b/c', '/ab/cde/f', '/a//b', '/a/', '//', 'a', 'a/b', '', '/ü/ß']) {
     assert.equal(depthOf(p), components(p).length, p);
   }
+});
+
+test('candidatesOfResponse: one candidate list per revision, in revision order, whatever the event order', () => {
+  const k = new KeySchema('/v2');
+  const ev = (type: Event_EventType, key: Buffer, rev: number, value = ''): Event => ({
+    type, kv: { key, createRevision: BigInt(rev), modRevision: BigInt(rev), version: 1n, value: Buffer.from(value), lease: 0n }, prevKv: undefined,
+  });
+  const record = (action: string, key: string): string => JSON.stringify({ action, key, dir: false });
+  const at5 = [ev(Event_EventType.PUT, k.fileKey('/a'), 5, 'x'), ev(Event_EventType.PUT, k.eventKey(), 5, record('update', '/a'))];
+  const at3 = ev(Event_EventType.DELETE, k.fileKey('/b'), 3);
+  const at7 = ev(Event_EventType.PUT, k.fileKey('/c'), 7, 'y');
+  const want = [
+    { rev: 3, cand: { action: 'expire', key: '/b', dir: false, rev: 3, inferred: true } },
+    { rev: 5, cand: { action: 'update', key: '/a', dir: false, rev: 5, inferred: false } },
+    { rev: 7, cand: { action: 'set', key: '/c', dir: false, rev: 7, inferred: false } },
+  ];
+  assert.deepEqual(candidatesOfResponse(k, [at3, ...at5, at7]), want, 'in order');
+  assert.deepEqual(candidatesOfResponse(k, [at5[0]!, at7, at3, at5[1]!]), want, 'shuffled, a revision split');
+  assert.deepEqual(candidatesOfResponse(k, []), []);
 });
