@@ -16,6 +16,10 @@
 // birth markers, so a listing costs O(children); a recursive listing reads depth d+1, d+2, ... at one
 // revision until a level is empty. Depth is limited to 999 (and by the txn op limit, see write.ts).
 //
+// Kept by every v2 write (each txn guarded on what it read): a directory marker exists only where
+// every ancestor has one and no file key shares its path; a file only below directories. A set's
+// guess (write.ts guessSet) relies on it to check one parent marker instead of every ancestor.
+//
 // Indexes are v3 revisions: X-Etcd-Index = the store revision, modifiedIndex = mod_revision of the
 // file key (directory: of its marker), createdIndex = create_revision of that key, except for a file
 // that a v2 `set` replaced in place: v3 keeps create_revision across puts but v2 gives the replaced
