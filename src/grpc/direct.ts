@@ -12,6 +12,7 @@ import { TLSSocket } from 'node:tls';
 import type { CallContext } from '../backend/index.js';
 import { callContext } from '../listener/client-cn.js';
 import type { GrpcMethodMetrics } from '../metrics/index.js';
+import { grpcFrame } from '../util/grpc-message.js';
 
 /** One unary method: how its request is read, how it runs, how its answer is written. */
 export interface DirectMethod {
@@ -104,13 +105,9 @@ export function serveDirect(stream: ServerHttp2Stream, headers: IncomingHttpHead
     answered = true;
     clearTimeout(timer);
     if (stream.destroyed || stream.closed) return;
-    const frame = Buffer.allocUnsafe(5 + bytes.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(bytes.length, 1);
-    frame.set(bytes, 5);
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-    stream.end(frame);
+    stream.end(grpcFrame(bytes));
   };
 
   const timeout = first(headers['grpc-timeout']);

@@ -10,6 +10,7 @@
 // "No connection established ...", grpc-js's wording, which errors.ts treats as "never executed"
 // (safe to resend even a write).
 import { status } from '@grpc/grpc-js';
+import { grpcFrame } from '../util/grpc-message.js';
 import { encodeLiterals, type HeaderField } from '../util/hpack.js';
 import { H2Connection, MAX_RESPONSE_BYTES, REFUSED_STREAM, type H2Result } from './h2.js';
 import type { UpstreamTls } from './pool.js';
@@ -89,10 +90,6 @@ export class UnaryChannel {
     if (left <= 0) return cb(new UnaryError(status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
     const conn = this.connection();
     const block = this.headerBlock(m.path, left, token);
-    const frame = Buffer.allocUnsafe(5 + msg.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(msg.length, 1);
-    msg.copy(frame, 5);
     const wasConnected = conn.connected;
     let timer: NodeJS.Timeout | undefined;
     let done = false;
@@ -102,7 +99,7 @@ export class UnaryChannel {
       clearTimeout(timer);
       cb(err, resp);
     };
-    const id = conn.request(block, frame, (r) => finish(...this.outcome(m, r, conn, wasConnected)));
+    const id = conn.request(block, grpcFrame(msg), (r) => finish(...this.outcome(m, r, conn, wasConnected)));
     if (id === undefined) {
       // The connection stopped taking streams between the check above and now: nothing was sent.
       return cb(new UnaryError(status.UNAVAILABLE, `No connection established. Last error: ${conn.lastError || 'connection closing'}`));

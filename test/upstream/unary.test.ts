@@ -9,6 +9,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { KVService, PutRequest, PutResponse, RangeRequest } from '../../src/gen/etcdserverpb/rpc.js';
 import { UnaryChannel, type UnaryError } from '../../src/upstream/unary.js';
+import { grpcFrame } from '../../src/util/grpc-message.js';
 import { frame } from '../helpers/h2.js';
 
 type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void;
@@ -29,13 +30,6 @@ async function server(handle: Handler, settings: http2.Settings = {}, opts: http
     srv, address: `127.0.0.1:${(srv.address() as AddressInfo).port}`,
     close: () => new Promise<void>((r) => { for (const s of sessions) s.destroy(); srv.close(() => r()); }),
   };
-}
-
-function grpcFrame(msg: Uint8Array): Buffer {
-  const f = Buffer.alloc(5 + msg.length);
-  f.writeUInt32BE(msg.length, 1);
-  f.set(msg, 5);
-  return f;
 }
 
 /** Answers a Put with a header whose revision is the request value's length (so sizes show). */
