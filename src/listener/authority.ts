@@ -17,27 +17,17 @@
 // for life: the server's HPACK decoder never saw the client's dynamic-table entries, so no later
 // block may pass unchanged.
 import { CLIENT_CN_HEADER } from './client-cn.js';
+import {
+  ACK, CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER_BYTES, frameBlock, HEADERS, MIN_MAX_FRAME, PADDED, PREFACE,
+  PRIORITY, PRIORITY_FRAME, SETTINGS, WINDOW_UPDATE,
+} from '../util/h2-frames.js';
 import { encodeLiterals, HpackDecoder, type HeaderField } from '../util/hpack.js';
 
 // The header's home is client-cn.ts; re-exported for the callers that knew it from here.
 export { CLIENT_CN_HEADER };
 
-const PREFACE_LENGTH = 24;
-const FRAME_HEADER = 9;
-const HEADERS = 0x1;
-const PRIORITY_FRAME = 0x2;
-const SETTINGS = 0x4;
-const WINDOW_UPDATE = 0x8;
-const CONTINUATION = 0x9;
-const ACK = 0x1;
-const END_STREAM = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY = 0x20;
 /** A header block's encoded bytes beyond this end the connection (far above any gRPC metadata limit). */
 const MAX_BLOCK = 1 << 20;
-/** Every HTTP/2 endpoint accepts frames this large (SETTINGS_MAX_FRAME_SIZE's floor). */
-const MAX_FRAME = 16384;
 /** What nghttp2 accepts in an authority (its check_authority): anything else stays for it to reject. */
 const AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@[\]%]+$/;
 
@@ -68,7 +58,7 @@ export class AuthorityRewriter {
   /** The listener may still hand the socket itself to grpc-js (see deciding). */
   private handOverOpen = true;
   private passThrough = false;
-  private preface = PREFACE_LENGTH;
+  private preface = PREFACE.length;
   /** Payload bytes of the current pass-through frame still to forward. */
   private passing = 0;
   /** A frame header split across chunks, or a header-block frame being collected. */
@@ -140,12 +130,12 @@ export class AuthorityRewriter {
       if (this.frameHeader === undefined) {
         let header: Buffer;
         let straddled = false;
-        if (this.pendingLength === 0 && avail >= FRAME_HEADER) {
-          header = chunk.subarray(pos, pos + FRAME_HEADER);
+        if (this.pendingLength === 0 && avail >= FRAME_HEADER_BYTES) {
+          header = chunk.subarray(pos, pos + FRAME_HEADER_BYTES);
         } else {
           // A frame header split across chunks: the only bytes copied outside header blocks.
-          buffer(Math.min(FRAME_HEADER - this.pendingLength, avail));
-          if (this.pendingLength < FRAME_HEADER) break;
+          buffer(Math.min(FRAME_HEADER_BYTES - this.pendingLength, avail));
+          if (this.pendingLength < FRAME_HEADER_BYTES) break;
           header = this.drain();
           straddled = true;
         }
@@ -155,7 +145,7 @@ export class AuthorityRewriter {
           if (length !== 0) throw new Error('SETTINGS ACK with a payload');
           if (!straddled) {
             flush();
-            pos += FRAME_HEADER;
+            pos += FRAME_HEADER_BYTES;
             runStart = pos;
           }
           this.ackDropped = true;
@@ -168,10 +158,10 @@ export class AuthorityRewriter {
         if (type === HEADERS || type === CONTINUATION) {
           // The server announces no larger SETTINGS_MAX_FRAME_SIZE: nghttp2 would end the
           // connection with FRAME_SIZE_ERROR; this also bounds what is buffered here.
-          if (length > MAX_FRAME) throw new Error('header frame larger than SETTINGS_MAX_FRAME_SIZE');
+          if (length > MIN_MAX_FRAME) throw new Error('header frame larger than SETTINGS_MAX_FRAME_SIZE');
           if (!straddled) {
             flush();
-            pos += FRAME_HEADER;
+            pos += FRAME_HEADER_BYTES;
             runStart = pos;
             header = Buffer.from(header); // the chunk's slice is not kept past this call
           }
@@ -179,7 +169,7 @@ export class AuthorityRewriter {
           if (length === 0) this.frame(out, header, Buffer.alloc(0));
         } else {
           if (straddled) out.push(header);
-          else pos += FRAME_HEADER;
+          else pos += FRAME_HEADER_BYTES;
           this.passing = length;
         }
         continue;
@@ -272,29 +262,4 @@ export class AuthorityRewriter {
     kept.push(...this.extra);
     out.push(...frameBlock(block.streamId, block.flags & END_STREAM, block.priority, encodeLiterals(kept)));
   }
-}
-
-/** HEADERS (+ CONTINUATION) frames carrying one header block, unpadded, each within MAX_FRAME. */
-export function frameBlock(streamId: number, endStream: number, priority: Buffer | undefined, block: Buffer): Buffer[] {
-  const frames: Buffer[] = [];
-  const firstRoom = MAX_FRAME - (priority?.length ?? 0);
-  let pos = 0;
-  let first = true;
-  do {
-    const room = first ? firstRoom : MAX_FRAME;
-    const piece = block.subarray(pos, pos + room);
-    pos += piece.length;
-    const last = pos >= block.length;
-    const prefix = first ? priority : undefined;
-    const header = Buffer.alloc(FRAME_HEADER);
-    header.writeUIntBE(piece.length + (prefix?.length ?? 0), 0, 3);
-    header[3] = first ? HEADERS : CONTINUATION;
-    header[4] = (first ? endStream | (prefix !== undefined ? PRIORITY : 0) : 0) | (last ? END_HEADERS : 0);
-    header.writeUInt32BE(streamId, 5);
-    frames.push(header);
-    if (prefix !== undefined) frames.push(prefix);
-    frames.push(piece);
-    first = false;
-  } while (pos < block.length);
-  return frames;
 }

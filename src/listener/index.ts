@@ -12,10 +12,10 @@ import { certCommonName, clientCnField } from './client-cn.js';
 import { handOverGrpc } from './rewrite-stream.js';
 import { allowHalfClose } from '../http/half-close.js';
 import { identityRefusal } from '../tls/identity.js';
+import { PREFACE } from '../util/h2-frames.js';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { TlsFiles } from '../tls/files.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 export interface ClientListener {
   readonly server: Server;

@@ -14,10 +14,11 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AuthorityRewriter } from './authority.js';
+import { frameHeader, SETTINGS } from '../util/h2-frames.js';
 import type { HeaderField } from '../util/hpack.js';
 
 /** A SETTINGS frame with no parameters on stream 0: the server connection preface. */
-const SERVER_PREFACE = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+const SERVER_PREFACE = frameHeader(0, SETTINGS, 0, 0);
 /**
  * A client that sends no request this long after connecting is put on the rewriter. Long enough
  * for clients that connect first and call a little later (grpc-js's waitForReady, pools); short

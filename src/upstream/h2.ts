@@ -12,24 +12,13 @@
 // the server ends the connection and fails its streams. Server push is refused in SETTINGS.
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import {
+  ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, frameBlock, frameHeader, GOAWAY, HEADERS, MIN_MAX_FRAME, PADDED, PING, PREFACE, PRIORITY,
+  PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE,
+} from '../util/h2-frames.js';
 import { HpackDecoder, type HeaderField } from '../util/hpack.js';
 import type { UpstreamTls } from './pool.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const DATA = 0;
-const HEADERS = 1;
-const RST_STREAM = 3;
-const SETTINGS = 4;
-const PUSH_PROMISE = 5;
-const PING = 6;
-const GOAWAY = 7;
-const WINDOW_UPDATE = 8;
-const CONTINUATION = 9;
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY = 0x20;
 /** RST_STREAM / GOAWAY error codes this side uses or reads. */
 export const NO_ERROR = 0;
 export const PROTOCOL_ERROR = 1;
@@ -37,8 +26,6 @@ const FLOW_CONTROL_ERROR = 3;
 export const REFUSED_STREAM = 7;
 export const CANCEL = 8;
 const DEFAULT_WINDOW = 65_535;
-/** The largest frame this side accepts (the default; we do not raise SETTINGS_MAX_FRAME_SIZE). */
-const MAX_FRAME_IN = 16_384;
 const MAX_STREAM_ID = 2 ** 31 - 1;
 /** Receive windows (connection and each stream): a big answer must not wait for round trips. */
 export const WINDOW_BYTES = 64 * 1024 * 1024;
@@ -83,16 +70,6 @@ interface Stream {
   headersSeen: boolean;
 }
 
-/** A frame's 9-byte header (the payload is written after it as its own buffer). */
-function frameHeader(len: number, type: number, flags: number, streamId: number): Buffer {
-  const f = Buffer.allocUnsafe(9);
-  f.writeUIntBE(len, 0, 3);
-  f[3] = type;
-  f[4] = flags;
-  f.writeUInt32BE(streamId, 5);
-  return f;
-}
-
 /** A whole frame in one buffer (control frames, header-block pieces). */
 function frame(type: number, flags: number, streamId: number, payload: Buffer | undefined): Buffer {
   const header = frameHeader(payload?.length ?? 0, type, flags, streamId);
@@ -135,7 +112,7 @@ export class H2Connection {
   private block: { streamId: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
   private sendWindow = DEFAULT_WINDOW;
   private peerInitialWindow = DEFAULT_WINDOW;
-  private peerMaxFrame = 16_384;
+  private peerMaxFrame = MIN_MAX_FRAME;
   private peerMaxStreams = Infinity;
   private recvUnacked = 0;
   private pingTimer: NodeJS.Timeout | undefined;
@@ -256,17 +233,7 @@ export class H2Connection {
   private open(s: Stream, block: Buffer): void {
     this.streams.set(s.id, s);
     s.sendWindow = this.peerInitialWindow;
-    const max = this.peerMaxFrame;
-    const noBody = s.body.length === 0 ? END_STREAM : 0;
-    if (block.length <= max) {
-      this.write(frameHeader(block.length, HEADERS, END_HEADERS | noBody, s.id));
-      this.write(block);
-    } else {
-      this.write(frame(HEADERS, noBody, s.id, block.subarray(0, max)));
-      for (let at = max; at < block.length; at += max) {
-        this.write(frame(CONTINUATION, at + max >= block.length ? END_HEADERS : 0, s.id, block.subarray(at, at + max)));
-      }
-    }
+    for (const f of frameBlock(s.id, s.body.length === 0 ? END_STREAM : 0, undefined, block, this.peerMaxFrame)) this.write(f);
     if (s.body.length > 0) this.sendBody(s);
   }
 
@@ -330,7 +297,8 @@ export class H2Connection {
     this.pending = undefined;
     while (buf.length >= 9 && !this.ended) {
       const len = buf.readUIntBE(0, 3);
-      if (len > MAX_FRAME_IN) return this.fail(`frame of ${len} bytes (FRAME_SIZE_ERROR)`);
+      // The largest frame this side accepts: it does not raise SETTINGS_MAX_FRAME_SIZE.
+      if (len > MIN_MAX_FRAME) return this.fail(`frame of ${len} bytes (FRAME_SIZE_ERROR)`);
       if (buf.length < 9 + len) break;
       const type = buf[3]!;
       const flags = buf[4]!;
@@ -454,7 +422,7 @@ export class H2Connection {
         break;
       }
       case 0x5: // MAX_FRAME_SIZE
-        if (value < 16_384 || value > 16_777_215) return this.fail('bad MAX_FRAME_SIZE');
+        if (value < MIN_MAX_FRAME || value > 16_777_215) return this.fail('bad MAX_FRAME_SIZE');
         this.peerMaxFrame = value;
         break;
       default: // HEADER_TABLE_SIZE (we never index), ENABLE_PUSH, MAX_HEADER_LIST_SIZE, unknown
