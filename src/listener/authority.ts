@@ -18,8 +18,8 @@
 // block may pass unchanged.
 import { CLIENT_CN_HEADER } from './client-cn.js';
 import {
-  ACK, CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER_BYTES, frameBlock, HEADERS, MIN_MAX_FRAME, PADDED, PREFACE,
-  PRIORITY, PRIORITY_FRAME, SETTINGS, WINDOW_UPDATE,
+  ACK, CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER_BYTES, frameBlock, HEADERS, headersFragment, MIN_MAX_FRAME, PREFACE,
+  PRIORITY_FRAME, SETTINGS, WINDOW_UPDATE,
 } from '../util/h2-frames.js';
 import { encodeLiterals, HpackDecoder, type HeaderField } from '../util/hpack.js';
 
@@ -206,20 +206,9 @@ export class AuthorityRewriter {
     const streamId = header.readUInt32BE(5) & 0x7fffffff;
     if (type === HEADERS) {
       if (this.block !== undefined) throw new Error('HEADERS inside a header block');
-      let start = 0;
-      let end = payload.length;
-      if (flags & PADDED) {
-        if (payload.length < 1) throw new Error('HEADERS too short');
-        end -= payload[0]!;
-        start = 1;
-      }
-      let priority: Buffer | undefined;
-      if (flags & PRIORITY) {
-        priority = payload.subarray(start, start + 5);
-        start += 5;
-      }
-      if (end < start) throw new Error('HEADERS padding too long');
-      this.block = { streamId, flags, priority, fragments: [payload.subarray(start, end)], raw: [header, payload], bytes: payload.length };
+      const h = headersFragment(flags, payload);
+      if (h === undefined) throw new Error('HEADERS padding or priority fields do not fit');
+      this.block = { streamId, flags, priority: h.priority, fragments: [h.fragment], raw: [header, payload], bytes: payload.length };
     } else {
       if (this.block === undefined || this.block.streamId !== streamId) throw new Error('CONTINUATION out of place');
       this.block.fragments.push(payload);

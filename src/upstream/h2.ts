@@ -13,8 +13,8 @@
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
-  ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, frameBlock, frameHeader, GOAWAY, HEADERS, MIN_MAX_FRAME, PADDED, PING, PREFACE, PRIORITY,
-  PUSH_PROMISE, RST_STREAM, SETTINGS, WINDOW_UPDATE,
+  ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, frameBlock, frameHeader, GOAWAY, HEADERS, headersFragment, MIN_MAX_FRAME, PING, PREFACE,
+  PUSH_PROMISE, RST_STREAM, SETTINGS, unpad, WINDOW_UPDATE,
 } from '../util/h2-frames.js';
 import { HpackDecoder, type HeaderField } from '../util/hpack.js';
 import type { UpstreamTls } from './pool.js';
@@ -319,13 +319,9 @@ export class H2Connection {
       case DATA: return this.onDataFrame(flags, streamId, p);
       case HEADERS: {
         if (streamId === 0) return this.fail('HEADERS on stream 0');
-        let body = this.unpad(flags, p);
-        if (body === undefined) return;
-        if (flags & PRIORITY) {
-          if (body.length < 5) return this.fail('short HEADERS priority');
-          body = body.subarray(5);
-        }
-        this.block = { streamId, endStream: (flags & END_STREAM) !== 0, parts: [body], size: body.length };
+        const h = headersFragment(flags, p);
+        if (h === undefined) return this.fail('bad HEADERS padding or priority');
+        this.block = { streamId, endStream: (flags & END_STREAM) !== 0, parts: [h.fragment], size: h.fragment.length };
         if (flags & END_HEADERS) this.onHeaderBlock();
         return;
       }
@@ -397,17 +393,6 @@ export class H2Connection {
     }
   }
 
-  /** A frame's payload without its padding; undefined (and the connection failed) when malformed. */
-  private unpad(flags: number, p: Buffer): Buffer | undefined {
-    if ((flags & PADDED) === 0) return p;
-    const pad = p[0];
-    if (pad === undefined || pad >= p.length) {
-      this.fail('bad padding');
-      return undefined;
-    }
-    return p.subarray(1, p.length - pad);
-  }
-
   private setting(id: number, value: number): void {
     switch (id) {
       case 0x3: // MAX_CONCURRENT_STREAMS
@@ -439,8 +424,8 @@ export class H2Connection {
       this.write(u32Frame(WINDOW_UPDATE, 0, this.recvUnacked));
       this.recvUnacked = 0;
     }
-    const body = this.unpad(flags, p);
-    if (body === undefined) return;
+    const body = unpad(flags, p);
+    if (body === undefined) return this.fail('bad padding');
     const s = this.streams.get(streamId);
     if (s === undefined) return; // canceled by us: its bytes only counted for the connection
     if (!s.headersSeen) return this.fail('DATA before HEADERS');

@@ -60,3 +60,23 @@ export function frameBlock(streamId: number, endStream: number, priority: Buffer
   } while (pos < block.length);
   return frames;
 }
+
+/** A DATA or HEADERS payload without its padding; undefined when the padding does not fit. */
+export function unpad(flags: number, p: Buffer): Buffer | undefined {
+  if ((flags & PADDED) === 0) return p;
+  const pad = p[0];
+  if (pad === undefined || pad >= p.length) return undefined;
+  return p.subarray(1, p.length - pad);
+}
+
+/**
+ * A HEADERS payload's header-block fragment and its priority fields (when PRIORITY is set), the
+ * padding dropped; undefined when the padding or the priority fields do not fit.
+ */
+export function headersFragment(flags: number, p: Buffer): { fragment: Buffer; priority: Buffer | undefined } | undefined {
+  const body = unpad(flags, p);
+  if (body === undefined) return undefined;
+  if ((flags & PRIORITY) === 0) return { fragment: body, priority: undefined };
+  if (body.length < 5) return undefined;
+  return { fragment: body.subarray(5), priority: body.subarray(0, 5) };
+}
