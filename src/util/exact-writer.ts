@@ -14,11 +14,7 @@
 // (test/core/exact-writer.test.ts checks byte equality with BinaryWriter on every request type).
 import type { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { ROOM_MIN_VALUE_BYTES, takeRoom } from './headroom.js';
-import { isU64, varint64Size, writeVarint64 } from './varint64.js';
-
-function varint32Size(v: number): number {
-  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
-}
+import { isU64, numVarintSize, varint64Size, writeNumVarint, writeVarint64 } from './varint64.js';
 
 /** The 64-bit two's complement of an int64/uint64 field value (string, number or bigint). */
 function asU64(v: string | number | bigint): bigint {
@@ -53,14 +49,14 @@ class Sizer implements Encoder {
 
   uint32(v: number): this {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`invalid uint32: ${v}`);
-    this.size += varint32Size(v);
+    this.size += numVarintSize(v);
     return this;
   }
 
   int32(v: number): this {
     if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new Error(`invalid int32: ${v}`);
     // A negative int32 is sign-extended to 64 bits: always 10 bytes.
-    this.size += v < 0 ? 10 : varint32Size(v);
+    this.size += v < 0 ? 10 : numVarintSize(v);
     return this;
   }
 
@@ -81,13 +77,13 @@ class Sizer implements Encoder {
   string(v: string): this {
     if (typeof v !== 'string') throw new Error(`invalid string: ${typeof v}`);
     const n = Buffer.byteLength(v, 'utf8');
-    this.size += varint32Size(n) + n;
+    this.size += numVarintSize(n) + n;
     return this;
   }
 
   bytes(v: Uint8Array): this {
     if (!(v instanceof Uint8Array)) throw new Error(`invalid bytes: ${typeof v}`);
-    this.size += varint32Size(v.length);
+    this.size += numVarintSize(v.length);
     if (v.length >= ROOM_MIN_VALUE_BYTES && v.length > (this.inPlace?.value.length ?? 0)) {
       this.inPlace = { value: v, at: this.size, enclosing: this.stack.map((f) => f.slot) };
     }
@@ -106,7 +102,7 @@ class Sizer implements Encoder {
     const c = this.inPlace;
     if (c === undefined) return 0;
     let at = c.at;
-    for (const slot of c.enclosing) at += varint32Size(this.lengths[slot]!);
+    for (const slot of c.enclosing) at += numVarintSize(this.lengths[slot]!);
     return at;
   }
 
@@ -115,7 +111,7 @@ class Sizer implements Encoder {
     if (f === undefined) throw new Error('exact-writer: join without fork');
     const len = this.size - f.start;
     this.lengths[f.slot] = len;
-    this.size += varint32Size(len);
+    this.size += numVarintSize(len);
     return this;
   }
 }
@@ -127,12 +123,7 @@ class Filler implements Encoder {
   constructor(readonly buf: Buffer, public pos: number, private readonly lengths: readonly number[]) {}
 
   private varint32(v: number): void {
-    const b = this.buf;
-    while (v > 0x7f) {
-      b[this.pos++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    b[this.pos++] = v;
+    this.pos = writeNumVarint(this.buf, this.pos, v);
   }
 
   private varint64(v: bigint): void {

@@ -13,7 +13,9 @@ export function isU64(v: bigint): boolean {
   return v >= 0n && v <= U64_MAX;
 }
 
+/** The varint size of n (0 <= n <= 2^53). */
 export function numVarintSize(n: number): number {
+  if (n < 0x10000000) return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
   let len = 1;
   while (n >= 128) {
     n = Math.floor(n / 128);
@@ -33,6 +35,15 @@ export function varint64Size(u: bigint): number {
 
 /** Writes n (0 <= n <= 2^53) as a varint at pos; returns the position after it. */
 export function writeNumVarint(buf: Uint8Array, pos: number, n: number): number {
+  if (n <= 0xffffffff) {
+    // Below 2^32 (lengths, most revisions and IDs): 32-bit shifts.
+    while (n > 0x7f) {
+      buf[pos++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    buf[pos++] = n;
+    return pos;
+  }
   while (n >= 128) {
     buf[pos++] = (n % 128) | 0x80;
     n = Math.floor(n / 128);
