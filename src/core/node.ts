@@ -218,10 +218,18 @@ export class RaftNode {
     return this.raft.confState();
   }
 
+  /**
+   * Starts the loop once the event loop has read what is ready now (setImmediate: after the poll
+   * phase). One socket read holds many requests (a client's burst) and each is proposed from its
+   * own stream callback: started at once, the loop would write and fdatasync the first proposal
+   * alone and make the rest of the burst wait for the next fsync.
+   */
   private kick(): void {
     if (this.running || this.stopped) return;
     this.running = true;
-    void this.loop().catch((e: unknown) => this.fail(e)).finally(() => (this.running = false));
+    setImmediate(() => {
+      void this.loop().catch((e: unknown) => this.fail(e)).finally(() => (this.running = false));
+    });
   }
 
   /**

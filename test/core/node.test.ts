@@ -70,6 +70,29 @@ test('a lone member leads at once, applies 500 concurrent proposals in order wit
   }
 });
 
+test('proposals made in one event-loop turn (one socket read of a client burst) share one fdatasync', async () => {
+  const dir = await makeTempDir('node-burst-');
+  try {
+    const sm = new FakeMachine();
+    const node = nodeOn(dir, sm);
+    node.start();
+    await node.whenLeader();
+    assert.ok(node.propose(Buffer.from('warm')));
+    await until('warm applied', () => sm.applied.length === 1);
+    await new Promise((r) => setTimeout(r, 30));
+    for (let round = 0; round < 3; round++) {
+      const before = node.wal.syncs;
+      // As the HTTP/2 stream callbacks of one read each propose: the first must not be synced alone.
+      for (let i = 0; i < 16; i++) assert.ok(node.propose(Buffer.from(`b${round}.${i}`)));
+      await until(`burst ${round} applied`, () => sm.applied.length === 1 + 16 * (round + 1));
+      assert.equal(node.wal.syncs - before, 1, `round ${round}: 16 proposals of one turn, ${node.wal.syncs - before} fdatasyncs`);
+    }
+    await node.stop();
+  } finally {
+    await removeTempDir(dir);
+  }
+});
+
 test('snapshots every N entries release old WAL segments; a restart replays from the snapshot', async () => {
   const dir = await makeTempDir('node-snap-');
   try {
