@@ -35,6 +35,7 @@ import { MvccStore } from './mvcc/store.js';
 import { RaftNode } from './node.js';
 import { confChangeContext, decodeConfChange, type ConfChange, type Entry, type Message, type ReadState, type Snapshot } from './raft/index.js';
 import { Transport, type MemberInfo, type PeerTls } from './rafthttp/transport.js';
+import { ReadIndexBatcher } from './read-index.js';
 import { RequestIdGenerator } from './request-id.js';
 import {
   decodeChangeContext, decodeClusterEntry, decodeProposal, encodeChangeContext, encodeClusterEntry, encodeProposal, isClusterEntry, proposalId,
@@ -146,10 +147,8 @@ export class EmbeddedBackend implements V3Backend {
   /** Raft index of the last entry applied (every entry, not only requests). */
   private raftApplied = 0;
   private appliedWaiters: { index: number; resolve(): void }[] = [];
-  /** ReadIndex: readers waiting for the next request, and the one in flight. */
-  private readBatch: { resolve(): void; reject(e: Error): void }[] = [];
-  private readInflight: { ctx: bigint; batch: { resolve(): void; reject(e: Error): void }[]; sentMs: number; firstMs: number } | undefined;
-  private readCtx = 0n;
+  /** Linearizable reads waiting for a ReadIndex (read-index.ts). */
+  private readonly reads: ReadIndexBatcher;
   private readonly clusterPending = new Map<bigint, { resolve(applied: boolean): void }>();
   /** Snapshot data files received from the leader, by snapshot index, until raft installs one. */
   private readonly incomingSnapshots = new Map<number, string>();
@@ -209,6 +208,15 @@ export class EmbeddedBackend implements V3Backend {
     this.membership = ids.membership;
     this.requestIds = new RequestIdGenerator(this.memberId, cfg.clock.nowMs());
     this.requestTimeoutMs = 5_000 + 2 * cfg.electionTimeoutMs;
+    this.reads = new ReadIndexBatcher({
+      send: (ctx) => this.node.readIndex(ctx),
+      defer: (fn) => setImmediate(fn),
+      nowMs: () => cfg.clock.nowMs(),
+      retryMs: READ_INDEX_RETRY_MS,
+      timeoutMs: this.requestTimeoutMs,
+      timeoutError: () => new EtcdError('timeout'),
+      closedError: () => new EtcdError('stopped'),
+    });
     const tickMs = cfg.heartbeatIntervalMs ?? TICK_MS;
     // Each (re)start of a lone member elects it in a new term, as etcd's single member does.
     this.node = new RaftNode({
@@ -578,19 +586,7 @@ export class EmbeddedBackend implements V3Backend {
       this.pending.delete(id);
       p.reject(new EtcdError('timeout'));
     }
-    const r = this.readInflight;
-    if (r !== undefined) {
-      if (now - r.firstMs > this.requestTimeoutMs) {
-        this.readInflight = undefined;
-        for (const w of r.batch) w.reject(new EtcdError('timeout'));
-        this.sendReadIndex();
-      } else if (now - r.sentMs > READ_INDEX_RETRY_MS) {
-        // Lost (no leader, a leader change): ask again under a new ctx.
-        r.ctx = ++this.readCtx;
-        r.sentMs = now;
-        this.node.readIndex(r.ctx);
-      }
-    }
+    this.reads.sweep();
     if (this.node.isLeader !== this.wasLeader) {
       this.wasLeader = this.node.isLeader;
       // Renewals went to the old leader: give every lease its full TTL again (etcd's Promote).
@@ -603,33 +599,14 @@ export class EmbeddedBackend implements V3Backend {
   /** Resolves once this member has applied everything committed when it was called. */
   private linearizableBarrier(): Promise<void> {
     if (!this.multiMember) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.readBatch.push({ resolve, reject });
-      if (this.readInflight === undefined) this.sendReadIndex();
-    });
-  }
-
-  /** One ReadIndex serves every reader that arrived before it was sent (etcd batches the same way). */
-  private sendReadIndex(): void {
-    if (this.readBatch.length === 0 || this.closed) return;
-    const now = this.cfg.clock.nowMs();
-    this.readInflight = { ctx: ++this.readCtx, batch: this.readBatch, sentMs: now, firstMs: now };
-    this.readBatch = [];
-    this.node.readIndex(this.readInflight.ctx);
+    return this.reads.wait();
   }
 
   private onReadStates(rs: readonly ReadState[]): void {
-    const r = this.readInflight;
-    if (r === undefined) return;
-    const hit = rs.find((x) => x.ctx === r.ctx);
+    const hit = this.reads.answered(rs);
     if (hit === undefined) return;
-    this.readInflight = undefined;
-    const release = (): void => {
-      for (const w of r.batch) w.resolve();
-    };
-    if (this.raftApplied >= hit.index) release();
-    else this.appliedWaiters.push({ index: hit.index, resolve: release });
-    this.sendReadIndex();
+    if (this.raftApplied >= hit.index) hit.release();
+    else this.appliedWaiters.push({ index: hit.index, resolve: hit.release });
   }
 
   private releaseAppliedWaiters(): void {
@@ -1290,7 +1267,7 @@ export class EmbeddedBackend implements V3Backend {
     for (const stop of this.stopTimers) stop();
     await this.transport?.close();
     await this.node.stop();
-    for (const r of [...this.readBatch, ...(this.readInflight?.batch ?? [])]) r.reject(new EtcdError('stopped'));
+    this.reads.close();
     for (const f of this.incomingSnapshots.values()) await rm(f, { force: true });
     for (const p of this.pending.values()) p.reject(new EtcdError('stopped'));
     this.pending.clear();
