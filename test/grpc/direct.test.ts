@@ -1,7 +1,8 @@
 // The unary KV calls served off their HTTP/2 stream (src/grpc/direct.ts): real grpc-js clients
 // get the same answers as before, a compressed request still goes through grpc-js, and every
 // malformed request gets exactly the status and text grpc-js gives the same bytes on a method it
-// serves itself (Compact): sent raw over node:http2 to both paths.
+// serves itself (Compact): sent raw over node:http2 to both paths; answers and errors carry etcd
+// 3.4's own headers and trailers (compared raw against a real etcd).
 import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
@@ -9,7 +10,8 @@ import { after, before, test } from 'node:test';
 import { CompactionRequest, DeleteRangeRequest, KVClient, PutRequest, RangeRequest, TxnRequest } from '../../src/gen/etcdserverpb/rpc.js';
 import type { RunningServer } from '../../src/server.js';
 import { startServerWith } from '../gateway/harness.js';
-import { makeTempDir, removeTempDir } from '../helpers/procs.js';
+import { grpcMessageEncode } from '../../src/util/grpc-message.js';
+import { hasEtcd, makeTempDir, removeTempDir, startRealEtcd } from '../helpers/procs.js';
 import { parseProm, sample } from '../helpers/prom.js';
 
 let dir: string;
@@ -136,6 +138,64 @@ test('malformed requests get the status and text grpc-js gives them', async () =
     assert.notEqual(direct.split(' ')[0], '0', `${c.name} is refused`);
   }
   assert.equal(srv.grpc.directCalls - before, cases.length);
-  // A well-formed raw Put is answered OK with grpc-js's trailers.
-  assert.equal(await raw('/etcdserverpb.KV/Put', [put]), '0 OK');
+  // A well-formed raw Put is answered OK with etcd's trailers (an empty grpc-message).
+  assert.equal(await raw('/etcdserverpb.KV/Put', [put]), '0 ');
+});
+
+/** A raw gRPC request to `url`: the response's headers and trailers as they came. */
+async function rawAnswer(url: string, path: string, msg: Uint8Array): Promise<{ headers: Record<string, unknown>; trailers?: Record<string, unknown> }> {
+  const session = http2.connect(url);
+  try {
+    return await new Promise((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+      const out: { headers: Record<string, unknown>; trailers?: Record<string, unknown> } = { headers: {} };
+      req.on('response', (h) => { out.headers = { ...h }; });
+      req.on('trailers', (t) => { out.trailers = { ...t }; });
+      req.on('data', () => undefined);
+      req.on('end', () => resolve(out));
+      req.on('error', reject);
+      req.end(frame(msg));
+    });
+  } finally {
+    session.close();
+  }
+}
+
+test('answers and errors carry etcd 3.4\'s headers and trailers, field for field (raw HTTP/2 against real etcd)', { skip: !hasEtcd() && 'etcd not installed' }, async () => {
+  const etcd = await startRealEtcd();
+  try {
+    const calls: [string, string, Uint8Array][] = [
+      ['Put', '/etcdserverpb.KV/Put', PutRequest.encode(PutRequest.fromPartial({ key: b('hd'), value: b('v') })).finish()],
+      ['Range', '/etcdserverpb.KV/Range', RangeRequest.encode(RangeRequest.fromPartial({ key: b('hd') })).finish()],
+      ['Txn', '/etcdserverpb.KV/Txn', TxnRequest.encode(TxnRequest.fromPartial({
+        compare: [{ key: b('hd'), target: 3, result: 0, targetUnion: { $case: 'value', value: b('v') } }],
+        success: [{ request: { $case: 'requestPut', value: PutRequest.fromPartial({ key: b('hd2'), value: b('t') }) } }],
+      })).finish()],
+      ['DeleteRange', '/etcdserverpb.KV/DeleteRange', DeleteRangeRequest.encode(DeleteRangeRequest.fromPartial({ key: b('hd'), rangeEnd: b('he') })).finish()],
+      ['a future revision', '/etcdserverpb.KV/Range', RangeRequest.encode(RangeRequest.fromPartial({ key: b('hd'), revision: 1_000_000n })).finish()],
+      ['an unknown lease', '/etcdserverpb.KV/Put', PutRequest.encode(PutRequest.fromPartial({ key: b('hd'), value: b('v'), lease: 4242n })).finish()],
+      ['an empty key', '/etcdserverpb.KV/Put', PutRequest.encode(PutRequest.fromPartial({ value: b('v') })).finish()],
+    ];
+    for (const [name, path, msg] of calls) {
+      const theirs = await rawAnswer(etcd.clientUrl, path, msg);
+      const ours = await rawAnswer(srv.url, path, msg);
+      assert.deepEqual(ours, theirs, name);
+    }
+  } finally {
+    await etcd.stop();
+  }
+});
+
+test('status messages are percent-encoded as gRPC (grpc-go) does, and decode back', () => {
+  assert.equal(grpcMessageEncode('etcdserver: mvcc: required revision is a future revision'), 'etcdserver: mvcc: required revision is a future revision');
+  assert.equal(grpcMessageEncode('100% done'), '100%25 done');
+  assert.equal(grpcMessageEncode('line\nbreak\ttab'), 'line%0Abreak%09tab');
+  assert.equal(grpcMessageEncode('clé ✓'), 'cl%C3%A9 %E2%9C%93');
+  assert.equal(grpcMessageEncode(''), '');
+  for (let i = 0; i < 2000; i++) {
+    const s = Array.from({ length: 1 + (i % 17) }, (_, j) => String.fromCodePoint([0x25, 0x0a, 0x7f, 0x20 + ((i * 7 + j) % 95), 0xe9, 0x2713, 0x1f600][(i + j) % 7]!)).join('');
+    const e = grpcMessageEncode(s);
+    assert.match(e, /^[\x20-\x7e]*$/, 'only printable ASCII on the wire');
+    assert.equal(decodeURIComponent(e), s);
+  }
 });
