@@ -142,3 +142,36 @@ test('under load a commit starts at most once per interval; COMMIT_NOW_OPS stage
     await removeTempDir(dir);
   }
 });
+
+test('after a failed commit no later commit lands: the store stays at its last good commit for the WAL replay', async () => {
+  const dir = await makeTempDir('lmdb-failed-');
+  let st = new LmdbStorage(dir);
+  const meta = (v: string): Buffer => Buffer.from(v);
+  try {
+    st.stage({ t: 'rec', main: 2, sub: 0, record: rec('a', 2) });
+    st.stage({ t: 'meta', name: 'consistentIndex', value: meta('2') });
+    await st.commit();
+    // The disk fails during the next commit (a write inside its transaction throws).
+    const db = (st as unknown as { records: { putSync: (...a: unknown[]) => unknown } }).records;
+    const putSync = db.putSync;
+    db.putSync = () => { throw new Error('injected: no space left on device'); };
+    st.stage({ t: 'rec', main: 3, sub: 0, record: rec('b', 3) });
+    st.stage({ t: 'meta', name: 'consistentIndex', value: meta('3') });
+    await assert.rejects(st.commit(), /injected/);
+    // The disk works again: a later commit (a newer consistent index over the lost record 3)
+    // must still not land, nor may close() land one.
+    db.putSync = putSync;
+    st.stage({ t: 'rec', main: 4, sub: 0, record: rec('c', 4) });
+    st.stage({ t: 'meta', name: 'consistentIndex', value: meta('4') });
+    await assert.rejects(st.commit(), /injected/);
+    st.stage({ t: 'rec', main: 5, sub: 0, record: rec('d', 5) });
+    void st.commit().catch(() => undefined);
+    await st.close();
+    st = new LmdbStorage(dir);
+    assert.equal(st.getMeta('consistentIndex')?.toString(), '2');
+    assert.deepEqual(scan(st), ['2.0=a']);
+  } finally {
+    await st.close();
+    await removeTempDir(dir);
+  }
+});

@@ -64,6 +64,12 @@ export class LmdbStorage implements MvccStorage {
    * starts or lands: writes only append to `staged`, reads of uncommitted history are rare.
    */
   private overlayIndex: Map<string, StagedRecord> | undefined;
+  /**
+   * The first failed commit. No commit lands after it: a later one carries a newer consistent
+   * index, and over the failed commit's records (lost with it) the WAL replay at the next start
+   * would then skip them. Everything applied since the last good commit stays in the WAL.
+   */
+  private failure: Error | undefined;
   private indexedStaged = 0;
   /**
    * Metadata staged since the last commit, by name: only the newest value of a name reaches LMDB
@@ -245,6 +251,7 @@ export class LmdbStorage implements MvccStorage {
   }
 
   private commitStaged(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
     const ops = this.staged;
     const meta = this.stagedMeta;
     this.staged = [];
@@ -277,7 +284,11 @@ export class LmdbStorage implements MvccStorage {
         else this.meta.putSync(name, value);
       }
     });
-    const committed = done.catch(async (e: unknown) => { throw await commitFailure(e); }).finally(() => { this.inFlightBytes -= bytes; });
+    const committed = done.catch(async (e: unknown) => {
+      const failure = await commitFailure(e);
+      this.failure ??= failure;
+      throw failure;
+    }).finally(() => { this.inFlightBytes -= bytes; });
     return committed.then(() => {
       this.onCommitSeconds?.((performance.now() - t0) / 1000);
       const i = this.landing.indexOf(ops);
