@@ -10,7 +10,7 @@
 // "No connection established ...", grpc-js's wording, which errors.ts treats as "never executed"
 // (safe to resend even a write).
 import { status } from '@grpc/grpc-js';
-import { grpcFrame } from '../util/grpc-message.js';
+import { grpcFrame, grpcMessageDecode } from '../util/grpc-message.js';
 import { encodeLiterals, type HeaderField } from '../util/hpack.js';
 import { H2Connection, MAX_RESPONSE_BYTES, REFUSED_STREAM, type H2Result } from './h2.js';
 import type { UpstreamTls } from './pool.js';
@@ -35,13 +35,6 @@ function grpcTimeout(ms: number): string {
   return m < 1e8 ? `${m}m` : `${Math.ceil(m / 1000)}S`;
 }
 
-function decodeMessage(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return raw;
-  }
-}
 
 function field(name: string, value: string): HeaderField {
   return { name, value, neverIndex: false };
@@ -116,7 +109,7 @@ export class UnaryChannel {
     let grpcMessage = '';
     for (const f of r.fields) {
       if (f.name === 'grpc-status') grpcStatus = Number(f.value);
-      else if (f.name === 'grpc-message') grpcMessage = decodeMessage(f.value);
+      else if (f.name === 'grpc-message') grpcMessage = grpcMessageDecode(f.value);
     }
     if (r.tooLarge === true) return [new UnaryError(status.RESOURCE_EXHAUSTED, `Received message larger than max (over ${MAX_RESPONSE_BYTES})`)];
     if (grpcStatus === undefined || !r.ended) {

@@ -1,5 +1,6 @@
-// gRPC's length-prefixed message framing (gRPC over HTTP/2): one byte of compressed flag (0: not
-// compressed), the length as a big-endian u32, then the message bytes.
+// gRPC over HTTP/2's wire forms: the length-prefixed message framing (one byte of compressed flag,
+// 0: not compressed, the length as a big-endian u32, then the message bytes) and the
+// percent-encoding of the grpc-message status text, both ways.
 
 /** `bytes` framed as one uncompressed gRPC message. */
 export function grpcFrame(bytes: Uint8Array): Buffer {
@@ -20,6 +21,15 @@ export function grpcMessageEncode(s: string): string {
   let out = '';
   for (const b of Buffer.from(s, 'utf8')) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${HEX[b >> 4]}${HEX[b & 15]}`;
   return out;
+}
+
+/** A received status message, percent-decoded (as it came when it is not valid percent-encoding). */
+export function grpcMessageDecode(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 const PLAIN = /^[\x20-\x24\x26-\x7e]*$/;

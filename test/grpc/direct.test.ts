@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { CompactionRequest, DeleteRangeRequest, KVClient, PutRequest, RangeRequest, TxnRequest } from '../../src/gen/etcdserverpb/rpc.js';
 import type { RunningServer } from '../../src/server.js';
 import { startServerWith } from '../gateway/harness.js';
-import { grpcMessageEncode } from '../../src/util/grpc-message.js';
+import { grpcMessageDecode, grpcMessageEncode } from '../../src/util/grpc-message.js';
 import { hasEtcd, makeTempDir, removeTempDir, startRealEtcd } from '../helpers/procs.js';
 import { parseProm, sample } from '../helpers/prom.js';
 
@@ -86,17 +86,19 @@ test('a gzip-compressed request is left to grpc-js, and answered', async () => {
   }
 });
 
-/** One raw gRPC request: its status and message (trailers, or the headers of a trailers-only answer). */
-async function raw(path: string, body: Buffer[], headers: Record<string, string> = {}, delayMs = 0): Promise<string> {
-  const session = http2.connect(srv.url);
+/** One raw gRPC request over node:http2: the response's headers and trailers as they came. */
+async function rawAnswer(
+  url: string, path: string, body: Buffer[], headers: Record<string, string> = {}, delayMs = 0,
+): Promise<{ headers: Record<string, unknown>; trailers?: Record<string, unknown> }> {
+  const session = http2.connect(url);
   try {
-    return await new Promise<string>((resolve, reject) => {
+    return await new Promise((resolve, reject) => {
       const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
-      let head: http2.IncomingHttpHeaders = {};
-      req.on('response', (h) => { head = h; });
-      req.on('trailers', (t) => { head = { ...head, ...t }; });
+      const out: { headers: Record<string, unknown>; trailers?: Record<string, unknown> } = { headers: {} };
+      req.on('response', (h) => { out.headers = { ...h }; });
+      req.on('trailers', (t) => { out.trailers = { ...t }; });
       req.on('data', () => undefined);
-      req.on('end', () => resolve(`${String(head['grpc-status'])} ${decodeURI(String(head['grpc-message']))}`));
+      req.on('end', () => resolve(out));
       req.on('error', reject);
       const send = (): void => {
         for (const part of body) req.write(part);
@@ -108,6 +110,13 @@ async function raw(path: string, body: Buffer[], headers: Record<string, string>
   } finally {
     session.close();
   }
+}
+
+/** One raw gRPC request to our server: its status and message (trailers, or the headers of a trailers-only answer). */
+async function raw(path: string, body: Buffer[], headers: Record<string, string> = {}, delayMs = 0): Promise<string> {
+  const a = await rawAnswer(srv.url, path, body, headers, delayMs);
+  const head = { ...a.headers, ...a.trailers };
+  return `${String(head['grpc-status'])} ${decodeURI(String(head['grpc-message']))}`;
 }
 
 const frame = (msg: Uint8Array, flag = 0): Buffer => {
@@ -142,25 +151,6 @@ test('malformed requests get the status and text grpc-js gives them', async () =
   assert.equal(await raw('/etcdserverpb.KV/Put', [put]), '0 ');
 });
 
-/** A raw gRPC request to `url`: the response's headers and trailers as they came. */
-async function rawAnswer(url: string, path: string, msg: Uint8Array): Promise<{ headers: Record<string, unknown>; trailers?: Record<string, unknown> }> {
-  const session = http2.connect(url);
-  try {
-    return await new Promise((resolve, reject) => {
-      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-      const out: { headers: Record<string, unknown>; trailers?: Record<string, unknown> } = { headers: {} };
-      req.on('response', (h) => { out.headers = { ...h }; });
-      req.on('trailers', (t) => { out.trailers = { ...t }; });
-      req.on('data', () => undefined);
-      req.on('end', () => resolve(out));
-      req.on('error', reject);
-      req.end(frame(msg));
-    });
-  } finally {
-    session.close();
-  }
-}
-
 test('answers and errors carry etcd 3.4\'s headers and trailers, field for field (raw HTTP/2 against real etcd)', { skip: !hasEtcd() && 'etcd not installed' }, async () => {
   const etcd = await startRealEtcd();
   try {
@@ -177,8 +167,8 @@ test('answers and errors carry etcd 3.4\'s headers and trailers, field for field
       ['an empty key', '/etcdserverpb.KV/Put', PutRequest.encode(PutRequest.fromPartial({ value: b('v') })).finish()],
     ];
     for (const [name, path, msg] of calls) {
-      const theirs = await rawAnswer(etcd.clientUrl, path, msg);
-      const ours = await rawAnswer(srv.url, path, msg);
+      const theirs = await rawAnswer(etcd.clientUrl, path, [frame(msg)]);
+      const ours = await rawAnswer(srv.url, path, [frame(msg)]);
       assert.deepEqual(ours, theirs, name);
     }
   } finally {
@@ -196,6 +186,6 @@ test('status messages are percent-encoded as gRPC (grpc-go) does, and decode bac
     const s = Array.from({ length: 1 + (i % 17) }, (_, j) => String.fromCodePoint([0x25, 0x0a, 0x7f, 0x20 + ((i * 7 + j) % 95), 0xe9, 0x2713, 0x1f600][(i + j) % 7]!)).join('');
     const e = grpcMessageEncode(s);
     assert.match(e, /^[\x20-\x7e]*$/, 'only printable ASCII on the wire');
-    assert.equal(decodeURIComponent(e), s);
+    assert.equal(grpcMessageDecode(e), s);
   }
 });

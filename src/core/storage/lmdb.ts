@@ -64,13 +64,13 @@ export class LmdbStorage implements MvccStorage {
    * starts or lands: writes only append to `staged`, reads of uncommitted history are rare.
    */
   private overlayIndex: Map<string, StagedRecord> | undefined;
+  private indexedStaged = 0;
   /**
    * The first failed commit. No commit lands after it: a later one carries a newer consistent
    * index, and over the failed commit's records (lost with it) the WAL replay at the next start
    * would then skip them. Everything applied since the last good commit stays in the WAL.
    */
   private failure: Error | undefined;
-  private indexedStaged = 0;
   /**
    * Metadata staged since the last commit, by name: only the newest value of a name reaches LMDB
    * (the current revision and the consistent index change on every apply, and a batch of N puts
